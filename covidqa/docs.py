@@ -1,0 +1,72 @@
+"""Document schemas (docarray v2) that flow through the service.
+
+One schema, :class:`QADoc`, travels through every Executor of the Flow, so that any endpoint can be served by the
+chain without schema conversions:
+
+- a FAQ entry / passage to index: ``text`` (what is embedded, e.g. the FAQ question) plus ``answer``, ``title``,
+  ``source``, ``url``;
+- a query: ``text`` is the question; after ``/search`` it carries ``matches`` (best first, each with ``score``);
+  after ``/answer`` it also carries ``answers`` (:class:`AnswerSpan`, best first).
+
+Between the tokenizer and the embedder a document carries its unpadded ``input_ids``; the embedder pads per batch.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from docarray import BaseDoc, DocList
+from docarray.typing import NdArray
+from pydantic import Field
+
+
+class AnswerSpan(BaseDoc):
+    """One extracted answer: ``context[start:end] == answer`` for the context with id ``context_id``.
+
+    ``answer == ''`` with ``start == end == -1`` is the "no answer" result.
+    """
+
+    answer: str = ''
+    score: float = 0.0
+    start: int = -1
+    end: int = -1
+    context_id: str = ''
+    context: Optional[str] = None
+
+
+class MatchDoc(BaseDoc):
+    """A stored document as returned by search (no nested matches)."""
+
+    text: str = ''
+    answer: Optional[str] = None
+    wrong_answer: Optional[str] = None
+    title: Optional[str] = None
+    source: Optional[str] = None
+    url: Optional[str] = None
+    score: Optional[float] = None
+    label: Optional[str] = None  # feedback: 'accepted' | 'rejected' | None (unlabeled)
+
+
+class QADoc(MatchDoc):
+    """The document type of every endpoint of the Flow."""
+
+    input_ids: Optional[NdArray] = None
+    embedding: Optional[NdArray] = None
+    model_version: Optional[int] = None
+    matches: DocList[MatchDoc] = Field(default_factory=lambda: DocList[MatchDoc]())
+    answers: DocList[AnswerSpan] = Field(default_factory=lambda: DocList[AnswerSpan]())
+
+
+class StoredDoc(BaseDoc):
+    """What the indexer persists: the searchable fields plus the embedding (cosine space)."""
+
+    text: str = ''
+    answer: Optional[str] = None
+    wrong_answer: Optional[str] = None
+    title: Optional[str] = None
+    source: Optional[str] = None
+    url: Optional[str] = None
+    model_version: int = 0
+    embedding: NdArray = Field(space='cosine_sim')
+
+
+__all__ = ['AnswerSpan', 'MatchDoc', 'QADoc', 'StoredDoc', 'DocList']

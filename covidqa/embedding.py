@@ -1,0 +1,113 @@
+"""Sentence vectors from a BERT encoder: the ``[CLS]`` vector of the last hidden state (default) or the mean of
+the token vectors (``pooling='mean'``).
+
+Inputs are unpadded token-id arrays (see :mod:`covidqa.tokenization`); batches are formed from similar lengths and
+padded to their longest member only. Two backends compute the same thing:
+
+- ``torch``: transformers ``AutoModel`` under ``torch.inference_mode``;
+- ``onnx``: the same encoder exported with ``torch.onnx.export`` and run by ONNX Runtime
+  (see :mod:`covidqa.onnx_backend`).
+
+Example::
+
+    emb = Embedder()                      # packaged all-MiniLM-L6-v2, CLS pooling, torch
+    vectors = emb.embed_texts(['How does the virus spread?'])   # (1, 384) float32
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from covidqa.models import PathLike, load_encoder, resolve_model_path
+from covidqa.tokenization import TextTokenizer, length_sorted_batches, pad_batch
+
+POOLINGS = ('cls', 'mean')
+BACKENDS = ('torch', 'onnx')
+
+
+def pool(hidden: np.ndarray, attention_mask: np.ndarray, pooling: str) -> np.ndarray:
+    """``hidden`` (batch, seq, dim) -> (batch, dim) by CLS or masked mean."""
+    if pooling == 'cls':
+        return hidden[:, 0]
+    mask = attention_mask[..., None].astype(hidden.dtype)
+    return (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
+
+
+class _TorchRunner:
+    def __init__(self, model_dir, num_threads: Optional[int] = None):
+        import torch
+
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        self.model = load_encoder(model_dir)
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=torch.from_numpy(input_ids),
+                attention_mask=torch.from_numpy(attention_mask),
+                token_type_ids=torch.zeros_like(torch.from_numpy(input_ids)),
+            )
+        return out.last_hidden_state.numpy()
+
+
+class Embedder:
+    """Embeds texts or pre-tokenized ids. Heavy loading happens on first use (or :meth:`load`)."""
+
+    def __init__(
+        self,
+        model: Optional[PathLike] = None,
+        pooling: str = 'cls',
+        backend: str = 'torch',
+        batch_size: int = 32,
+        max_length: int = 50,
+        num_threads: Optional[int] = None,
+    ):
+        if pooling not in POOLINGS:
+            raise ValueError(f'pooling must be one of {POOLINGS}, got {pooling!r}')
+        if backend not in BACKENDS:
+            raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}')
+        self.model = model
+        self.pooling = pooling
+        self.backend = backend
+        self.batch_size = batch_size
+        self.num_threads = num_threads
+        self.tokenizer = TextTokenizer(model, max_length=max_length)
+        self._runner = None
+
+    def load(self) -> 'Embedder':
+        if self._runner is None:
+            model_dir = resolve_model_path(self.model)
+            if self.backend == 'onnx':
+                from covidqa.onnx_backend import OnnxEncoderRunner
+
+                self._runner = OnnxEncoderRunner(model_dir, num_threads=self.num_threads)
+            else:
+                self._runner = _TorchRunner(model_dir, num_threads=self.num_threads)
+        return self
+
+    @property
+    def dim(self) -> int:
+        return 384
+
+    def embed_ids(self, ids: Sequence[np.ndarray], batch_size: Optional[int] = None) -> np.ndarray:
+        """(n, dim) float32 vectors for n unpadded id arrays, in input order."""
+        self.load()
+        out: List[Optional[np.ndarray]] = [None] * len(ids)
+        if len(ids) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        for positions in length_sorted_batches([len(x) for x in ids], batch_size or self.batch_size):
+            input_ids, attention_mask = pad_batch([ids[p] for p in positions], pad_id=self.tokenizer.pad_id)
+            hidden = self._runner(input_ids, attention_mask)
+            vectors = pool(hidden, attention_mask, self.pooling)
+            for p, v in zip(positions, vectors):
+                out[p] = v
+        return np.stack(out).astype(np.float32)
+
+    def embed_texts(self, texts: Sequence[str], batch_size: Optional[int] = None) -> np.ndarray:
+        return self.embed_ids(self.tokenizer.encode(texts), batch_size=batch_size)
