@@ -10,7 +10,6 @@ chain without schema conversions:
 
 Between the tokenizer and the embedder a document carries its unpadded ``input_ids``; the embedder pads per batch.
 """
-from __future__ import annotations
 
 from typing import Optional
 
@@ -52,8 +51,8 @@ class QADoc(MatchDoc):
     input_ids: Optional[NdArray] = None
     embedding: Optional[NdArray] = None
     model_version: Optional[int] = None
-    matches: DocList[MatchDoc] = Field(default_factory=lambda: DocList[MatchDoc]())
-    answers: DocList[AnswerSpan] = Field(default_factory=lambda: DocList[AnswerSpan]())
+    matches: DocList[MatchDoc] = DocList[MatchDoc]()  # set by /search and /answer, best first
+    answers: DocList[AnswerSpan] = DocList[AnswerSpan]()  # set by /answer, best first
 
 
 class StoredDoc(BaseDoc):

@@ -1,0 +1,71 @@
+"""Embedder Executor: unpadded ``input_ids`` -> ``embedding`` (the [CLS] vector of MiniLM by default).
+
+It embeds with the embedder version the index holds (``ACTIVE`` in :mod:`covidqa.versions`), so queries and stored
+documents always come from one model; each document records that version in ``model_version``.
+"""
+import sys
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jina import Executor, requests  # noqa: E402
+
+from covidqa.docs import DocList, QADoc  # noqa: E402
+from covidqa.embedding import Embedder as EmbeddingModel  # noqa: E402
+from covidqa.versions import ModelVersions  # noqa: E402
+from executors._common import BadRequest, check_parameters, positive_int  # noqa: E402
+
+
+class Embedder(Executor):
+    """``uses_with``: ``model`` (base model, default the packaged MiniLM), ``pooling`` ('cls' | 'mean'),
+    ``backend`` ('torch' | 'onnx'), ``batch_size``, ``num_threads``, ``versions_dir`` (embedder versions written
+    by the feedback finetuner; default ``$COVIDQA_HOME/models/embedder``)."""
+
+    def __init__(self, model: str = 'base', pooling: str = 'cls', backend: str = 'torch', batch_size: int = 32,
+                 num_threads: int = 0, versions_dir: str = '', **kwargs):
+        super().__init__(**kwargs)
+        self.config = dict(pooling=pooling, backend=backend, batch_size=batch_size, num_threads=num_threads or None)
+        self.versions = ModelVersions(versions_dir or None, base_model=model)
+        self._model_lock = threading.Lock()
+        self._version, self._model = None, None
+        self._current()  # load now: ready means ready
+
+    def _current(self):
+        """The embedding model of the ACTIVE version (reloaded when the indexer moves ACTIVE)."""
+        version = self.versions.active()
+        with self._model_lock:
+            if version != self._version:
+                self._model = EmbeddingModel(self.versions.model_path(version), **self.config).load()
+                self._version = version
+            return self._version, self._model
+
+    def _embed(self, endpoint: str, docs: DocList[QADoc], parameters: dict) -> DocList[QADoc]:
+        params = check_parameters(endpoint, parameters)
+        batch_size = positive_int(params, 'batch_size', self.config['batch_size'], maximum=1024)
+        missing = [d.id for d in docs if d.input_ids is None]
+        if missing:
+            raise BadRequest(f'{endpoint}: documents {missing[:5]} have no input_ids; the tokenizer must run first')
+        version, model = self._current()
+        vectors = model.embed_ids(list(docs.input_ids), batch_size=batch_size)
+        for doc, vector in zip(docs, vectors):
+            doc.embedding = vector
+            doc.model_version = version
+            doc.input_ids = None  # tokenized once, used once: keep messages small
+        return docs
+
+    @requests(on='/index')
+    def index(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
+        return self._embed('/index', docs, parameters)
+
+    @requests(on='/update')
+    def update(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
+        return self._embed('/update', docs, parameters)
+
+    @requests(on='/search')
+    def search(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
+        return self._embed('/search', docs, parameters)
+
+    @requests(on='/answer')
+    def answer(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
+        return self._embed('/answer', docs, parameters)

@@ -1,0 +1,195 @@
+"""QuestionAnswering train/eval/test/answer/save with the real packaged model on a few dozen synthetic rows."""
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from covidqa.models import load_tokenizer  # noqa: E402
+from covidqa.qa import (  # noqa: E402
+    EvalResult,
+    QATrainArgs,
+    QATrainArgsError,
+    QuestionAnswering,
+    QuestionAnsweringResult,
+    TrainResult,
+    build_training_windows,
+    main,
+)
+from toydata.qa_files import QADataError, QARecord  # noqa: E402
+
+VIRUSES = ['SARS-CoV-2', 'MERS-CoV', 'influenza A', 'Ebola virus', 'Zika virus', 'dengue virus', 'HIV-1',
+           'rotavirus', 'norovirus', 'measles virus', 'hantavirus', 'chikungunya virus']
+HOSTS = ['bats', 'camels', 'wild birds', 'fruit bats', 'mosquitoes', 'monkeys', 'chimpanzees', 'children',
+         'oysters', 'ferrets', 'rodents', 'Aedes mosquitoes']
+DAYS = ['5 days', '2 to 14 days', '1 to 4 days', '8 to 10 days', '3 to 12 days', '4 to 7 days', '2 to 4 weeks',
+        '1 to 3 days', '12 to 48 hours', '10 to 12 days', '1 to 5 weeks', '3 to 7 days']
+
+
+def make_rows():
+    rows = []
+    for i, (virus, host, days) in enumerate(zip(VIRUSES, HOSTS, DAYS)):
+        context = (f'{virus} is a pathogen studied in many laboratories. The natural reservoir of {virus} is {host}. '
+                   f'The incubation period of {virus} is {days}. Vaccines against it are under development.')
+        rows.append((context, f'What is the natural reservoir of {virus}?', host, context.index(f'is {host}') + 3))
+        rows.append((context, f'What is the incubation period of {virus}?', days, context.index(f'is {days}') + 3))
+    return rows  # 24 rows
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp('qa')
+    rows = make_rows()
+    with open(root / 'train.csv', 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['context', 'question', 'answer_text', 'answer_start'])
+        w.writerows(rows)
+    with open(root / 'test.csv', 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['context', 'question'])
+        w.writerows([(r[0], r[1]) for r in rows[::-3]])  # reversed subset: order must be kept
+    return root
+
+
+@pytest.fixture(scope='module')
+def trained(data_dir):
+    qa = QuestionAnswering('base', max_seq_length=128, doc_stride=32)
+    before = qa.eval(data_dir / 'train.csv')
+    result = qa.train(data_dir / 'train.csv', {'num_train_epochs': 4, 'learning_rate': 3e-4, 'batch_size': 8,
+                                               'max_seq_length': 96, 'warmup_ratio': 0.1, 'seed': 1})
+    after = qa.eval(data_dir / 'train.csv')
+    return qa, before, result, after
+
+
+def test_training_lowers_the_loss(trained):
+    qa, before, result, after = trained
+    assert isinstance(result, TrainResult)
+    assert result.records == 24 and result.skipped_records == 0 and result.steps == 12
+    assert result.epochs == pytest.approx(4.0)
+    assert result.final_loss < result.first_loss - 0.5
+    assert isinstance(before, EvalResult) and isinstance(after, EvalResult)
+    assert after.loss < before.loss - 1.0
+    assert after.f1 > before.f1 + 0.2
+    assert 0.0 <= after.exact_match <= after.f1 <= 1.0 and after.count == 24 and after.windows >= 24
+
+
+def test_test_returns_answers_in_file_order(trained, data_dir):
+    qa = trained[0]
+    with open(data_dir / 'test.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    results = qa.test(data_dir / 'test.csv')
+    assert len(results) == len(rows) == 8
+    for row, result in zip(rows, results):
+        assert isinstance(result, QuestionAnsweringResult)
+        assert row['context'][result.start:result.end] == result.answer != ''
+        assert 0.0 < result.score <= 1.0
+
+
+def test_answer_question_top_k(trained):
+    qa = trained[0]
+    context = make_rows()[0][0]
+    answers = qa.answer_question(context, 'What is the natural reservoir of SARS-CoV-2?', top_k=3)
+    assert len(answers) == 3 and all(isinstance(a, QuestionAnsweringResult) for a in answers)
+    assert [a.score for a in answers] == sorted((a.score for a in answers), reverse=True)
+    assert all(context[a.start:a.end] == a.answer for a in answers)
+    with pytest.raises(ValueError, match='context must be a non-empty string'):
+        qa.answer_question('', 'q?')
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'learning_rte': 1e-4}, r"unknown training argument\(s\) \['learning_rte'\]"),
+    ({'learning_rate': 'fast'}, r"'learning_rate' must be a number, got 'fast'"),
+    ({'num_train_epochs': 0}, r"'num_train_epochs' must be > 0.0"),
+    ({'batch_size': 2.5}, r"'batch_size' must be an integer, got 2.5"),
+    ({'batch_size': True}, r"'batch_size' must be an integer, got True"),
+    ({'bf16': 'yes'}, r"'bf16' must be true or false"),
+    ({'adam_beta2': 1.0}, r'adam_beta1/adam_beta2 must be < 1'),
+    ({'max_seq_length': 64, 'max_query_length': 60}, r'leaves no room for a context'),
+])
+def test_bad_training_args_raise_naming_the_key(data_dir, args, message):
+    with pytest.raises(QATrainArgsError, match=message):
+        QATrainArgs.from_any(args)
+    with pytest.raises(QATrainArgsError, match='must be a dict or QATrainArgs'):
+        QATrainArgs.from_any([('learning_rate', 1)])
+
+
+def test_args_defaults_are_happytransformers():
+    args = QATrainArgs()
+    assert (args.learning_rate, args.weight_decay, args.adam_beta1, args.adam_beta2, args.adam_epsilon,
+            args.max_grad_norm, args.num_train_epochs) == (5e-5, 0.0, 0.9, 0.999, 1e-8, 1.0, 3.0)
+    assert QATrainArgs.from_any({'batch_size': 4.0}).batch_size == 4  # 4.0 is accepted as an integer
+
+
+def test_training_windows_keep_answers_deep_in_long_contexts():
+    tok = load_tokenizer('base')
+    filler = ' '.join(f'Sentence number {i} talks about unrelated laboratory procedures.' for i in range(80))
+    context = filler + ' The reservoir of the virus is horseshoe bats. ' + filler
+    record = QARecord(context, 'What is the reservoir?', 'horseshoe bats', context.index('horseshoe bats'))
+    args = QATrainArgs(max_seq_length=128, doc_stride=32, negatives_per_question=3)
+    windows, starts, ends, skipped = build_training_windows(tok, [record], args, np.random.default_rng(0))
+    assert skipped == 0
+    positives = np.nonzero(starts)[0]
+    assert len(positives) >= 1 and (starts == 0).sum() == 3  # answer windows + exactly 3 negatives
+    for w in positives:
+        off = windows.offsets[w]
+        assert context[off[starts[w], 0]:off[ends[w], 1]] == 'horseshoe bats'
+    # an answer longer than a window is skipped (counted), not silently mislabelled
+    long_answer = QARecord(filler, 'q?', filler[:2000], 0)
+    _, _, _, skipped = build_training_windows(tok, [long_answer], args, np.random.default_rng(0))
+    assert skipped == 1
+
+
+def test_time_budget_stops_training(data_dir):
+    qa = QuestionAnswering('base')
+    result = qa.train(data_dir / 'train.csv', {'num_train_epochs': 50, 'max_train_seconds': 2.0, 'batch_size': 4,
+                                               'max_seq_length': 96})
+    assert result.stopped_by_time and 0 < result.steps < 300
+
+
+def test_bad_training_files(tmp_path):
+    qa = QuestionAnswering('base')
+    with pytest.raises(QADataError, match='no such file'):
+        qa.train(tmp_path / 'missing.csv')
+    (tmp_path / 'test_only.csv').write_text('context,question\nsome context,q?\n')
+    with pytest.raises(QADataError, match=r"missing column\(s\) \['answer_text', 'answer_start'\]"):
+        qa.eval(tmp_path / 'test_only.csv')
+
+
+def test_save_is_atomic_and_reloads(trained, data_dir, tmp_path, monkeypatch):
+    qa = trained[0]
+    target = tmp_path / 'reader'
+    qa.save(target)
+    meta = json.loads((target / 'reader_training.json').read_text())
+    assert meta['args']['learning_rate'] == 3e-4 and meta['train']['steps'] == 12
+    reloaded = QuestionAnswering(target, max_seq_length=128, doc_stride=32)
+    assert [r.answer for r in reloaded.test(data_dir / 'test.csv')] == [r.answer for r in qa.test(data_dir / 'test.csv')]
+    weights_before = (target / 'model.safetensors').read_bytes()
+
+    def crash(*args, **kwargs):
+        Path(args[0], 'model.safetensors').write_bytes(b'half written')
+        raise OSError('disk full')
+
+    monkeypatch.setattr(qa.model, 'save_pretrained', crash)
+    with pytest.raises(OSError, match='disk full'):
+        qa.save(target)
+    assert (target / 'model.safetensors').read_bytes() == weights_before  # old model untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['reader']  # no temporary leftovers
+    QuestionAnswering(target)  # still loads
+
+
+def test_cli_eval_and_errors(trained, data_dir, tmp_path, capsys):
+    qa = trained[0]
+    qa.save(tmp_path / 'm')
+    assert main(['eval', str(data_dir / 'train.csv'), '--model', str(tmp_path / 'm'), '--max-seq-length', '128']) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed) >= {'loss', 'exact_match', 'f1'} and printed['count'] == 24
+    assert main(['default', '--data-dir', str(tmp_path / 'nowhere'), '--output', str(tmp_path / 'r')]) == 2
+    assert 'training data not found' in capsys.readouterr().err
+    assert main(['train', str(data_dir / 'train.csv'), '--output', str(tmp_path / 'x'), '--args', '{"lr": 1}']) == 2
+    assert "unknown training argument(s) ['lr']" in capsys.readouterr().err
+    assert not (tmp_path / 'x').exists()

@@ -1,0 +1,203 @@
+"""ExtractiveReader mechanics with the real packaged model (its span head is untrained, so the answers are arbitrary
+spans; what is checked is the machinery: windows, offsets, merging, ordering, no-answer, overrides)."""
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from covidqa.models import load_tokenizer  # noqa: E402
+from covidqa.reader import (  # noqa: E402
+    Answer,
+    ExtractiveReader,
+    TorchQARunner,
+    encode_pairs,
+    label_windows,
+)
+
+SENTENCES = [
+    'The novel coronavirus was first identified in Wuhan in December 2019.',
+    'Its incubation period ranges from two to fourteen days, with a median of about five days.',
+    'Bats are considered the most likely natural reservoir of the virus.',
+    'Transmission occurs mainly through respiratory droplets and close contact.',
+    'Fever, dry cough and fatigue are the most common symptoms.',
+]
+LONG = ' '.join(SENTENCES * 12)  # ~1,300 tokens: many windows at max_seq_length=64
+QUESTION = 'What is the incubation period?'
+
+
+class RecordingRunner:
+    """The real torch runner, wrapped to record the shapes of the batches it is given."""
+
+    def __init__(self):
+        self.inner = TorchQARunner('base')
+        self.shapes = []
+
+    def __call__(self, input_ids, attention_mask, token_type_ids):
+        assert input_ids.shape == attention_mask.shape == token_type_ids.shape
+        self.shapes.append(input_ids.shape)
+        return self.inner(input_ids, attention_mask, token_type_ids)
+
+
+@pytest.fixture(scope='module')
+def runner():
+    return RecordingRunner()
+
+
+@pytest.fixture()
+def reader(runner):
+    runner.shapes.clear()
+    return ExtractiveReader(model='base', runner=runner, max_seq_length=64, doc_stride=16, top_k=1,
+                            no_answer_threshold=0.0, batch_size=8)
+
+
+def test_init_loads_nothing_and_validates():
+    r = ExtractiveReader(model='/does/not/exist')  # config only: no error until used
+    assert r._runner is None and r._tokenizer is None
+    with pytest.raises(FileNotFoundError, match='no model at'):
+        r.load()
+    with pytest.raises(ValueError, match="backend must be one of"):
+        ExtractiveReader(backend='tensorflow')
+    with pytest.raises(ValueError, match='top_k must be an integer >= 1'):
+        ExtractiveReader(top_k=0)
+    with pytest.raises(ValueError, match='no_answer_threshold must be a number between 0 and 1'):
+        ExtractiveReader(no_answer_threshold=2)
+
+
+def test_windows_cover_context_with_overlap_like_hf():
+    tok = load_tokenizer('base')
+    windows = encode_pairs(tok, [QUESTION], [LONG], max_seq_length=64, doc_stride=16)
+    assert len(windows) > 20
+    # identical to the HuggingFace fast tokenizer's overflowing windows
+    enc = tok(QUESTION, LONG, truncation='only_second', max_length=64, stride=16, return_overflowing_tokens=True,
+              return_offsets_mapping=True)
+    assert len(enc['input_ids']) == len(windows)
+    for mine, theirs in zip(windows.input_ids, enc['input_ids']):
+        assert mine.tolist() == theirs
+    # every context token is in some window; consecutive windows share exactly 16 tokens
+    spans = [tuple(map(tuple, off[mask])) for off, mask in zip(windows.offsets, windows.context_mask)]
+    all_tokens = tok(LONG, add_special_tokens=False, return_offsets_mapping=True)['offset_mapping']
+    assert set().union(*map(set, spans)) == set(map(tuple, all_tokens))
+    for a, b in zip(spans, spans[1:]):
+        assert len(set(a) & set(b)) == 16
+    assert all(len(ids) <= 64 for ids in windows.input_ids)
+
+
+def test_label_windows_marks_answer_tokens_or_cls():
+    tok = load_tokenizer('base')
+    answer = 'two to fourteen days'
+    start = LONG.index(answer, 3000)  # an occurrence deep in the text
+    windows = encode_pairs(tok, [QUESTION], [LONG], max_seq_length=64, doc_stride=16)
+    starts, ends = label_windows(windows, [(start, start + len(answer))])
+    positive = np.nonzero(starts)[0]
+    assert len(positive) >= 1 and len(positive) < len(windows)
+    for w in positive:
+        off = windows.offsets[w]
+        assert LONG[off[starts[w], 0]:off[ends[w], 1]] == answer
+    assert (ends[starts == 0] == 0).all()
+    starts2, _ = label_windows(windows, [None])
+    assert (starts2 == 0).all()
+
+
+def test_long_context_answers_map_back_to_characters(reader, runner):
+    answers = reader.read(QUESTION, [LONG], top_k=25)
+    assert len(answers) == 25
+    assert len(runner.shapes) >= 3  # the windows went through in several batches
+    for a in answers:
+        assert isinstance(a, Answer)
+        assert a.answer and LONG[a.start:a.end] == a.answer
+        assert 0.0 < a.score <= 1.0 and a.context_index == 0
+    # candidates come from several windows, not only the first one
+    assert max(a.start for a in answers) > 300
+
+
+def test_top_k_best_first_and_deduplicated(reader):
+    contexts = [LONG[:900], SENTENCES[1], SENTENCES[3]]
+    answers = reader.read(QUESTION, contexts, context_ids=['a', 'b', 'c'], top_k=10)
+    assert len(answers) == 10
+    scores = [a.score for a in answers]
+    assert scores == sorted(scores, reverse=True)
+    keys = [(a.context_index, a.start, a.end) for a in answers]
+    assert len(set(keys)) == len(keys)
+    for a in answers:
+        assert contexts[a.context_index][a.start:a.end] == a.answer
+        assert a.context_id == 'abc'[a.context_index]
+    assert {a.context_index for a in answers} != {0}  # merged over contexts
+
+
+def test_no_answer_results(reader):
+    none = reader.read(QUESTION, [SENTENCES[0]], no_answer_threshold=1.0)
+    assert len(none) == 1 and none[0].is_no_answer
+    assert (none[0].answer, none[0].start, none[0].end, none[0].context_id) == ('', -1, -1, None)
+    assert 0.0 <= none[0].score <= 1.0
+    empty = reader.read(QUESTION, ['', '   '])
+    assert len(empty) == 1 and empty[0].is_no_answer and empty[0].score == 1.0
+    assert reader.read(QUESTION, [])[0].is_no_answer
+    # a threshold between the best span scores keeps only spans above it
+    spans = reader.read(QUESTION, [SENTENCES[1]], top_k=5, no_answer_threshold=0.0)
+    cut = (spans[1].score + spans[2].score) / 2
+    kept = reader.read(QUESTION, [SENTENCES[1]], top_k=5, no_answer_threshold=cut)
+    assert [(a.start, a.end) for a in kept] == [(a.start, a.end) for a in spans[:2]]
+
+
+def test_per_call_overrides_do_not_stick(reader, runner):
+    assert len(reader.read(QUESTION, [LONG[:600]])) == 1
+    assert len(reader.read(QUESTION, [LONG[:600]], top_k=4)) == 4
+    assert len(reader.read(QUESTION, [LONG[:600]])) == 1
+    tok = load_tokenizer('base')
+    for a in reader.read(QUESTION, [LONG[:600]], top_k=5, max_answer_length=1):
+        assert len(tok(a.answer, add_special_tokens=False)['input_ids']) == 1
+    runner.shapes.clear()
+    reader.read(QUESTION, [LONG], max_seq_length=128, batch_size=3)
+    assert max(s[1] for s in runner.shapes) == 128 and max(s[0] for s in runner.shapes) <= 3
+    runner.shapes.clear()
+    reader.read(QUESTION, [LONG])
+    assert max(s[1] for s in runner.shapes) == 64 and max(s[0] for s in runner.shapes) <= 8
+    with pytest.raises(ValueError, match='top_k must be an integer >= 1'):
+        reader.read(QUESTION, [LONG], top_k=0)
+
+
+def test_read_many_matches_read(reader):
+    contexts = [[SENTENCES[0], SENTENCES[1]], [SENTENCES[2]]]
+    questions = [QUESTION, 'What is the reservoir?']
+    many = reader.read_many(questions, contexts, top_k=2)
+    for q, ctxs, got in zip(questions, contexts, many):
+        single = reader.read(q, ctxs, top_k=2)
+        assert [(a.answer, a.start, a.context_index) for a in got] == [(a.answer, a.start, a.context_index) for a in single]
+        assert [a.score for a in got] == pytest.approx([a.score for a in single], rel=1e-4)
+
+
+def test_bad_inputs(reader):
+    with pytest.raises(ValueError, match='question 0 is empty'):
+        reader.read('  ', [LONG])
+    with pytest.raises(ValueError, match='must be a list of strings, got one string'):
+        reader.read(QUESTION, LONG)
+    with pytest.raises(ValueError, match='2 contexts but 1 context_ids'):
+        reader.read(QUESTION, ['a', 'b'], context_ids=['x'])
+    with pytest.raises(ValueError, match='context 1 must be a string'):
+        reader.read(QUESTION, ['a', 3])
+    with pytest.raises(ValueError, match='leaves .* tokens for the context'):
+        reader.read('why ' * 60 + '?', [LONG], max_seq_length=40)
+
+
+def test_default_model_falls_back_to_base_with_warning(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv('COVIDQA_HOME', str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger='covidqa.reader'):
+        r = ExtractiveReader(max_seq_length=64)
+        assert str(r.model_path) == 'base'
+    assert 'UNTRAINED span head' in caplog.text
+
+
+def test_trained_default_reader_answers_if_present():
+    from covidqa.models import default_reader_dir
+
+    reader_dir = default_reader_dir(Path(__file__).resolve().parents[2] / 'workspace')
+    if not (reader_dir / 'config.json').is_file():
+        pytest.skip('no trained reader in workspace/models/reader (python -m covidqa.qa default)')
+    reader = ExtractiveReader(model=reader_dir)
+    best = reader.read('Which animals are the natural reservoir of the virus?', [' '.join(SENTENCES)])[0]
+    assert 'bats' in best.answer.lower()
+    assert best.score > 0.1
