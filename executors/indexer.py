@@ -14,7 +14,6 @@ compares vectors of two models.
 """
 import sys
 import threading
-import uuid
 import zlib
 from pathlib import Path
 
@@ -100,9 +99,6 @@ class Indexer(Executor):
         return self.shards == 1 or zlib.crc32(doc_id.encode()) % self.shards == self.shard_id
 
     def _store(self, docs: DocList[QADoc], endpoint: str, must_exist: bool) -> dict:
-        for d in docs:
-            if not d.id:  # HTTP clients may leave ids out
-                d.id = uuid.uuid4().hex
         mine = DocList[QADoc]([d for d in docs if self._mine(d.id)])
         if must_exist:
             known = set(self.store.ids())

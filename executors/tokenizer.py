@@ -1,5 +1,6 @@
 """Tokenizer Executor: text -> unpadded ``input_ids`` (truncated to ``max_length``); the embedder pads per batch."""
 import sys
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,6 +28,9 @@ class Tokenizer(Executor):
         params = check_parameters(endpoint, parameters)
         check_texts(docs, endpoint)
         max_length = positive_int(params, 'max_length', self.tokenizer.max_length, maximum=512)
+        for doc in docs:
+            if not doc.id:  # HTTP clients may leave ids out; give one here, once, before any shard sees it
+                doc.id = uuid.uuid4().hex
         for doc, ids in zip(docs, self.tokenizer.encode(docs.text, max_length=max_length)):
             doc.input_ids = ids
         return docs
