@@ -1,0 +1,234 @@
+"""Benchmark: does feedback finetuning of the CLS embedder make search better? (a script, not a test)
+
+Setup (xhlulu COVID-QA community, 642 StackExchange questions):
+
+- the index holds every entry with ``text`` = its short question (``title``), as the service indexes FAQ entries;
+- a query is the long question body (``question``) of an entry, truncated to 50 tokens like every query; its right
+  match is the entry with the same answer;
+- a seeded split gives a labeling pool (the first up-to-50 queries a simulated user labels) and held-out queries that
+  are never labeled;
+- the simulated user searches each pool query with the base model, sees the top ``--top-k`` matches, accepts the
+  one(s) whose answer is right and rejects the others (exactly what the labeler page sends to ``/feedback``);
+- after 10 / 25 / 50 labeled queries, the embedder is trained from the base model on those labels
+  (:func:`covidqa.finetune.train_encoder`), once per loss, and evaluated on the held-out queries.
+
+Metrics: hit@1, hit@3, MRR of body -> title on the held-out queries (all 642 titles indexed). Checks that nothing else
+got worse: *paraphrase* = the same held-out pairs the other way round (title -> body, among the held-out bodies),
+and *faq* = deepset FAQ question -> answer (a different data set, never labeled).
+
+Writes ``benchmarks/out/feedback.json`` and ``benchmarks/out/feedback.png``. Runs in a few minutes on 2 cores::
+
+    python benchmarks/bench_feedback.py [--data ../shared/data] [--losses mnr,cosine] [--rounds 10,25,50]
+"""
+import argparse
+import csv
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+import covidqa  # noqa: E402,F401
+from covidqa.embedding import pool  # noqa: E402
+from covidqa.feedback import TrainingExample  # noqa: E402
+from covidqa.finetune import DEFAULTS, train_encoder  # noqa: E402
+from covidqa.models import load_encoder, load_tokenizer  # noqa: E402
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get('COVIDQA_DATA') or REPO.parent / 'shared' / 'data')
+
+
+class Vectors:
+    """Normalized CLS vectors from an in-memory encoder (torch, inference mode, dynamic padding)."""
+
+    def __init__(self, model, tokenizer, max_length=50, batch_size=64, pooling='cls'):
+        self.model, self.tokenizer = model, tokenizer
+        self.max_length, self.batch_size, self.pooling = max_length, batch_size, pooling
+
+    def __call__(self, texts):
+        import torch
+
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)['input_ids']
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = np.zeros((len(ids), self.model.config.hidden_size), dtype=np.float32)
+        self.model.eval()
+        for begin in range(0, len(order), self.batch_size):
+            chunk = order[begin:begin + self.batch_size]
+            longest = max(len(ids[i]) for i in chunk)
+            input_ids = np.zeros((len(chunk), longest), dtype=np.int64)
+            mask = np.zeros_like(input_ids)
+            for row, i in enumerate(chunk):
+                input_ids[row, :len(ids[i])] = ids[i]
+                mask[row, :len(ids[i])] = 1
+            with torch.inference_mode():
+                hidden = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask),
+                                    token_type_ids=torch.zeros_like(torch.from_numpy(input_ids))).last_hidden_state
+            out[chunk] = pool(hidden.numpy(), mask, self.pooling)
+        return out / np.linalg.norm(out, axis=1, keepdims=True).clip(1e-9)
+
+
+def ranking_metrics(scores: np.ndarray, right: list) -> dict:
+    """``scores`` (queries, docs); ``right[q]`` = set of correct doc positions. Rank = best rank of a right doc."""
+    ranks = []
+    for q, good in enumerate(right):
+        best = max(scores[q, g] for g in good)
+        ranks.append(int((scores[q] > best).sum()))
+    ranks = np.asarray(ranks)
+    return {'hit@1': float(np.mean(ranks < 1)), 'hit@3': float(np.mean(ranks < 3)),
+            'mrr': float(np.mean(1.0 / (ranks + 1))), 'n': int(len(ranks))}
+
+
+def load_data(data_dir: Path):
+    with open(data_dir / 'covidqa_xhlulu_community' / 'community.csv', newline='', encoding='utf-8') as f:
+        community = [r for r in csv.DictReader(f) if r['title'].strip() and r['question'].strip()]
+    with open(data_dir / 'covid_faq_deepset' / 'faq_covidbert.csv', newline='', encoding='utf-8') as f:
+        faq = [r for r in csv.DictReader(f) if r['question'].strip() and r['answer'].strip()]
+    return community, faq
+
+
+class Bench:
+    def __init__(self, community, faq, pool_size, heldout, top_k, seed):
+        self.rows = community
+        self.titles = [r['title'].strip() for r in community]
+        by_answer = {}
+        for i, r in enumerate(community):
+            by_answer.setdefault(r['answer'].strip(), set()).add(i)
+        self.right = [by_answer[r['answer'].strip()] for r in community]  # entries with the same answer
+        order = list(range(len(community)))
+        random.Random(seed).shuffle(order)
+        self.pool = order[:pool_size]
+        self.heldout = order[pool_size:pool_size + heldout]
+        self.top_k = top_k
+        self.faq_q = [r['question'].strip() for r in faq]
+        self.faq_a = [r['answer'].strip() for r in faq]
+
+    def evaluate(self, vec: Vectors) -> dict:
+        t = vec(self.titles)
+        bodies = vec([self.rows[i]['question'] for i in self.heldout])
+        main = ranking_metrics(bodies @ t.T, [self.right[i] for i in self.heldout])
+        # paraphrase pairs the other way round: held-out title -> its own body among the held-out bodies
+        position = {i: p for p, i in enumerate(self.heldout)}
+        para_right = [{position[j] for j in self.right[i] if j in position} for i in self.heldout]
+        para = ranking_metrics(t[self.heldout] @ bodies.T, para_right)
+        fq, fa = vec(self.faq_q), vec(self.faq_a)
+        faq = ranking_metrics(fq @ fa.T, [{i} for i in range(len(fq))])
+        return {'heldout': main, 'paraphrase': para, 'faq': faq}
+
+    def simulate_labels(self, vec: Vectors, n_queries: int):
+        """The user labels the top-K of each pool query: accept the right answer(s), reject the rest."""
+        t = vec(self.titles)
+        queries = [self.rows[i]['question'] for i in self.pool[:n_queries]]
+        scores = vec(queries) @ t.T
+        examples, log = [], []
+        for q, i in enumerate(self.pool[:n_queries]):
+            shown = list(np.argsort(-scores[q])[:self.top_k])
+            pos = [self.titles[j] for j in shown if j in self.right[i]]
+            neg = [self.titles[j] for j in shown if j not in self.right[i]]
+            examples.append(TrainingExample(queries[q], pos, neg))
+            log.append({'accepted': len(pos), 'rejected': len(neg)})
+        return examples, log
+
+
+def plot(results, rounds, out_png):
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    xs = [0] + rounds
+    for ax, metric in zip(axes, ['hit@1', 'hit@3', 'mrr']):
+        for loss, curve in results['curves'].items():
+            ys = [results['base']['heldout'][metric]] + [curve[str(n)]['heldout'][metric] for n in rounds]
+            ax.plot(xs, ys, marker='o', label=f'{loss} (held-out)')
+            ys = [results['base']['paraphrase'][metric]] + [curve[str(n)]['paraphrase'][metric] for n in rounds]
+            ax.plot(xs, ys, marker='x', linestyle='--', alpha=0.7, label=f'{loss} (paraphrase, reverse)')
+        ax.set_title(f'{metric} vs labeled queries')
+        ax.set_xlabel('labeled queries')
+        ax.set_xticks(xs)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel('score on never-labeled queries')
+    axes[0].legend(fontsize=8)
+    fig.suptitle('Feedback finetuning of the CLS embedder (xhlulu community: body -> title)')
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--data', default=None, help='data folder (default $COVIDQA_DATA or ../shared/data)')
+    p.add_argument('--losses', default='mnr,cosine')
+    p.add_argument('--rounds', default='10,25,50', help='numbers of labeled queries')
+    p.add_argument('--heldout', type=int, default=300, help='held-out queries evaluated')
+    p.add_argument('--top-k', type=int, default=5, help='matches shown per labeled query')
+    p.add_argument('--epochs', type=int, default=DEFAULTS['epochs'])
+    p.add_argument('--lr', type=float, default=DEFAULTS['lr'])
+    p.add_argument('--batch-size', type=int, default=DEFAULTS['batch_size'])
+    p.add_argument('--negative-target', type=float, default=DEFAULTS['negative_target'])
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--out', default=str(REPO / 'benchmarks' / 'out'))
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rounds = sorted(int(x) for x in args.rounds.split(','))
+    losses = [x.strip() for x in args.losses.split(',') if x.strip()]
+    community, faq = load_data(Path(args.data) if args.data else default_data_dir())
+    bench = Bench(community, faq, pool_size=max(rounds), heldout=args.heldout, top_k=args.top_k, seed=args.seed)
+    started = time.time()
+    base_vec = Vectors(load_encoder('base'), load_tokenizer('base'))
+    base = bench.evaluate(base_vec)
+    examples, label_log = bench.simulate_labels(base_vec, max(rounds))
+    print(f'base: {json.dumps(base)}  ({time.time() - started:.0f}s)', flush=True)
+    results = {'setup': {'data': 'xhlulu community body -> title', 'documents': len(bench.titles),
+                         'heldout_queries': len(bench.heldout), 'top_k': args.top_k, 'rounds': rounds,
+                         'epochs': args.epochs, 'lr': args.lr, 'batch_size': args.batch_size, 'seed': args.seed,
+                         'negative_target': args.negative_target, 'labels_collected_with': 'base model'},
+               'base': base, 'curves': {}, 'labels': {}}
+    for n in rounds:
+        log = label_log[:n]
+        results['labels'][str(n)] = {'positive': sum(x['accepted'] for x in log),
+                                     'negative': sum(x['rejected'] for x in log),
+                                     'queries_with_a_right_match_shown': sum(x['accepted'] > 0 for x in log)}
+    for loss in losses:
+        curve = results['curves'].setdefault(loss, {})
+        for n in rounds:
+            t0 = time.time()
+            fit = train_encoder(examples[:n], 'base', loss=loss, epochs=args.epochs, lr=args.lr,
+                                batch_size=args.batch_size, negative_target=args.negative_target, seed=args.seed)
+            metrics = bench.evaluate(Vectors(fit.model, fit.tokenizer))
+            metrics['train'] = {'seconds': round(fit.seconds, 1), 'steps': fit.steps, 'final_loss': fit.final_loss,
+                                'pairs': fit.pairs}
+            curve[str(n)] = metrics
+            h, b = metrics['heldout'], base['heldout']
+            print(f'{loss:6s} n={n:3d}: hit@1 {h["hit@1"]:.3f} ({(h["hit@1"] - b["hit@1"]) * 100:+.1f}) '
+                  f'hit@3 {h["hit@3"]:.3f} mrr {h["mrr"]:.3f} | paraphrase hit@1 {metrics["paraphrase"]["hit@1"]:.3f} '
+                  f'| faq hit@1 {metrics["faq"]["hit@1"]:.3f} | {fit.steps} steps, {time.time() - t0:.0f}s',
+                  flush=True)
+    last = str(max(rounds))
+    gains = {loss: results['curves'][loss][last]['heldout']['hit@1'] - base['heldout']['hit@1'] for loss in losses}
+    results['winner'] = max(gains, key=gains.get)
+    results['gain_hit@1_points'] = {k: round(v * 100, 1) for k, v in gains.items()}
+    results['seconds'] = round(time.time() - started, 1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'feedback.json').write_text(json.dumps(results, indent=2))
+    plot(results, rounds, out / 'feedback.png')
+    print(f'winner after {last} labeled queries: {results["winner"]} '
+          f'(hit@1 gain, points: {results["gain_hit@1_points"]}); {results["seconds"]:.0f}s; '
+          f'wrote {out / "feedback.json"} and {out / "feedback.png"}')
+    return results
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,179 @@
+"""Start and stop the Flow as a user does (``jina flow --uses flow.yml``), on chosen 127.0.0.1 ports.
+
+Used by the tests, the benchmarks and ``make serve``-like scripts. Example::
+
+    with FlowProcess(home='/tmp/ws', grpc_port=54400, http_port=54401) as flow:
+        client = flow.client()            # a jina gRPC Client
+        ...
+
+The Flow YAML is rewritten to a temporary copy with the given ports, absolute ``py_modules`` and optional
+``uses_with`` overrides per executor; the process runs in its own session and is stopped by its PID with SIGINT
+(twice if needed; SIGKILL to its process group as the last resort). Never by name.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Dict, Optional
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+FLOW_YML = REPO / 'flow.yml'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def render_flow(flow_yml: Path = FLOW_YML, grpc_port: int = 54321, http_port: int = 8080,
+                overrides: Optional[Dict[str, dict]] = None, executor_keys: Optional[Dict[str, dict]] = None) -> str:
+    """The Flow YAML with ports, absolute module paths and ``uses_with`` overrides applied."""
+    config = yaml.safe_load(Path(flow_yml).read_text())
+    config['with']['port'] = [grpc_port, http_port]
+    for executor in config.get('executors', []):
+        executor['py_modules'] = [str((Path(flow_yml).parent / m).resolve()) for m in executor.get('py_modules', [])]
+        name = executor['name']
+        if overrides and name in overrides:
+            executor.setdefault('uses_with', {}).update(overrides[name])
+        if executor_keys and name in executor_keys:
+            executor.update(executor_keys[name])
+    gateway = config.get('gateway')
+    if gateway and gateway.get('py_modules'):
+        gateway['py_modules'] = [str((Path(flow_yml).parent / m).resolve()) for m in gateway['py_modules']]
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+class FlowProcess:
+    def __init__(self, home, grpc_port: Optional[int] = None, http_port: Optional[int] = None,
+                 overrides: Optional[Dict[str, dict]] = None, executor_keys: Optional[Dict[str, dict]] = None,
+                 flow_yml: Path = FLOW_YML, log_path: Optional[Path] = None, ready_timeout: float = 240,
+                 env: Optional[Dict[str, str]] = None):
+        self.home = Path(home)
+        self.grpc_port = grpc_port or free_port()
+        self.http_port = http_port or free_port()
+        self.overrides, self.executor_keys, self.flow_yml = overrides, executor_keys, flow_yml
+        self.log_path = Path(log_path) if log_path else self.home / 'flow.log'
+        self.ready_timeout = ready_timeout
+        self.env = env or {}
+        self.proc: Optional[subprocess.Popen] = None
+        self.startup_seconds: Optional[float] = None
+
+    @property
+    def http_url(self) -> str:
+        return f'http://127.0.0.1:{self.http_port}'
+
+    def start(self) -> 'FlowProcess':
+        self.home.mkdir(parents=True, exist_ok=True)
+        fd, yml = tempfile.mkstemp(prefix='flow-', suffix='.yml', dir=self.home)
+        with os.fdopen(fd, 'w') as f:
+            f.write(render_flow(self.flow_yml, self.grpc_port, self.http_port, self.overrides, self.executor_keys))
+        env = {**os.environ, 'COVIDQA_HOME': str(self.home), 'JINA_LOG_LEVEL': os.environ.get('JINA_LOG_LEVEL', 'INFO'),
+               **self.env}
+        jina = Path(sys.executable).parent / 'jina'
+        started = time.monotonic()
+        self._log = open(self.log_path, 'ab')
+        self.proc = subprocess.Popen([str(jina), 'flow', '--uses', yml], cwd=str(REPO), env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f'{self.http_url}/dry_run', timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f'the Flow exited with {self.proc.returncode}; see {self.log_path}:\n'
+                                   + self.log_tail())
+            if self.ready():
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f'the Flow was not ready after {self.ready_timeout}s; see {self.log_path}:\n'
+                           + self.log_tail())
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_bytes()[-chars:].decode(errors='replace')
+        except OSError:
+            return ''
+
+    def pids(self):
+        """PIDs of the Flow's process tree (the jina CLI and every Executor/gateway process)."""
+        if not self.proc:
+            return []
+        pids, frontier = [self.proc.pid], [self.proc.pid]
+        while frontier:
+            parent = frontier.pop()
+            try:
+                children = Path(f'/proc/{parent}/task/{parent}/children').read_text().split()
+            except OSError:
+                children = []
+            for child in map(int, children):
+                pids.append(child)
+                frontier.append(child)
+        return pids
+
+    def rss_bytes(self) -> int:
+        total = 0
+        for pid in self.pids():
+            try:
+                for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+                    if line.startswith('VmRSS:'):
+                        total += int(line.split()[1]) * 1024
+            except OSError:
+                pass
+        return total
+
+    def stop(self, timeout: float = 30) -> None:
+        if not self.proc or self.proc.poll() is not None:
+            return
+        for attempt in range(2):
+            try:
+                os.kill(self.proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(timeout=timeout / 2)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        try:  # executor processes orphaned by a failed start
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._log.close()
+
+    def client(self, protocol: str = 'grpc'):
+        from jina import Client
+
+        port = self.grpc_port if protocol == 'grpc' else self.http_port
+        return Client(host='127.0.0.1', port=port, protocol=protocol)
+
+    def __enter__(self) -> 'FlowProcess':
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

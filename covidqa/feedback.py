@@ -1,0 +1,379 @@
+"""The durable, append-only label store behind feedback-driven finetuning.
+
+Two JSON-lines files under ``directory`` (default ``$COVIDQA_HOME/feedback``)::
+
+    searches.jsonl   one line per searched query: its id, text and the matches shown (id + text), model version
+    labels.jsonl     one line per accepted feedback request: the query and its labeled matches
+
+Every line is written with one ``write`` followed by ``flush`` + ``fsync`` before the call returns, so a label that was
+acknowledged survives a crash or a restart. A crash in the middle of a write leaves at most one torn last line; it
+was never acknowledged, is skipped when loading and cut off before the next append.
+
+Feedback is checked against what was actually shown: the query must have been searched (its id recorded by
+:meth:`FeedbackStore.record_search`) and every labeled document id must be one of the matches shown for it. The texts
+used for training are the recorded ones, never text sent along with the feedback.
+
+Labels are ``'accepted'`` (a good match) or ``'rejected'`` (a bad one). The log keeps every event; for training, the
+latest label of a (query, document) pair wins, so a user can change their mind.
+
+Example::
+
+    store = FeedbackStore('workspace/feedback')
+    store.record_search('q1', 'Can my dog get COVID?', [{'id': 'd1', 'text': 'Can pets catch it?'},
+                                                        {'id': 'd2', 'text': 'How long does it live on steel?'}])
+    store.add_feedback('q1', {'d1': 'accepted', 'd2': 'rejected'})
+    store.counts()                          # {'positive': 1, 'negative': 1, 'queries': 1, ...}
+    store.export('train.csv')               # query,document,label rows for `python -m covidqa.finetune fit`
+
+CLI: ``python -m covidqa.feedback export --store DIR --out FILE.csv|FILE.jsonl`` and ``... counts --store DIR``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+
+from covidqa.models import PathLike, service_home
+
+LABELS = ('accepted', 'rejected')
+SEARCHES_FILE = 'searches.jsonl'
+LABELS_FILE = 'labels.jsonl'
+EXPORT_FIELDS = ('query_id', 'query', 'document_id', 'document', 'label')
+
+
+class FeedbackError(ValueError):
+    """Feedback that cannot be accepted; the message names the problem."""
+
+
+@dataclass
+class TrainingExample:
+    """One query with the documents a user accepted (``positives``) and rejected (``negatives``) for it."""
+
+    query: str
+    positives: List[str] = field(default_factory=list)
+    negatives: List[str] = field(default_factory=list)
+
+
+def default_store_dir(home: Optional[PathLike] = None) -> Path:
+    return service_home(home) / 'feedback'
+
+
+def _repair_tail(path: Path) -> None:
+    """Cut a torn last line (no trailing newline) left by a crash in the middle of a write."""
+    if not path.is_file():
+        return
+    with open(path, 'rb+') as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b'\n':
+            return
+        # find the last newline; everything after it is the torn record
+        block = 1 << 16
+        pos = size
+        keep = 0
+        while pos > 0:
+            start = max(0, pos - block)
+            f.seek(start)
+            chunk = f.read(pos - start)
+            idx = chunk.rfind(b'\n')
+            if idx >= 0:
+                keep = start + idx + 1
+                break
+            pos = start
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_jsonl(path: Path) -> Iterable[dict]:
+    if not path.is_file():
+        return
+    with open(path, 'rb') as f:
+        for raw in f:
+            if not raw.endswith(b'\n'):
+                break  # torn last line: never acknowledged
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue  # a corrupted line is skipped, the rest of the log still counts
+            if isinstance(record, dict):
+                yield record
+
+
+class FeedbackStore:
+    """Thread-safe label store; see the module docstring. ``max_searches`` bounds the searches kept in memory
+    (oldest forgotten first; feedback for a forgotten search is refused like one never searched)."""
+
+    def __init__(self, directory: Optional[PathLike] = None, max_searches: int = 200_000):
+        self.directory = Path(directory) if directory else default_store_dir()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.max_searches = max_searches
+        self._lock = threading.RLock()
+        self._searches: 'OrderedDict[str, dict]' = OrderedDict()
+        self._labels: Dict[tuple, dict] = {}  # (query_id, doc_id) -> latest label record
+        self._events = 0  # labels ever received (every labeled match of every request)
+        self._requests = 0
+        self._load()
+
+    # ---- persistence -------------------------------------------------------------------------------------------
+    @property
+    def searches_path(self) -> Path:
+        return self.directory / SEARCHES_FILE
+
+    @property
+    def labels_path(self) -> Path:
+        return self.directory / LABELS_FILE
+
+    def _load(self) -> None:
+        for path in (self.searches_path, self.labels_path):
+            _repair_tail(path)
+        for record in _read_jsonl(self.searches_path):
+            self._remember_search(record)
+        for record in _read_jsonl(self.labels_path):
+            self._apply_labels(record)
+
+    def _append(self, path: Path, record: dict) -> None:
+        line = (json.dumps(record, ensure_ascii=False, separators=(',', ':')) + '\n').encode('utf-8')
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(line)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # ---- searches ----------------------------------------------------------------------------------------------
+    def _remember_search(self, record: dict) -> None:
+        query_id = record.get('query_id')
+        if not query_id:
+            return
+        self._searches[query_id] = record
+        self._searches.move_to_end(query_id)
+        while len(self._searches) > self.max_searches:
+            self._searches.popitem(last=False)
+
+    def record_search(self, query_id: str, query: str, matches: Sequence[Mapping], model_version: Optional[int] = None
+                      ) -> None:
+        """Remember that ``matches`` (each a mapping with ``id`` and ``text``) were shown for query ``query_id``."""
+        if not query_id:
+            raise FeedbackError('a searched query needs an id')
+        record = {
+            'query_id': str(query_id),
+            'query': str(query or ''),
+            'matches': [{'id': str(m['id']), 'text': str(m.get('text') or '')} for m in matches if m.get('id')],
+            'model_version': model_version,
+            'ts': time.time(),
+        }
+        with self._lock:
+            self._append(self.searches_path, record)
+            self._remember_search(record)
+
+    def has_search(self, query_id: str) -> bool:
+        with self._lock:
+            return query_id in self._searches
+
+    def shown(self, query_id: str) -> Dict[str, str]:
+        """Document id -> text of the matches shown for ``query_id`` (empty if never searched)."""
+        with self._lock:
+            record = self._searches.get(query_id)
+            return {m['id']: m['text'] for m in record['matches']} if record else {}
+
+    # ---- labels ------------------------------------------------------------------------------------------------
+    def _apply_labels(self, record: dict) -> None:
+        query_id = record.get('query_id')
+        for item in record.get('labels') or []:
+            if item.get('label') in LABELS and item.get('id'):
+                self._labels[(query_id, item['id'])] = {
+                    'query_id': query_id, 'query': record.get('query', ''), 'document_id': item['id'],
+                    'document': item.get('text', ''), 'label': item['label'],
+                }
+                self._events += 1
+        self._requests += 1
+
+    def validate(self, query_id: str, labels: Mapping[str, Optional[str]]) -> Dict[str, str]:
+        """The labeled part of ``labels`` (document id -> label; ``None`` means unlabeled and is dropped), or a
+        :class:`FeedbackError` naming what is wrong."""
+        if not query_id:
+            raise FeedbackError('feedback needs the id of the searched query')
+        with self._lock:
+            record = self._searches.get(query_id)
+        if record is None:
+            raise FeedbackError(
+                f'query id={query_id!r} was never searched (or is too old): search it first, then label its matches'
+            )
+        bad = {doc_id: label for doc_id, label in labels.items() if label is not None and label not in LABELS}
+        if bad:
+            raise FeedbackError(f'query id={query_id!r}: invalid label(s) {bad}; a label is one of {list(LABELS)} '
+                                f'(or null for unlabeled)')
+        given = {str(doc_id): label for doc_id, label in labels.items() if label is not None}
+        if not given:
+            raise FeedbackError(f"query id={query_id!r}: no labels: set match.label to 'accepted' or 'rejected' on "
+                                f'at least one match')
+        shown = {m['id'] for m in record['matches']}
+        unknown = sorted(set(given) - shown)
+        if unknown:
+            raise FeedbackError(f'query id={query_id!r}: unknown document id(s) {unknown[:10]}: only the '
+                                f'{len(shown)} matches shown for this query can be labeled')
+        return given
+
+    def add_feedback(self, query_id: str, labels: Mapping[str, Optional[str]]) -> dict:
+        """Validate and durably append the labels of one query. Returns ``{'accepted': n, 'rejected': m}``."""
+        with self._lock:
+            given = self.validate(query_id, labels)
+            shown = self.shown(query_id)
+            record = {
+                'query_id': query_id,
+                'query': self._searches[query_id]['query'],
+                'labels': [{'id': doc_id, 'text': shown[doc_id], 'label': label} for doc_id, label in given.items()],
+                'ts': time.time(),
+            }
+            self._append(self.labels_path, record)
+            self._apply_labels(record)
+        values = list(given.values())
+        return {'accepted': values.count('accepted'), 'rejected': values.count('rejected')}
+
+    # ---- reading -----------------------------------------------------------------------------------------------
+    @property
+    def total_labels(self) -> int:
+        """Labels ever received (a relabeled pair counts twice): the clock of 'train after every N new labels'."""
+        with self._lock:
+            return self._events
+
+    def counts(self) -> dict:
+        with self._lock:
+            current = list(self._labels.values())
+            return {
+                'positive': sum(r['label'] == 'accepted' for r in current),
+                'negative': sum(r['label'] == 'rejected' for r in current),
+                'queries': len({r['query_id'] for r in current}),
+                'events': self._events,
+                'requests': self._requests,
+                'searches': len(self._searches),
+            }
+
+    def rows(self) -> List[dict]:
+        """Current labels (latest per query/document pair) as rows with :data:`EXPORT_FIELDS`, in arrival order."""
+        with self._lock:
+            return [dict(r) for r in self._labels.values()]
+
+    def examples(self) -> List[TrainingExample]:
+        return examples_from_rows(self.rows())
+
+    def export(self, path: PathLike, fmt: Optional[str] = None) -> int:
+        """Write the current labels to ``path`` (CSV or JSONL, by ``fmt`` or the file suffix), atomically.
+        Returns the number of rows."""
+        return write_rows(self.rows(), path, fmt)
+
+
+def examples_from_rows(rows: Iterable[Mapping]) -> List[TrainingExample]:
+    """Group ``query,document,label`` rows into one :class:`TrainingExample` per query text (labels accepted /
+    rejected, also 1/0/-1, true/false, positive/negative). The latest label of a (query, document) pair wins."""
+    latest: 'OrderedDict[tuple, bool]' = OrderedDict()
+    for row in rows:
+        query = str(row.get('query') or '').strip()
+        document = str(row.get('document') or '').strip()
+        if not query or not document:
+            continue
+        key = (query, document)
+        latest.pop(key, None)
+        latest[key] = _is_positive(row.get('label'))
+    grouped: 'OrderedDict[str, TrainingExample]' = OrderedDict()
+    for (query, document), positive in latest.items():
+        example = grouped.setdefault(query, TrainingExample(query))
+        (example.positives if positive else example.negatives).append(document)
+    return list(grouped.values())
+
+
+def _is_positive(label) -> bool:
+    text = str(label).strip().lower()
+    if text in ('accepted', 'positive', 'pos', '1', '1.0', 'true', 'yes'):
+        return True
+    if text in ('rejected', 'negative', 'neg', '0', '0.0', '-1', '-1.0', 'false', 'no'):
+        return False
+    raise ValueError(f'unknown label {label!r}: use accepted/rejected (or 1/0, 1/-1)')
+
+
+def _format_of(path: Path, fmt: Optional[str]) -> str:
+    fmt = (fmt or path.suffix.lstrip('.')).lower()
+    if fmt not in ('csv', 'jsonl'):
+        raise ValueError(f'unknown format {fmt!r} for {path}: use .csv or .jsonl')
+    return fmt
+
+
+def write_rows(rows: Sequence[Mapping], path: PathLike, fmt: Optional[str] = None) -> int:
+    path = Path(path)
+    fmt = _format_of(path, fmt)
+    buffer = io.StringIO()
+    if fmt == 'csv':
+        writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, extrasaction='ignore')
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        for row in rows:
+            buffer.write(json.dumps({k: row.get(k) for k in EXPORT_FIELDS}, ensure_ascii=False) + '\n')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
+    with os.fdopen(fd, 'w', newline='') as f:
+        f.write(buffer.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return len(rows)
+
+
+def read_rows(path: PathLike, fmt: Optional[str] = None) -> List[dict]:
+    """Rows of a training-set file written by :func:`write_rows` (CSV needs the columns query, document, label)."""
+    path = Path(path)
+    fmt = _format_of(path, fmt)
+    if fmt == 'csv':
+        with open(path, newline='', encoding='utf-8') as f:
+            reader = csv.DictReader(f)
+            missing = {'query', 'document', 'label'} - set(reader.fieldnames or [])
+            if missing:
+                raise ValueError(f'{path}: missing column(s) {sorted(missing)}; need query, document, label')
+            return list(reader)
+    rows = []
+    with open(path, encoding='utf-8') as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError as exc:
+                    raise ValueError(f'{path}:{number}: not JSON: {exc}') from None
+    return rows
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog='python -m covidqa.feedback', description='Inspect or export the label store')
+    sub = parser.add_subparsers(dest='command', required=True)
+    export = sub.add_parser('export', help='write the current labels as a training set (CSV or JSONL)')
+    export.add_argument('--store', default=None, help='label store directory (default $COVIDQA_HOME/feedback)')
+    export.add_argument('--out', required=True, help='output file, .csv or .jsonl')
+    counts = sub.add_parser('counts', help='print label counts as JSON')
+    counts.add_argument('--store', default=None)
+    args = parser.parse_args(argv)
+    store = FeedbackStore(args.store)
+    if args.command == 'export':
+        n = store.export(args.out)
+        print(json.dumps({'rows': n, 'out': str(Path(args.out).resolve())}))
+    else:
+        print(json.dumps(store.counts()))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,238 @@
+"""Reader Executor: extractive answers over the search matches, plus train/eval/test of the reader model.
+
+Endpoints:
+
+- ``/answer``: for each query document (``text`` = the question) the reader reads its ``matches`` (context =
+  ``match.answer`` when set, else ``match.text``; ``context_id`` = ``match.id``) and sets ``doc.answers``
+  (:class:`covidqa.docs.AnswerSpan`, best first, ``context`` filled, ``context[start:end] == answer``). A question
+  without matches, or whose best span scores below ``no_answer_threshold``, gets one no-answer span (``answer=''``,
+  ``start=end=-1``). Parameters: ``top_k`` (default 1), ``max_answer_length``, ``doc_stride``, ``max_seq_length``,
+  ``no_answer_threshold``, ``batch_size`` (windows per forward pass), ``context_field`` (``'auto'`` | ``'answer'``
+  | ``'text'``); the Flow-wide ``limit``/``max_length`` belong to other Executors and are ignored here.
+- ``/qa/train``: fine-tune on ``parameters['file']`` (CSV or SQuAD JSON under ``data_dir``) or on the request's
+  labelled documents (below); optional ``eval_file``, ``args`` (QATrainArgs keys), ``start_from``
+  (``'current'`` | ``'base'``). The model is saved atomically to ``model_dir`` and served from then on. Returns
+  (in ``response.parameters['__results__'][<executor name>]``) the training summary and the optional evaluation.
+- ``/qa/eval``: ``{'loss', 'exact_match', 'f1', 'count', 'windows', 'seconds'}`` for ``parameters['file']`` or the
+  labelled documents.
+- ``/qa/test``: ``{'results': [{'answer', 'score', 'start', 'end'}, ...]}`` in file/document order for
+  ``parameters['file']`` (answers not needed) or the documents (which also get ``answers``).
+
+Documents for ``/qa/*``: ``text`` = question; the context is ``answers[0].context`` when given, else the first
+match's ``answer``/``text``; a labelled document carries its gold answer in ``answers[0]`` (``answer`` and
+``start``, character offset into the context).
+
+Files are resolved under ``data_dir``; a path that resolves outside it is refused. Every client error raises
+:class:`executors._common.BadRequest` with a message naming the problem; the Flow keeps serving.
+
+``uses_with``: ``model`` ('' = the trained default reader, else the base model with a warning), ``backend``
+('torch' | 'onnx'), ``max_seq_length`` (384), ``doc_stride`` (128), ``max_answer_length`` (64), ``top_k`` (1),
+``no_answer_threshold`` (0.01), ``batch_size`` (16), ``num_threads`` (0 = library default), ``data_dir`` ('' =
+file parameters refused), ``model_dir`` (where ``/qa/train`` saves; '' = ``$COVIDQA_HOME/models/reader``).
+"""
+import dataclasses
+import sys
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jina import Executor, requests  # noqa: E402
+
+from covidqa.docs import AnswerSpan, DocList, QADoc  # noqa: E402
+from covidqa.models import BASE_MODEL_NAME, default_reader_dir  # noqa: E402
+from covidqa.qa import QATrainArgsError, QuestionAnswering  # noqa: E402
+from covidqa.reader import DEFAULT_NO_ANSWER_THRESHOLD, ExtractiveReader  # noqa: E402
+from executors._common import BadRequest, check_parameters, check_texts, positive_int  # noqa: E402
+from toydata.qa_files import QADataError, QARecord  # noqa: E402
+
+CONTEXT_FIELDS = ('auto', 'answer', 'text')
+QA_PARAMETERS = {
+    '/qa/train': {'file', 'eval_file', 'args', 'start_from'},
+    '/qa/eval': {'file'},
+    '/qa/test': {'file'},
+}
+
+
+def _float_param(parameters: dict, key: str, default: float, low: float = 0.0, high: float = 1.0) -> float:
+    value = parameters.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= float(value) <= high:
+        raise BadRequest(f'parameter {key!r} must be a number between {low} and {high}, got {value!r}')
+    return float(value)
+
+
+class Reader(Executor):
+    """Extractive QA over search matches (``/answer``) and the reader's ``/qa/train``, ``/qa/eval``, ``/qa/test``."""
+
+    def __init__(self, model: str = '', backend: str = 'torch', max_seq_length: int = 384, doc_stride: int = 128,
+                 max_answer_length: int = 64, top_k: int = 1, no_answer_threshold: float = DEFAULT_NO_ANSWER_THRESHOLD,
+                 batch_size: int = 16, num_threads: int = 0, data_dir: str = '', model_dir: str = '', **kwargs):
+        super().__init__(**kwargs)
+        self.config = dict(backend=backend, max_seq_length=max_seq_length, doc_stride=doc_stride,
+                           max_answer_length=max_answer_length, top_k=top_k, no_answer_threshold=no_answer_threshold,
+                           batch_size=batch_size, num_threads=num_threads or None)
+        self.data_dir = Path(data_dir).resolve() if data_dir else None
+        self.model_dir = Path(model_dir).resolve() if model_dir else default_reader_dir()
+        self._swap_lock = threading.Lock()  # guards the reader swap
+        self._train_lock = threading.Lock()  # one training at a time
+        self._qa = None  # QuestionAnswering over the served checkpoint (eval/test/train), made on first use
+        self.reader = ExtractiveReader(model or None, **self.config).load()  # ready means ready
+
+    # ------------------------------------------------------------------------------------------------- /answer
+    @requests
+    def pass_through(self, docs: DocList[QADoc], **kwargs) -> DocList[QADoc]:
+        """Endpoints of other Executors (/index, /search, /count, ...) pass through unchanged."""
+        return docs
+
+    @requests(on='/answer')
+    def answer(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
+        params = check_parameters('/answer', parameters)
+        check_texts(docs, '/answer')
+        top_k = positive_int(params, 'top_k', self.config['top_k'], maximum=100)
+        overrides = dict(
+            top_k=top_k,
+            max_answer_length=positive_int(params, 'max_answer_length', self.config['max_answer_length'], 512),
+            doc_stride=positive_int(params, 'doc_stride', self.config['doc_stride'], 512)
+            if 'doc_stride' in params else None,
+            max_seq_length=positive_int(params, 'max_seq_length', self.config['max_seq_length'], 512),
+            batch_size=positive_int(params, 'batch_size', self.config['batch_size'], 1024),
+            no_answer_threshold=_float_param(params, 'no_answer_threshold', self.config['no_answer_threshold']),
+        )
+        field = params.get('context_field', 'auto')
+        if field not in CONTEXT_FIELDS:
+            raise BadRequest(f'parameter context_field must be one of {CONTEXT_FIELDS}, got {field!r}')
+        contexts, ids = [], []
+        for doc in docs:
+            texts = [self._context_of(m, field) for m in doc.matches]
+            contexts.append(texts)
+            ids.append([m.id for m in doc.matches])
+        with self._swap_lock:
+            reader = self.reader
+        try:
+            results = reader.read_many([d.text for d in docs], contexts, ids, **overrides)
+        except ValueError as error:
+            raise BadRequest(f'/answer: {error}') from None
+        for doc, ctxs, answers in zip(docs, contexts, results):
+            doc.answers = DocList[AnswerSpan]([
+                AnswerSpan(answer=a.answer, score=a.score, start=a.start, end=a.end, context_id=a.context_id or '',
+                           context=ctxs[a.context_index] if a.context_index >= 0 else None)
+                for a in answers
+            ])
+        return docs
+
+    @staticmethod
+    def _context_of(match, field: str) -> str:
+        if field == 'answer':
+            return match.answer or ''
+        if field == 'text':
+            return match.text or ''
+        return match.answer if match.answer else (match.text or '')
+
+    # ----------------------------------------------------------------------------------------------- /qa/*
+    def _resolve_file(self, value, key: str) -> Path:
+        if self.data_dir is None:
+            raise BadRequest(f'parameter {key!r}: this Reader has no data_dir configured (uses_with data_dir)')
+        if not isinstance(value, str) or not value.strip():
+            raise BadRequest(f'parameter {key!r} must be a file name under the data directory, got {value!r}')
+        path = (self.data_dir / value).resolve()
+        if not path.is_relative_to(self.data_dir):
+            raise BadRequest(f'parameter {key!r}: {value!r} resolves outside the data directory; refused')
+        if not path.is_file():
+            raise BadRequest(f'parameter {key!r}: no file {value!r} in the data directory')
+        if path.suffix.lower() not in ('.csv', '.json'):
+            raise BadRequest(f'parameter {key!r}: {value!r} must be a .csv or SQuAD .json file')
+        return path
+
+    @staticmethod
+    def _records_from_docs(docs, endpoint: str, labelled: bool):
+        if len(docs) == 0:
+            raise BadRequest(f"{endpoint}: send labelled documents or parameters={{'file': 'name.csv'}}")
+        records = []
+        for position, doc in enumerate(docs):
+            where = f'{endpoint}: document {position} (id={doc.id})'
+            gold = doc.answers[0] if len(doc.answers) else None
+            context = gold.context if gold is not None and gold.context else None
+            if context is None and len(doc.matches):
+                context = doc.matches[0].answer or doc.matches[0].text
+            if not doc.text or not doc.text.strip():
+                raise BadRequest(f'{where}: empty question (text)')
+            if not context:
+                raise BadRequest(f'{where}: no context (answers[0].context or a match with answer/text)')
+            if labelled:
+                if gold is None or gold.start is None or gold.start < 0 or not gold.answer:
+                    raise BadRequest(f'{where}: no gold answer (answers[0] with answer and start)')
+                if context[gold.start:gold.start + len(gold.answer)] != gold.answer:
+                    raise BadRequest(f'{where}: context[{gold.start}:{gold.start + len(gold.answer)}] is not the '
+                                     f'gold answer {gold.answer[:60]!r}')
+                records.append(QARecord(context, doc.text.strip(), gold.answer, gold.start, id=doc.id,
+                                        source_row=position + 1))
+            else:
+                records.append(QARecord(context, doc.text.strip(), id=doc.id, source_row=position + 1))
+        return records
+
+    def _inputs(self, docs, params: dict, endpoint: str, labelled: bool, key: str = 'file'):
+        if key in params:
+            return self._resolve_file(params[key], key)
+        return self._records_from_docs(docs, endpoint, labelled)
+
+    def _qa_model(self) -> QuestionAnswering:
+        with self._swap_lock:
+            if self._qa is None:
+                self._qa = QuestionAnswering(self.reader.model_path, max_seq_length=self.config['max_seq_length'],
+                                             doc_stride=self.config['doc_stride'],
+                                             max_answer_length=self.config['max_answer_length'])
+            return self._qa
+
+    @requests(on='/qa/train', request_schema=DocList[QADoc], response_schema=DocList[QADoc])
+    def qa_train(self, docs, parameters: dict, **kwargs):
+        params = check_parameters('/qa/train', parameters, QA_PARAMETERS['/qa/train'])
+        data = self._inputs(docs, params, '/qa/train', labelled=True)
+        eval_data = self._resolve_file(params['eval_file'], 'eval_file') if 'eval_file' in params else None
+        args = params.get('args') or {}
+        if not isinstance(args, dict):
+            raise BadRequest(f"parameter 'args' must be an object of training arguments, got {args!r}")
+        start_from = params.get('start_from', 'current')
+        if start_from not in ('current', 'base'):
+            raise BadRequest(f"parameter 'start_from' must be 'current' or 'base', got {start_from!r}")
+        if not self._train_lock.acquire(blocking=False):
+            raise BadRequest('/qa/train: a training run is already in progress')
+        try:
+            qa = QuestionAnswering(BASE_MODEL_NAME if start_from == 'base' else self.reader.model_path,
+                                   max_seq_length=self.config['max_seq_length'], doc_stride=self.config['doc_stride'],
+                                   max_answer_length=self.config['max_answer_length'])
+            result = qa.train(data, dict(args, output_dir=None), eval_filepath=eval_data)
+            qa.save(self.model_dir)
+            new_reader = ExtractiveReader(self.model_dir, **self.config).load()
+            with self._swap_lock:
+                self.reader, self._qa = new_reader, qa
+        except (QADataError, QATrainArgsError, ValueError) as error:
+            raise BadRequest(f'/qa/train: {error}') from None
+        finally:
+            self._train_lock.release()
+        summary = dataclasses.asdict(result)
+        summary.pop('loss_history', None)
+        summary['model_dir'] = str(self.model_dir)
+        return summary
+
+    @requests(on='/qa/eval', request_schema=DocList[QADoc], response_schema=DocList[QADoc])
+    def qa_eval(self, docs, parameters: dict, **kwargs):
+        params = check_parameters('/qa/eval', parameters, QA_PARAMETERS['/qa/eval'])
+        data = self._inputs(docs, params, '/qa/eval', labelled=True)
+        try:
+            return dataclasses.asdict(self._qa_model().eval(data))
+        except (QADataError, ValueError) as error:
+            raise BadRequest(f'/qa/eval: {error}') from None
+
+    @requests(on='/qa/test', request_schema=DocList[QADoc], response_schema=DocList[QADoc])
+    def qa_test(self, docs, parameters: dict, **kwargs):
+        params = check_parameters('/qa/test', parameters, QA_PARAMETERS['/qa/test'])
+        data = self._inputs(docs, params, '/qa/test', labelled=False)
+        try:
+            results = self._qa_model().test(data)
+        except (QADataError, ValueError) as error:
+            raise BadRequest(f'/qa/test: {error}') from None
+        if 'file' not in params:
+            for doc, record, r in zip(docs, data, results):
+                doc.answers = DocList[AnswerSpan]([AnswerSpan(answer=r.answer, score=r.score, start=r.start,
+                                                              end=r.end, context_id=doc.id, context=record.context)])
+        return {'results': [dataclasses.asdict(r) for r in results]}

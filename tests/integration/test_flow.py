@@ -1,0 +1,179 @@
+"""The whole Flow, started with `jina flow --uses flow.yml` on 127.0.0.1 ports, queried over gRPC and HTTP."""
+import json
+import string
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+from jina.excepts import BadServer
+
+from client.flowctl import REPO, FlowProcess
+from covidqa.docs import DocList, QADoc
+from toydata import generate_qa
+
+
+def http_post(flow, endpoint, body, timeout=120):
+    request = urllib.request.Request(f'{flow.http_url}{endpoint}', data=json.dumps(body).encode(),
+                                     headers={'Content-Type': 'application/json'}, method='POST')
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b'{}')
+
+
+def error_text(error) -> str:
+    """The description the Flow sent back with a failed request (what a client shows the user)."""
+    header = error.value.args[0]
+    return header.status.description + ' ' + ' '.join(header.status.exception.args)
+
+
+def results(response):
+    return response[0].parameters['__results__']
+
+
+@pytest.fixture(scope='module')
+def faq_docs(faq_csv):
+    return generate_qa(faq_csv)
+
+
+@pytest.fixture(scope='module')
+def flow(tmp_path_factory, faq_docs):
+    with FlowProcess(home=tmp_path_factory.mktemp('flow-home')) as running:
+        running.client().post('/index', faq_docs, request_size=64)
+        yield running
+
+
+def search(flow, texts, limit=3, protocol='grpc'):
+    docs = DocList[QADoc]([QADoc(text=t) for t in texts])
+    return flow.client(protocol).post('/search', docs, parameters={'limit': limit}, return_type=DocList[QADoc],
+                                      request_size=64)
+
+
+def test_count_after_index(flow, faq_docs):
+    counted = results(flow.client().post('/count', DocList[QADoc](), return_responses=True))
+    assert sum(r['count'] for r in counted.values()) == len(set(faq_docs.id))
+
+
+def test_faq_questions_find_their_own_entry_in_top3(flow, faq_docs):
+    found = search(flow, faq_docs.text, limit=3)
+    misses = [q.text for q, doc in zip(found, faq_docs)
+              if doc.id not in [m.id for m in q.matches]]
+    assert not misses, f'{len(misses)} FAQ questions missed their own entry: {misses[:3]}'
+    scores = [m.score for m in found[0].matches]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 3
+
+
+def test_reworded_faq_questions_mostly_find_their_entry(flow, faq_docs):
+    """Lowercased, punctuation-free questions: the CLS embedding should still rank the entry in the top 3."""
+    sample = faq_docs[:60]
+    reworded = [q.lower().translate(str.maketrans('', '', string.punctuation)) for q in sample.text]
+    found = search(flow, reworded, limit=3)
+    hits = sum(doc.id in [m.id for m in q.matches] for q, doc in zip(found, sample))
+    assert hits / len(sample) >= 0.9, hits
+
+
+def test_answer_spans_point_into_their_context(flow):
+    questions = ['How does the virus spread?', 'What are the symptoms of COVID-19?', 'Should I wear a mask?']
+    answered = flow.client().post('/answer', DocList[QADoc]([QADoc(text=q) for q in questions]),
+                                  parameters={'limit': 3, 'top_k': 3}, return_type=DocList[QADoc])
+    for query in answered:
+        assert query.matches and query.answers
+        match_ids = {m.id for m in query.matches}
+        scores = [a.score for a in query.answers]
+        assert scores == sorted(scores, reverse=True)
+        for span in query.answers:
+            if span.answer:  # a "no answer" result has start == end == -1
+                assert span.context_id in match_ids
+                assert span.context[span.start:span.end] == span.answer
+
+
+def test_http_search_and_answer(flow, faq_docs):
+    status, body = http_post(flow, '/search', {'data': [{'text': faq_docs[5].text}], 'parameters': {'limit': 2}})
+    assert status == 200
+    assert body['data'][0]['matches'][0]['id'] == faq_docs[5].id
+    status, body = http_post(flow, '/answer', {'data': [{'text': 'How long does the virus survive on surfaces?'}],
+                                               'parameters': {'top_k': 2}})
+    assert status == 200
+    for span in body['data'][0]['answers']:
+        if span['answer']:
+            assert span['context'][span['start']:span['end']] == span['answer']
+    with urllib.request.urlopen(f'{flow.http_url}/openapi.json', timeout=30) as response:
+        spec = json.loads(response.read())
+    assert {'/search', '/answer', '/index'} <= set(spec['paths'])
+
+
+def test_update_and_delete(flow):
+    client = flow.client()
+    doc = QADoc(id='extra-1', text='Can my cat catch the coronavirus?', answer='Rarely.')
+    client.post('/index', DocList[QADoc]([doc]))
+    assert search(flow, [doc.text], limit=1)[0].matches[0].id == 'extra-1'
+    client.post('/update', DocList[QADoc]([QADoc(id='extra-1', text=doc.text, answer='Very rarely.')]))
+    assert search(flow, [doc.text], limit=1)[0].matches[0].answer == 'Very rarely.'
+    with pytest.raises(BadServer) as error:
+        client.post('/update', DocList[QADoc]([QADoc(id='no-such-id', text='x')]))
+    assert "unknown document id(s) ['no-such-id']" in error_text(error)
+    deleted = results(client.post('/delete', DocList[QADoc]([QADoc(id='extra-1'), QADoc(id='nope')]),
+                                  return_responses=True))
+    assert [d for r in deleted.values() for d in r['deleted']] == ['extra-1']
+    assert 'extra-1' not in [m.id for m in search(flow, [doc.text], limit=5)[0].matches]
+
+
+@pytest.mark.parametrize('docs, parameters, message', [
+    ([QADoc(text='')], {}, 'empty text'),
+    ([QADoc(text='   ')], {}, 'empty text'),
+    ([QADoc(text='x' * 1_000_000)], {}, 'characters; the limit is'),
+    ([QADoc(text='How does it spread?')], {'limt': 3}, "unknown parameter(s) ['limt']"),
+    ([QADoc(text='How does it spread?')], {'limit': -1}, "'limit' must be an integer"),
+    ([QADoc(text='How does it spread?')], {'limit': 'ten'}, "'limit' must be an integer"),
+])
+def test_bad_grpc_input_is_refused_clearly_and_the_flow_keeps_serving(flow, faq_docs, docs, parameters, message):
+    with pytest.raises(BadServer) as error:
+        flow.client().post('/search', DocList[QADoc](docs), parameters=parameters)
+    assert message in error_text(error)
+    assert search(flow, [faq_docs[0].text], limit=1)[0].matches[0].id == faq_docs[0].id
+
+
+@pytest.mark.parametrize('body', [
+    {},                                             # no data at all
+    {'data': [{'txt': 'typo in the field name'}]},  # missing text
+    {'data': [{'text': ''}]},
+    {'data': 'not a list'},
+    {'data': [{'text': 'ok'}], 'parameters': {'top_k': 0}},
+])
+def test_bad_http_input_is_refused_clearly_and_the_flow_keeps_serving(flow, faq_docs, body):
+    status, answer = http_post(flow, '/answer', body)
+    assert 400 <= status < 600
+    assert answer.get('detail') or answer.get('header', {}).get('status'), answer
+    status, ok = http_post(flow, '/search', {'data': [{'text': faq_docs[1].text}], 'parameters': {'limit': 1}})
+    assert status == 200 and ok['data'][0]['matches'][0]['id'] == faq_docs[1].id
+
+
+def test_cli_client(flow, faq_docs):
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, '-m', 'client', '--port', str(flow.grpc_port), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = run('search', faq_docs[3].text, '-l', '2')
+    assert out.returncode == 0, out.stderr
+    assert faq_docs[3].text in out.stdout.splitlines()[0]
+    out = run('ask', 'How does the virus spread?')
+    assert out.returncode == 0, out.stderr
+    assert 'score' in out.stdout or 'no answer' in out.stdout
+    out = run('--port', '1', 'count')
+    assert out.returncode != 0
+
+
+def test_index_survives_a_restart(tmp_path, faq_docs):
+    subset = faq_docs[:20]
+    with FlowProcess(home=tmp_path) as first:
+        first.client().post('/index', subset)
+        before = search(first, subset.text, limit=3)
+    with FlowProcess(home=tmp_path) as second:
+        counted = results(second.client().post('/count', DocList[QADoc](), return_responses=True))
+        after = search(second, subset.text, limit=3)
+    assert sum(r['count'] for r in counted.values()) == len(subset)
+    assert [[m.id for m in q.matches] for q in after] == [[m.id for m in q.matches] for q in before]
+    assert [[round(m.score, 5) for m in q.matches] for q in after] == [[round(m.score, 5) for m in q.matches]
+                                                                        for q in before]

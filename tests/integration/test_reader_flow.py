@@ -1,0 +1,90 @@
+"""The Reader Executor inside a real jina Flow (gRPC on 127.0.0.1), called with a real jina Client."""
+import csv
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from covidqa.docs import AnswerSpan, DocList, MatchDoc, QADoc  # noqa: E402
+
+CONTEXT = 'The natural reservoir of SARS-CoV-2 is most likely bats. The incubation period is 2 to 14 days.'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def flow(tmp_path_factory):
+    from jina import Flow
+
+    from executors.reader import Reader
+
+    data_dir = tmp_path_factory.mktemp('data')
+    with open(data_dir / 'dev.csv', 'w', newline='') as f:
+        w = csv.writer(f)
+        w.writerow(['context', 'question', 'answer_text', 'answer_start'])
+        w.writerow([CONTEXT, 'What is the reservoir?', 'bats', CONTEXT.index('bats')])
+        w.writerow([CONTEXT, 'How long is the incubation period?', '2 to 14 days', CONTEXT.index('2 to 14')])
+    (tmp_path_factory.mktemp('outside') / 'secret.csv').write_text('context,question\nx,y\n')
+    f = Flow(port=free_port(), protocol='grpc', host='127.0.0.1').add(
+        uses=Reader, name='reader',
+        uses_with={'model': 'base', 'data_dir': str(data_dir), 'max_seq_length': 128, 'doc_stride': 32,
+                   'model_dir': str(tmp_path_factory.mktemp('models') / 'reader')})
+    with f:
+        yield f
+
+
+def query(question: str, contexts):
+    return DocList[QADoc]([QADoc(text=question, matches=DocList[MatchDoc](
+        [MatchDoc(id=f'm{i}', text='FAQ question', answer=c) for i, c in enumerate(contexts)]))])
+
+
+def test_answer_endpoint_sets_answer_spans(flow):
+    docs = flow.post('/answer', inputs=query('What is the reservoir?', [CONTEXT, 'Masks reduce spread.']),
+                     parameters={'top_k': 3}, return_type=DocList[QADoc])
+    answers = docs[0].answers
+    assert len(answers) == 3
+    assert [a.score for a in answers] == sorted((a.score for a in answers), reverse=True)
+    for a in answers:
+        assert a.context in (CONTEXT, 'Masks reduce spread.')
+        assert a.context[a.start:a.end] == a.answer
+        assert a.context_id in ('m0', 'm1')
+
+
+def test_answer_without_matches_is_no_answer(flow):
+    docs = flow.post('/answer', inputs=DocList[QADoc]([QADoc(text='Anything?')]), return_type=DocList[QADoc])
+    assert len(docs[0].answers) == 1 and docs[0].answers[0].start == -1 and docs[0].answers[0].answer == ''
+
+
+def test_eval_file_and_docs_return_results(flow):
+    from jina import Client
+
+    client = Client(port=flow.port, protocol='grpc', host='127.0.0.1')
+    response = client.post('/qa/eval', inputs=DocList[QADoc](), parameters={'file': 'dev.csv'},
+                           return_responses=True)[0]
+    result = response.parameters['__results__']['reader']
+    assert result['count'] == 2 and 0.0 <= result['exact_match'] <= result['f1'] <= 1.0 and result['loss'] > 0
+    gold = DocList[QADoc]([QADoc(text='What is the reservoir?', answers=DocList[AnswerSpan](
+        [AnswerSpan(answer='bats', start=CONTEXT.index('bats'), context=CONTEXT)]))])
+    response = client.post('/qa/eval', inputs=gold, return_responses=True)[0]
+    assert response.parameters['__results__']['reader']['count'] == 1
+
+
+def test_bad_requests_are_refused_and_flow_keeps_serving(flow):
+    from jina.excepts import BadServer
+
+    for parameters, message in [({'file': '../outside/secret.csv'}, 'outside the data directory'),
+                                ({'file': 'missing.csv'}, 'no file'),
+                                ({'top_k': 3}, 'unknown parameter')]:
+        with pytest.raises(BadServer, match=message):
+            flow.post('/qa/eval', inputs=DocList[QADoc](), parameters=parameters)
+    with pytest.raises(BadServer, match="parameter 'top_k' must be an integer"):
+        flow.post('/answer', inputs=query('q?', [CONTEXT]), parameters={'top_k': 0})
+    docs = flow.post('/answer', inputs=query('What is the reservoir?', [CONTEXT]), return_type=DocList[QADoc])
+    assert len(docs[0].answers) == 1
