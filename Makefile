@@ -1,0 +1,50 @@
+# COVID-19 QA as a Jina Flow. `make serve` and `make test` work on a fresh machine (Python 3.11, 2 CPU cores).
+SHELL := /bin/bash
+PY := .venv/bin/python
+PIP := .venv/bin/pip
+# Data: this environment keeps it in ../shared/data; elsewhere point COVIDQA_DATA at your copy.
+COVIDQA_DATA ?= $(abspath ../shared/data)
+export COVIDQA_DATA
+FAQ_CSV ?= $(if $(wildcard $(COVIDQA_DATA)/covid_faq_deepset/faq_covidbert.csv),$(COVIDQA_DATA)/covid_faq_deepset/faq_covidbert.csv,)
+QA_TRAIN ?= $(COVIDQA_DATA)/covid_qa_paragraphs/qa_train.json
+READER_DIR := workspace/models/reader
+
+.PHONY: serve test venv reader browser bench bench-reader bench-feedback clean
+
+.venv/.installed: requirements.txt
+	python3 -m venv .venv
+	$(PIP) install -q torch==2.13.0          # first: the CPU wheel, so nothing pulls in CUDA
+	$(PIP) install -q -r requirements.txt
+	touch $@
+
+venv: .venv/.installed
+
+# The default reader: trained once from COVID-QA (paragraph train split) when none exists (< 10 min on 2 cores).
+$(READER_DIR)/config.json: | .venv/.installed
+	$(PY) -m covidqa.qa default --train-file $(QA_TRAIN)
+
+serve: .venv/.installed $(READER_DIR)/config.json
+	$(PY) -m client.serve $(if $(FAQ_CSV),--faq $(FAQ_CSV),)
+
+# Retrain the reader with more epochs, for those who want the best model.
+reader: .venv/.installed
+	$(PY) -m covidqa.qa default --train-file $(QA_TRAIN) --force --epochs 5
+
+# Debian's chromium for the labeler browser test (never a downloaded browser build).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: .venv/.installed browser
+	$(PY) -m pytest tests -q
+
+bench: .venv/.installed
+	$(PY) benchmarks/bench_speed.py
+
+bench-reader: .venv/.installed
+	$(PY) benchmarks/bench_reader.py
+
+bench-feedback: .venv/.installed
+	$(PY) benchmarks/bench_feedback.py
+
+clean:
+	rm -rf workspace benchmarks/out

@@ -1,0 +1,73 @@
+"""``make serve``: start the Flow on 127.0.0.1 (gRPC 54321, HTTP 8080), index the FAQ data on first run, serve
+until Ctrl-C.
+
+    python -m client.serve [--faq FILE_OR_URL] [--grpc-port 54321] [--http-port 8080] [--home workspace]
+
+The Flow runs as ``jina flow --uses flow.yml`` in a child process (logs in ``<home>/flow.log``); it is stopped by its
+PID with SIGINT when this script ends.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from client.flowctl import FlowProcess  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m client.serve', description=__doc__.split('\n\n')[0])
+    parser.add_argument('--faq', default=None, help='CSV (path or URL) with question, answer columns to index '
+                        'when the index is empty (default: deepset COVID-19 FAQ, downloaded once)')
+    parser.add_argument('--question-column', default='question')
+    parser.add_argument('--grpc-port', type=int, default=54321)
+    parser.add_argument('--http-port', type=int, default=8080)
+    parser.add_argument('--home', default='workspace', help='where models, index and labels live')
+    parser.add_argument('--no-wait', action='store_true', help='index, then stop (for scripts)')
+    args = parser.parse_args(argv)
+
+    flow = FlowProcess(home=Path(args.home).resolve(), grpc_port=args.grpc_port, http_port=args.http_port,
+                       log_path=Path(args.home).resolve() / 'flow.log')
+    print(f'starting the Flow (logs: {flow.log_path}) ...', flush=True)
+    flow.start()
+    print(f'ready in {flow.startup_seconds:.1f}s', flush=True)
+    try:
+        from covidqa.docs import DocList, QADoc
+
+        client = flow.client()
+        counted = client.post('/count', DocList[QADoc](), return_responses=True)[0].parameters['__results__']
+        stored = int(sum(r.get('count', 0) for r in counted.values()))
+        if stored == 0:
+            from toydata import generate_qa
+
+            docs = generate_qa(args.faq, question_column=args.question_column, skip_bad=True)
+            print(f'indexing {len(docs)} FAQ entries from {args.faq or "the deepset COVID-19 FAQ"} ...', flush=True)
+            client.post('/index', docs, request_size=32, show_progress=True)
+        else:
+            print(f'the index already holds {stored} documents', flush=True)
+        print(f'''
+Serving COVID-19 QA on 127.0.0.1
+  gRPC : 127.0.0.1:{flow.grpc_port}     python -m client ask "How does the virus spread?"
+  HTTP : {flow.http_url}    curl -s -XPOST {flow.http_url}/answer -H 'Content-Type: application/json' \\
+                                   -d '{{"data":[{{"text":"How does the virus spread?"}}]}}'
+  API  : {flow.http_url}/docs     Labeler: {flow.http_url}/labeler
+Press Ctrl-C to stop.''', flush=True)
+        if args.no_wait:
+            return
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while flow.proc.poll() is None:
+            time.sleep(1)
+        print(f'the Flow exited with {flow.proc.returncode}; see {flow.log_path}', file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print('\nstopping ...', flush=True)
+    finally:
+        flow.stop()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,77 @@
+"""Tokenizer (dynamic padding) and CLS embedder with the real packaged MiniLM."""
+import numpy as np
+import pytest
+
+from covidqa.embedding import Embedder
+from covidqa.tokenization import TextTokenizer, length_sorted_batches, pad_batch
+
+TEXTS = ['How does the virus spread?', 'What is COVID-19?',
+         'Is it safe to travel by plane during the pandemic if I have been vaccinated twice already?', 'Masks?']
+
+
+@pytest.fixture(scope='module')
+def embedder():
+    return Embedder().load()
+
+
+def test_tokens_are_truncated_and_unpadded():
+    tok = TextTokenizer(max_length=8)
+    ids = tok.encode(TEXTS)
+    assert [len(x) for x in ids] == [min(8, len(x)) for x in TextTokenizer(max_length=512).encode(TEXTS)]
+    assert all(x[0] == tok.tokenizer.cls_token_id and x[-1] == tok.tokenizer.sep_token_id for x in ids)
+    assert max(len(x) for x in ids) == 8 and min(len(x) for x in ids) < 8
+
+
+def test_pad_batch_pads_to_the_longest_member_only():
+    ids = TextTokenizer().encode(TEXTS[:2])
+    input_ids, mask = pad_batch(ids, pad_id=0)
+    assert input_ids.shape == (2, max(len(x) for x in ids))
+    assert mask.sum(1).tolist() == [len(x) for x in ids]
+    assert (input_ids[mask == 0] == 0).all()
+    with pytest.raises(ValueError, match='at least one'):
+        pad_batch([])
+
+
+def test_length_sorted_batches_cover_every_position_once():
+    lengths = [5, 50, 7, 20, 3]
+    batches = list(length_sorted_batches(lengths, 2))
+    assert sorted(p for b in batches for p in b) == list(range(5))
+    assert batches[0] == [1, 3]  # longest first
+
+
+def test_cls_vector_is_the_first_hidden_state_and_independent_of_padding(embedder):
+    together = embedder.embed_texts(TEXTS)
+    alone = np.stack([embedder.embed_texts([t])[0] for t in TEXTS])
+    assert together.shape == (4, 384) and together.dtype == np.float32
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+    import torch
+    enc = embedder.tokenizer.tokenizer(TEXTS[:1], return_tensors='pt', truncation=True, max_length=50)
+    with torch.inference_mode():
+        hidden = embedder._runner.model(**enc).last_hidden_state
+    np.testing.assert_allclose(together[0], hidden[0, 0].numpy(), atol=1e-5)
+
+
+def test_mean_pooling_differs_from_cls_and_ranks_paraphrases(embedder):
+    mean = Embedder(pooling='mean').embed_texts(TEXTS)
+    cls = embedder.embed_texts(TEXTS)
+    assert not np.allclose(mean, cls)
+    a, b, c = Embedder(pooling='mean').embed_texts(['How is the coronavirus transmitted?',
+                                                    'How does the virus spread?', 'Can I cook pasta in a kettle?'])
+    cos = lambda x, y: float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))  # noqa: E731
+    assert cos(a, b) > cos(a, c)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'pooling': 'max'}, 'pooling must be one of'),
+    ({'backend': 'tensorflow'}, 'backend must be one of'),
+    ({'batch_size': 0}, 'batch_size must be a positive integer'),
+])
+def test_bad_embedder_config_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Embedder(**kwargs)
+
+
+def test_missing_model_directory_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        Embedder(model=tmp_path).load()
