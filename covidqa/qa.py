@@ -112,7 +112,11 @@ class QATrainArgs:
     - ``negatives_per_question``: windows without the answer kept per question (labelled ``[CLS]``);
     - ``warmup_ratio``: share of the steps with a linearly rising learning rate (then linear decay to 0);
     - ``seed``; ``bf16``: bfloat16 autocast on CPU (faster on CPUs with AVX512-BF16/AMX);
-    - ``max_train_seconds``: wall-clock budget; the schedule follows the clock and training stops on time;
+    - ``max_train_seconds``: time budget; the schedule follows the clock and training stops on time;
+    - ``budget_clock``: ``'wall'`` (default) or ``'cpu'`` (process CPU seconds / torch threads: the wall time the
+      same work takes on an otherwise idle machine; for reproducible budgets on a shared CPU);
+    - ``max_positives_per_question``: windows holding the answer kept per question (0 = all of them; a long
+      article with a large ``doc_stride`` has several);
     - ``output_dir``: where :meth:`QuestionAnswering.train` saves the model when done (atomically; None: no save);
     - ``eval_batch_size``: windows per forward pass when evaluating.
 
@@ -135,6 +139,8 @@ class QATrainArgs:
     seed: int = 42
     bf16: bool = False
     max_train_seconds: Optional[float] = None
+    budget_clock: str = 'wall'
+    max_positives_per_question: int = 0
     output_dir: Optional[str] = None
     eval_batch_size: int = 32
 
@@ -156,6 +162,7 @@ class QATrainArgs:
         'seed': (0, 2**32 - 1, True),
         'max_train_seconds': (0.0, 1e7, False),
         'eval_batch_size': (1, 4096, True),
+        'max_positives_per_question': (0, 10_000, True),
     }
 
     def __post_init__(self):
@@ -177,7 +184,9 @@ class QATrainArgs:
                 if not isinstance(value, bool):
                     raise QATrainArgsError(f'training argument {f.name!r} must be true or false, got {value!r}')
             elif kind is str:
-                if not isinstance(value, (str, os.PathLike)):
+                if f.name == 'budget_clock' and isinstance(value, str):
+                    pass
+                elif not isinstance(value, (str, os.PathLike)):
                     raise QATrainArgsError(f'training argument {f.name!r} must be a path string, got {value!r}')
                 value = str(value)
             if f.name in self._RANGES:
@@ -188,6 +197,8 @@ class QATrainArgs:
                         f'training argument {f.name!r} must be {op} {low} and <= {high}, got {value!r}'
                     )
             setattr(self, f.name, value)
+        if self.budget_clock not in ('wall', 'cpu'):
+            raise QATrainArgsError(f"training argument 'budget_clock' must be 'wall' or 'cpu', got {self.budget_clock!r}")
         if self.adam_beta1 >= 1.0 or self.adam_beta2 >= 1.0:
             raise QATrainArgsError('training arguments adam_beta1/adam_beta2 must be < 1')
         if self.max_query_length + 8 >= self.max_seq_length:
@@ -219,7 +230,8 @@ _FIELD_KINDS = {
     'learning_rate': float, 'weight_decay': float, 'adam_beta1': float, 'adam_beta2': float, 'adam_epsilon': float,
     'max_grad_norm': float, 'num_train_epochs': float, 'batch_size': int, 'max_seq_length': int, 'doc_stride': int,
     'max_query_length': int, 'negatives_per_question': int, 'warmup_ratio': float, 'seed': int, 'bf16': bool,
-    'max_train_seconds': float, 'output_dir': str, 'eval_batch_size': int,
+    'max_train_seconds': float, 'output_dir': str, 'eval_batch_size': int, 'budget_clock': str,
+    'max_positives_per_question': int,
 }
 
 
@@ -250,7 +262,7 @@ class QuestionAnsweringResult:
 @dataclass
 class TrainResult:
     """What :meth:`QuestionAnswering.train` did: data (records, skipped records, windows kept), optimisation
-    (steps, epochs completed, seconds, mean loss of the first and last quarter of the steps, at most 20 each) and the optional evaluation."""
+    (steps, epochs completed, wall seconds, the loop's CPU seconds / threads (its wall time on an idle machine), mean loss of the first and last quarter of the steps, at most 20 each) and the optional evaluation."""
 
     records: int
     skipped_records: int
@@ -263,6 +275,7 @@ class TrainResult:
     first_loss: float
     final_loss: float
     stopped_by_time: bool = False
+    cpu_equivalent_seconds: float = 0.0
     loss_history: List[float] = field(default_factory=list)
     eval: Optional[EvalResult] = None
 
@@ -317,6 +330,8 @@ def build_training_windows(tokenizer, records: Sequence[QARecord], args: QATrain
             if _char_span(part[p]) is not None and not positives:
                 skipped += 1
                 continue
+            if args.max_positives_per_question and len(positives) > args.max_positives_per_question:
+                positives = sorted(rng.choice(positives, size=args.max_positives_per_question, replace=False).tolist())
             n_neg = args.negatives_per_question if positives else max(1, args.negatives_per_question)
             if len(negatives) > n_neg:
                 negatives = sorted(rng.choice(negatives, size=n_neg, replace=False).tolist())
@@ -465,7 +480,13 @@ class QuestionAnswering:
         history: List[float] = []
         stopped_by_time = False
         step = 0
-        loop_start = time.perf_counter()
+        threads = max(1, torch.get_num_threads())
+
+        def clock() -> float:
+            return time.process_time() / threads if args.budget_clock == 'cpu' else time.perf_counter()
+
+        loop_start = clock()
+        cpu_start = time.process_time()
         model.train()
         bar = tqdm(total=total_steps, desc='train reader', unit='step', mininterval=5.0, file=sys.stderr)
         try:
@@ -475,7 +496,7 @@ class QuestionAnswering:
                         break
                     progress = step / total_steps
                     if args.max_train_seconds:
-                        progress = max(progress, (time.perf_counter() - loop_start) / args.max_train_seconds)
+                        progress = max(progress, (clock() - loop_start) / args.max_train_seconds)
                         if progress >= 1.0:
                             stopped_by_time = True
                             break
@@ -522,6 +543,7 @@ class QuestionAnswering:
             first_loss=float(np.mean(losses[:edge])) if losses else float('nan'),
             final_loss=float(np.mean(losses[-edge:])) if losses else float('nan'),
             stopped_by_time=stopped_by_time, loss_history=history,
+            cpu_equivalent_seconds=(time.process_time() - cpu_start) / threads,
         )
         self.last_train, self.last_train_args = result, args
         if eval_filepath is not None:

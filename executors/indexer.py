@@ -111,6 +111,7 @@ class Indexer(Executor):
             for d, v in zip(mine, vectors)
         ])
         new = self.store.upsert(stored)
+        self.logger.debug(f'{endpoint}: shard {self.shard_id}/{self.shards} stored {len(stored)} of {len(docs)}')
         return {'indexed': len(stored), 'new': new, 'replaced': len(stored) - new, 'shard': self.shard_id}
 
     @requests(on='/index')

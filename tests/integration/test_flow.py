@@ -177,3 +177,23 @@ def test_index_survives_a_restart(tmp_path, faq_docs):
     assert [[m.id for m in q.matches] for q in after] == [[m.id for m in q.matches] for q in before]
     assert [[round(m.score, 5) for m in q.matches] for q in after] == [[round(m.score, 5) for m in q.matches]
                                                                         for q in before]
+
+
+def test_two_shards_split_the_documents_and_merge_search_results(tmp_path, faq_docs):
+    subset = faq_docs[:40]
+    sharded = {'indexer': {'shards': 2, 'uses_after': {'jtype': 'MatchMerger',
+                                                       'py_modules': [str(REPO / 'executors/merger.py')]}}}
+    with FlowProcess(home=tmp_path, executor_keys=sharded) as flow:
+        client = flow.client()
+        client.post('/index', subset)
+        everything = search(flow, [subset[0].text], limit=1000)[0].matches
+        found = search(flow, subset.text[:10], limit=3)
+        deleted = results(client.post('/delete', DocList[QADoc]([QADoc(id=subset[0].id)]), return_responses=True))
+    assert sorted(everything.id) == sorted(set(subset.id))  # both shards answered, each id once
+    shard_dirs = sorted((tmp_path / 'index').glob('shard-*'))
+    assert [d.name for d in shard_dirs] == ['shard-0', 'shard-1']
+    for query, doc in zip(found, subset[:10]):
+        assert len(query.matches) == 3 and query.matches[0].id == doc.id
+        scores = [m.score for m in query.matches]
+        assert scores == sorted(scores, reverse=True)
+    assert [d for r in deleted.values() for d in r['deleted']] in ([subset[0].id], [])  # head keeps one shard's dict

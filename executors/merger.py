@@ -1,0 +1,49 @@
+"""MatchMerger: runs after the indexer's shards (``uses_after``) and merges their matches.
+
+With ``shards: N`` every shard returns its own top-``limit``; the Flow concatenates them. This keeps the best
+``limit`` per query (highest cosine first, one entry per id). Other endpoints pass through unchanged.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jina import Executor, requests  # noqa: E402
+
+from covidqa.docs import DocList, MatchDoc, QADoc  # noqa: E402
+from executors._common import positive_int  # noqa: E402
+
+
+def merge_matches(docs: DocList[QADoc], limit: int) -> DocList[QADoc]:
+    for doc in docs:
+        best = {}
+        for match in doc.matches:
+            if match.id not in best or (match.score or 0) > (best[match.id].score or 0):
+                best[match.id] = match
+        ranked = sorted(best.values(), key=lambda m: -(m.score or 0.0))[:limit]
+        doc.matches = DocList[MatchDoc](ranked)
+    return docs
+
+
+class MatchMerger(Executor):
+    def __init__(self, limit: int = 10, **kwargs):  # ignores the indexer's uses_with it is handed
+        super().__init__(**kwargs)
+        self.default_limit = limit
+
+    @requests(on=['/search', '/answer'])
+    def merge(self, docs: DocList[QADoc], parameters: dict, docs_matrix=None, **kwargs) -> DocList[QADoc]:
+        limit = positive_int(parameters or {}, 'limit', self.default_limit, maximum=1000)
+        if docs_matrix and len(docs_matrix) > 1:  # one DocList per shard, same queries in the same order
+            docs = docs_matrix[0]
+            for other in docs_matrix[1:]:
+                for doc, twin in zip(docs, other):
+                    doc.matches = DocList[MatchDoc](list(doc.matches) + list(twin.matches))
+        return merge_matches(docs, limit)
+
+    @requests(on=['/index', '/update'])  # the indexer's other endpoints, exactly: the Flow checks the chain
+    def pass_through(self, docs: DocList[QADoc], **kwargs) -> DocList[QADoc]:
+        return docs
+
+    @requests(on=['/delete', '/count'], request_schema=DocList[QADoc], response_schema=DocList[QADoc])
+    def pass_results(self, docs, **kwargs):
+        return docs
