@@ -110,6 +110,8 @@ def test_answer_question_top_k(trained):
     ({'bf16': 'yes'}, r"'bf16' must be true or false"),
     ({'adam_beta2': 1.0}, r'adam_beta1/adam_beta2 must be < 1'),
     ({'max_seq_length': 64, 'max_query_length': 60}, r'leaves no room for a context'),
+    ({'budget_clock': 'gpu'}, r"'budget_clock' must be 'wall' or 'cpu'"),
+    ({'max_positives_per_question': -1}, r"'max_positives_per_question' must be >= 0"),
 ])
 def test_bad_training_args_raise_naming_the_key(data_dir, args, message):
     with pytest.raises(QATrainArgsError, match=message):
@@ -138,6 +140,9 @@ def test_training_windows_keep_answers_deep_in_long_contexts():
     for w in positives:
         off = windows.offsets[w]
         assert context[off[starts[w], 0]:off[ends[w], 1]] == 'horseshoe bats'
+    capped = QATrainArgs(max_seq_length=128, doc_stride=100, negatives_per_question=0, max_positives_per_question=1)
+    _, starts_capped, _, _ = build_training_windows(tok, [record], capped, np.random.default_rng(0))
+    assert len(starts_capped) == 1 and starts_capped[0] > 0
     # an answer longer than a window is skipped (counted), not silently mislabelled
     long_answer = QARecord(filler, 'q?', filler[:2000], 0)
     _, _, _, skipped = build_training_windows(tok, [long_answer], args, np.random.default_rng(0))
