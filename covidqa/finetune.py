@@ -16,12 +16,12 @@ queries with an accepted match) and ``'cosine'`` (finetuner's cosine siamese los
 Example::
 
     from covidqa.finetune import fit
-    result = fit('labels.csv', epochs=4, loss='mnr')      # -> FitResult(version=3, final_loss=0.41, ...)
+    result = fit('labels.csv', epochs=8, loss='mnr')      # -> FitResult(version=3, final_loss=0.41, ...)
 
 CLI::
 
-    python -m covidqa.finetune fit --train-data labels.csv [--epochs 4] [--loss mnr|cosine] [--lr 5e-5]
-        [--batch-size 16] [--init base|target] [--versions-dir DIR] [--no-set-target]
+    python -m covidqa.finetune fit --train-data labels.csv [--epochs 8] [--loss mnr|cosine] [--lr 5e-5]
+        [--batch-size 8] [--init base|target] [--versions-dir DIR] [--no-set-target]
 """
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ from covidqa.models import PathLike, load_encoder, load_tokenizer
 from covidqa.tokenization import DEFAULT_MAX_LENGTH
 from covidqa.versions import ModelVersions
 
-DEFAULTS = dict(loss='mnr', epochs=4, lr=5e-5, batch_size=16, max_length=DEFAULT_MAX_LENGTH, pooling='cls',
-                max_hard_negatives=4, scale=20.0, negative_target=-1.0, weight_decay=0.01, warmup_ratio=0.1, seed=0)
+DEFAULTS = dict(loss='mnr', epochs=8, lr=5e-5, batch_size=8, max_length=DEFAULT_MAX_LENGTH, pooling='cls',
+                max_hard_negatives=4, scale=20.0, symmetric=False, negative_target=-1.0, weight_decay=0.01,
+                warmup_ratio=0.1, seed=0)
 
 
 class TrainingCancelled(RuntimeError):
@@ -161,7 +162,8 @@ def train_encoder(train_data: TrainData, model: PathLike = 'base', *, loss: str 
                   epochs: int = DEFAULTS['epochs'], lr: float = DEFAULTS['lr'],
                   batch_size: int = DEFAULTS['batch_size'], max_length: int = DEFAULTS['max_length'],
                   pooling: str = DEFAULTS['pooling'], max_hard_negatives: int = DEFAULTS['max_hard_negatives'],
-                  scale: float = DEFAULTS['scale'], negative_target: float = DEFAULTS['negative_target'],
+                  scale: float = DEFAULTS['scale'], symmetric: bool = DEFAULTS['symmetric'],
+                  negative_target: float = DEFAULTS['negative_target'],
                   weight_decay: float = DEFAULTS['weight_decay'], warmup_ratio: float = DEFAULTS['warmup_ratio'],
                   seed: int = DEFAULTS['seed'], num_threads: Optional[int] = None,
                   callback: Optional[Callable[[dict], None]] = None,
@@ -183,7 +185,8 @@ def train_encoder(train_data: TrainData, model: PathLike = 'base', *, loss: str 
         raise ValueError(f'lr must be > 0, got {lr!r}')
     examples = load_training_data(train_data)
     config = dict(loss=loss, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, pooling=pooling,
-                  max_hard_negatives=max_hard_negatives, scale=scale, negative_target=negative_target,
+                  max_hard_negatives=max_hard_negatives, scale=scale, symmetric=symmetric,
+                  negative_target=negative_target,
                   weight_decay=weight_decay, warmup_ratio=warmup_ratio, seed=seed, init=str(model))
     if loss == 'mnr':
         usable = [ex for ex in examples if ex.positives]
@@ -201,7 +204,7 @@ def train_encoder(train_data: TrainData, model: PathLike = 'base', *, loss: str 
     rng = random.Random(seed)
     encoder = _TrainableEncoder(model, pooling, max_length)
     encoder.model.train()
-    mnr = MultipleNegativesRankingLoss(scale=scale)
+    mnr = MultipleNegativesRankingLoss(scale=scale, symmetric=symmetric)
     siamese = CosineSiameseLoss(negative_target=negative_target)
 
     def make_batches():
@@ -221,8 +224,12 @@ def train_encoder(train_data: TrainData, model: PathLike = 'base', *, loss: str 
          'weight_decay': 0.0},
     ]
     optimizer = torch.optim.AdamW(groups, lr=lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+    def schedule(s: int) -> float:  # linear warmup, then linear decay to 0
+        if s < warmup:
+            return (s + 1) / (warmup + 1)
+        return max(0.0, (total_steps - s) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
     started = time.time()
     epoch_losses: List[float] = []
@@ -312,23 +319,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument('--max-length', type=int, default=DEFAULTS['max_length'])
     p.add_argument('--pooling', choices=['cls', 'mean'], default=DEFAULTS['pooling'])
     p.add_argument('--max-hard-negatives', type=int, default=DEFAULTS['max_hard_negatives'])
+    p.add_argument('--symmetric', action='store_true', help='mnr: also rank the anchors for each positive')
     p.add_argument('--negative-target', type=float, default=DEFAULTS['negative_target'],
                    help='cosine loss target of a rejected pair (finetuner: -1)')
     p.add_argument('--seed', type=int, default=DEFAULTS['seed'])
     p.add_argument('--model', default='base', help="base model (version 0): 'base' or a save_pretrained folder")
     p.add_argument('--init', choices=['base', 'target'], default='base',
                    help='start from the base model (default) or from the current TARGET version')
-    p.add_argument('--versions-dir', default=None, help='embedder versions root (default $COVIDQA_HOME/models/embedder)')
+    p.add_argument('--versions-dir', default=None,
+                   help='embedder versions root (default $COVIDQA_HOME/models/embedder)')
     p.add_argument('--no-set-target', action='store_true', help='save the version but leave TARGET where it is')
     p.add_argument('--num-threads', type=int, default=None)
     args = parser.parse_args(argv)
     result = fit(args.train_data, versions=args.versions_dir, model=args.model, init=args.init,
                  set_target=not args.no_set_target, loss=args.loss, epochs=args.epochs, lr=args.lr,
                  batch_size=args.batch_size, max_length=args.max_length, pooling=args.pooling,
-                 max_hard_negatives=args.max_hard_negatives, negative_target=args.negative_target, seed=args.seed,
-                 num_threads=args.num_threads, meta={'source': str(args.train_data)})
+                 max_hard_negatives=args.max_hard_negatives, symmetric=args.symmetric,
+                 negative_target=args.negative_target, seed=args.seed, num_threads=args.num_threads,
+                 meta={'source': str(args.train_data)})
     versions = ModelVersions(args.versions_dir, base_model=args.model)
-    print(json.dumps({**result.summary(), 'target': versions.target(), 'path': str(versions.model_path(result.version))}))
+    print(json.dumps({**result.summary(), 'target': versions.target(),
+                      'path': str(versions.model_path(result.version))}))
     return 0
 
 

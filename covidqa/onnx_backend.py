@@ -1,32 +1,39 @@
 """ONNX Runtime backends for the sentence encoder and the extractive QA reader.
 
 A checkpoint (any ``save_pretrained`` directory, or ``'base'``) is exported once with ``torch.onnx.export`` and the
-result is cached; later runs only load the cached ``.onnx`` file (no torch import at all, which keeps Executors
-small and quick to start).
+result is cached; later loads only read the cached ``.onnx`` file (no torch model is built, no export runs).
 
 Export
-    The legacy TorchScript exporter (``dynamo=False``) with dynamic ``batch`` and ``seq`` axes, from the model
-    loaded by :mod:`covidqa.models` switched to *eager* attention: that graph is what ONNX Runtime's transformer
-    optimizer recognises, so it fuses it into ``EmbedLayerNormalization`` / ``Attention`` / ``BiasGelu`` /
-    ``SkipLayerNormalization`` kernels (the SDPA graph only gets the last two). It takes ~3 s (the ``torch.export``
-    based exporter, ``dynamo=True``, ~10 s and its graph does not fuse); if the TorchScript exporter ever fails
-    the dynamo exporter is used instead.
+    The TorchScript exporter (``dynamo=False``, opset 17) with dynamic ``batch`` and ``seq`` axes, from the model
+    loaded by :mod:`covidqa.models` switched to *eager* attention, traced on a padded batch so the attention-mask
+    path is in the graph. It takes ~3 s; the ``torch.export`` based exporter (``dynamo=True``) gives the same
+    numbers but takes ~10 s, so it is only the fallback if the TorchScript exporter fails.
+    ``optimize=True`` also runs ONNX Runtime's transformer optimizer (fused ``Attention`` /
+    ``EmbedLayerNormalization`` / ``SkipLayerNormalization`` / ``BiasGelu``, raw 2-D mask kept). It is off by
+    default: on the 2-core AVX-512 test machine the fused graph was no faster (0-12 % slower at batch 32, fp32 and
+    int8), because the session-level optimisations (``ORT_ENABLE_ALL``) already fuse LayerNorm, Gelu and
+    MatMul+bias of the plain graph.
 Cache
     ``<model_dir>/onnx/`` next to a writable checkpoint (so a replaced checkpoint directory takes its cache with
     it), and ``$COVIDQA_HOME/onnx-cache/<hash of the path>/`` for the packaged base model (it lives in
     site-packages) or any read-only checkpoint; ``$COVIDQA_ONNX_CACHE`` overrides the root. Each entry records
     the *fingerprint* of its checkpoint (path + size, mtime, inode of the weight and config files + export
     options); when the checkpoint changes (feedback training, ``/qa/train``) the next load re-exports. Exports
-    are written to a temporary file and moved in with ``os.replace`` under a file lock, so concurrent Executors
-    never read a half-written model; a missing, truncated or corrupt cached file is re-exported, not fatal.
+    are written to a temporary directory and moved in with ``os.replace`` under a file lock, so concurrent
+    Executors never read a half-written model; a missing, truncated or corrupt cached file is re-exported, not
+    fatal.
 Run
     ``onnxruntime.InferenceSession`` on the CPU with all graph optimisations, ``num_threads`` intra-op threads
     (``None``: ONNX Runtime's default, one per physical core) and, by default, no busy-waiting of idle worker
-    threads (``spin=False``): several Executors share few cores, and spinning threads steal them from each other.
+    threads (``spin=False``): several Executors share few cores, and spinning threads steal them from each other
+    (measured: spinning halved throughput with other processes busy). ``arena=False`` trades ~5-20 % CPU for
+    returning activation memory after each call.
 Int8
-    ``quantize=True`` (or ``$COVIDQA_ONNX_INT8=1``) applies ``onnxruntime.quantization.quantize_dynamic`` (int8
-    weights, per-tensor) to the optimised graph. Off by default: see ``benchmarks/bench_speed.py`` for its speed
-    and quality.
+    ``quantize=True`` (or ``$COVIDQA_ONNX_INT8=1`` for runners built without the argument) applies
+    ``onnxruntime.quantization.quantize_dynamic`` (int8 weights per output channel, 7-bit range; activations
+    quantized on the fly per batch, VNNI kernels) to the exported graph: 2-3x faster, 4x smaller, not
+    bit-identical to fp32 (a text's vector also depends slightly on its batch: cosine >= 0.99 between batch 1 and
+    32). See ``benchmarks/bench_speed.py`` for its quality.
 
 Example::
 
@@ -71,7 +78,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Bump when the exported graph changes (wrapper, exporter options, optimizer settings): invalidates every cache.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
 KINDS = ('encoder', 'qa')
 _INPUTS = {
     'encoder': ('input_ids', 'attention_mask'),
@@ -145,7 +152,7 @@ def _weight_files(model_dir: Path) -> List[Path]:
 
 
 def checkpoint_fingerprint(model: Optional[PathLike], kind: str = 'encoder', quantize: bool = False,
-                           optimize: bool = True) -> str:
+                           optimize: bool = False) -> str:
     """A hex digest that changes whenever the checkpoint's weights/config or the export options change.
 
     Uses path, size, mtime and inode of ``config.json`` and the weight files (no hashing of 100 MB files on every
@@ -171,7 +178,7 @@ def _check_kind(kind: str) -> None:
 
 
 def _file_stem(kind: str, quantize: bool, optimize: bool) -> str:
-    return kind + ('' if optimize else '.raw') + ('.int8' if quantize else '')
+    return kind + ('.fused' if optimize else '') + ('.int8' if quantize else '')
 
 
 @contextlib.contextmanager
@@ -320,9 +327,20 @@ def _quantize(source: Path, target: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    # fused contrib ops (Attention, SkipLayerNormalization...) defeat shape inference: say what the tensors are
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                     extra_options={'DefaultTensorType': onnx.TensorProto.FLOAT})
+    # per-channel 7-bit weights: on COVID-QA paragraph retrieval (1338 questions) per-tensor int8 lost 1.6 points
+    # of hit@1 against fp32, per-channel 0.6, per-channel + reduce_range 0.0; same speed (VNNI kernels).
+    # DefaultTensorType: fused contrib ops (optimize=True) defeat shape inference, so say what the tensors are.
+    class _NoPreprocessAdvice(logging.Filter):  # quantize_dynamic logs this on the root logger every time
+        def filter(self, record: logging.LogRecord) -> bool:
+            return 'pre-processing before quantization' not in record.getMessage()
+
+    advice = _NoPreprocessAdvice()
+    logging.getLogger().addFilter(advice)
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                         extra_options={'DefaultTensorType': onnx.TensorProto.FLOAT})
+    finally:
+        logging.getLogger().removeFilter(advice)
 
 
 def _export(model_dir: Path, kind: str, quantize: bool, optimize: bool, directory: Path, stem: str) -> dict:
@@ -370,9 +388,13 @@ def _clean_stale_temporaries(directory: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------- sessions
-def make_session(path: PathLike, num_threads: Optional[int] = None, spin: bool = False,
+def make_session(path: PathLike, num_threads: Optional[int] = None, spin: bool = False, arena: bool = True,
                  profile_prefix: Optional[str] = None):
-    """A CPU ``InferenceSession`` with all graph optimisations and ``num_threads`` intra-op threads."""
+    """A CPU ``InferenceSession`` with all graph optimisations and ``num_threads`` intra-op threads.
+
+    ``arena=False`` returns activation memory to the system after each call (the arena keeps the largest batch's
+    memory for good: ~270 MB for 16 QA windows of 384 tokens) at ~5-20 % more CPU time per call.
+    """
     import onnxruntime as ort
 
     if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
@@ -384,6 +406,7 @@ def make_session(path: PathLike, num_threads: Optional[int] = None, spin: bool =
     options.intra_op_num_threads = num_threads or 0
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    options.enable_cpu_mem_arena = bool(arena)
     options.add_session_config_entry('session.intra_op.allow_spinning', '1' if spin else '0')
     if profile_prefix:
         options.enable_profiling = True
@@ -399,15 +422,29 @@ def _session_matches(session, kind: str) -> None:
                          f'{_OUTPUTS[kind]}')
 
 
-def ensure_exported(model: Optional[PathLike], kind: str = 'encoder', quantize: bool = False, optimize: bool = True,
-                    force: bool = False, num_threads: Optional[int] = None, spin: bool = False):
+def ensure_exported(model: Optional[PathLike], kind: str = 'encoder', quantize: bool = False, optimize: bool = False,
+                    force: bool = False, num_threads: Optional[int] = None, spin: bool = False, arena: bool = True):
     """The cached export of ``model`` (exporting first when missing, stale or unreadable) and a session on it.
 
-    Returns ``(ExportInfo, InferenceSession)``. Raises ``RuntimeError`` naming the model when even a fresh export
-    cannot be loaded.
+    Returns ``(ExportInfo, InferenceSession)``. Raises ``FileNotFoundError`` when ``model`` is not a checkpoint and
+    ``RuntimeError`` naming the model when even a fresh export cannot be loaded.
     """
     _check_kind(kind)
-    model_dir = resolve_model_path(model).resolve()
+    for attempt in range(3):
+        model_dir = resolve_model_path(model).resolve()
+        try:
+            return _ensure_exported_once(model_dir, kind, quantize, optimize, force, num_threads, spin, arena)
+        except FileNotFoundError:
+            # the checkpoint directory was swapped under us (atomic_save_pretrained renames the old one away,
+            # taking its onnx/ folder along): start over on the new one
+            if attempt == 2 or not (model_dir / 'config.json').is_file():
+                raise
+            logger.warning('checkpoint %s changed during the ONNX export; exporting again', model_dir)
+    raise AssertionError('unreachable')
+
+
+def _ensure_exported_once(model_dir: Path, kind: str, quantize: bool, optimize: bool, force: bool,
+                          num_threads: Optional[int], spin: bool, arena: bool):
     directory = onnx_cache_dir(model_dir)
     stem = _file_stem(kind, quantize, optimize)
     onnx_path, meta_path = directory / f'{stem}.onnx', directory / f'{stem}.json'
@@ -426,7 +463,7 @@ def ensure_exported(model: Optional[PathLike], kind: str = 'encoder', quantize: 
         session = None
         if reason is None:
             try:
-                session = make_session(onnx_path, num_threads, spin)
+                session = make_session(onnx_path, num_threads, spin, arena)
                 _session_matches(session, kind)
             except Exception as exc:
                 session, reason = None, f'cached file unreadable ({type(exc).__name__}: {str(exc)[:200]})'
@@ -442,7 +479,7 @@ def ensure_exported(model: Optional[PathLike], kind: str = 'encoder', quantize: 
             _write_json_atomic(meta_path, meta)
             exported_now = True
             try:
-                session = make_session(onnx_path, num_threads, spin)
+                session = make_session(onnx_path, num_threads, spin, arena)
                 _session_matches(session, kind)
             except Exception as exc:
                 raise RuntimeError(f'ONNX export of {model_dir} ({kind}) at {onnx_path} cannot be loaded: {exc}') \
@@ -466,11 +503,11 @@ class _OnnxRunner:
     kind = ''
 
     def __init__(self, model_dir: Optional[PathLike], num_threads: Optional[int] = None,
-                 quantize: Optional[bool] = None, optimize: bool = True, spin: bool = False):
+                 quantize: Optional[bool] = None, optimize: bool = False, spin: bool = False, arena: bool = True):
         self.quantize = default_quantize() if quantize is None else bool(quantize)
         self.num_threads = num_threads
         self.info, self.session = ensure_exported(model_dir, self.kind, quantize=self.quantize, optimize=optimize,
-                                                  num_threads=num_threads, spin=spin)
+                                                  num_threads=num_threads, spin=spin, arena=arena)
         self._output_names = list(_OUTPUTS[self.kind])
 
     @property

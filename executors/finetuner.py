@@ -9,12 +9,14 @@ It is the last Executor of the chain (tokenizer -> embedder -> indexer -> reader
   fsync'ed to the label store (:mod:`covidqa.feedback`) before the reply; a training round starts after every
   ``train_every`` new labels.
 - ``/train``: start a round now (``{'wait': true, 'timeout': s}`` waits for it to finish).
-- ``/save_model``: make sure every label is in a saved model version (trains now if some are not, and waits), and
-  export the labels as a training set (CSV) next to the store.
+- ``/save_model``: make sure every label gets into a saved model version (starts a round if some are not trained
+  on yet; ``{'wait': true}`` waits for it), and export the labels as a training set (CSV) next to the store.
 - ``/rollback``: ``{'version': N}`` moves ``TARGET`` back to an existing version N (0 = the base model).
 - ``/status``: model versions (ACTIVE/TARGET/available), label counts, training state, last loss.
 
 Endpoint results are dicts: clients read them in ``response.parameters['__results__'][<executor name>]``.
+Only ``{'wait': true}`` blocks; give the Executor ``allow_concurrent: true`` in flow.yml (it is thread-safe) so that
+such a wait never holds up ``/search``, which passes through it.
 
 Training runs in one background thread, one round at a time; requests that arrive meanwhile (labels, /train) are
 coalesced into the next round, so nothing learned is lost and floods do not pile up rounds. A round trains from the
@@ -101,11 +103,15 @@ class Finetuner(Executor):
 
     # ---- training thread ---------------------------------------------------------------------------------------
     def _labels_in_target(self) -> int:
-        """Labels (store clock) the TARGET version was trained on; 0 for the base model or unknown."""
-        try:
-            return int(self.versions.meta(self.versions.target()).get('labels_total', 0))
-        except Exception:
-            return 0
+        """Labels (store clock) the newest trained version has seen, so that a restart neither retrains what is
+        trained nor undoes a rollback; 0 when no version was trained from this store."""
+        seen = [0]
+        for version in self.versions.versions():
+            try:
+                seen.append(int(self.versions.meta(version).get('labels_total', 0)))
+            except Exception:  # an unreadable version.json: that version just does not count
+                pass
+        return min(max(seen), self.store.total_labels)
 
     def _request_round(self, reason: str) -> int:
         with self._cond:
@@ -184,6 +190,11 @@ class Finetuner(Executor):
         return True
 
     # ---- endpoints ---------------------------------------------------------------------------------------------
+    @requests
+    def pass_through(self, docs: DocList[QADoc], **kwargs) -> DocList[QADoc]:
+        """Endpoints of the other Executors (/index, /answer, /count, ...) pass through unchanged."""
+        return None
+
     @requests(on='/search')
     def search(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
         """Remember the matches shown for every query (docs pass through unchanged)."""
@@ -248,13 +259,17 @@ class Finetuner(Executor):
 
     @requests(on='/save_model')
     def save_model(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        params = check_parameters('/save_model', parameters, extra_known=('timeout',))
+        """Every label into a saved version: starts a round if some labels are not trained on yet (``{'wait':
+        true}`` waits for it; by default it answers at once and the round's end shows in /status), and exports the
+        labels to ``<store>/training_set.csv``."""
+        params = check_parameters('/save_model', parameters, extra_known=('wait', 'timeout'))
         export = self.store.directory / 'training_set.csv'
         rows = self.store.export(export)
         if self.store.total_labels > self._trained_labels or self._busy():
-            out = self._start_round('/save_model', params, 'save model', wait_default=True)
+            out = self._start_round('/save_model', params, 'save model', wait_default=False)
         else:
             out = {'started': False, 'finished': True, **self._status()}
+        out.setdefault('finished', False)
         target = self.versions.target()
         out.update(saved_version=target, saved_path=str(self.versions.model_path(target)),
                    training_set=str(export), training_set_rows=rows)
@@ -310,6 +325,8 @@ class Finetuner(Executor):
         }
 
     def close(self) -> None:
+        if self._stop.is_set():
+            return  # closed already
         self._stop.set()
         with self._cond:
             self._cond.notify_all()

@@ -2,7 +2,9 @@
 
 For each anchor (query) ``i`` the candidates are every positive of the batch plus every hard negative of the batch;
 the loss is the cross-entropy of ``scale * cos(anchor_i, candidate_j)`` with the correct class ``j = i``. The other
-anchors' positives act as (random) in-batch negatives, the rejected matches as hard negatives.
+anchors' positives act as (random) in-batch negatives, the rejected matches as hard negatives. With
+``symmetric=True`` the other direction is added too (each positive must pick its own anchor among the batch's
+anchors), and the two cross-entropies are averaged.
 
 Inputs:
     anchors    float tensor (B, D): query embeddings.
@@ -31,11 +33,12 @@ from torch import nn
 
 
 class MultipleNegativesRankingLoss(nn.Module):
-    def __init__(self, scale: float = 20.0):
+    def __init__(self, scale: float = 20.0, symmetric: bool = False):
         super().__init__()
         if scale <= 0:
             raise ValueError(f'scale must be > 0, got {scale}')
         self.scale = scale
+        self.symmetric = symmetric
 
     def forward(self, anchors: torch.Tensor, positives: torch.Tensor, negatives: Optional[torch.Tensor] = None,
                 mask: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -51,4 +54,8 @@ class MultipleNegativesRankingLoss(nn.Module):
                 raise ValueError('mask must not hide an anchor\'s own positive (the diagonal)')
             scores = scores.masked_fill(mask, float('-inf'))
         target = torch.arange(len(anchors), device=anchors.device)
-        return F.cross_entropy(scores, target)
+        loss = F.cross_entropy(scores, target)
+        if self.symmetric:
+            backward = scores[:, :len(anchors)].T  # positive i -> anchors; the mask is symmetric for duplicates
+            loss = (loss + F.cross_entropy(backward, target)) / 2
+        return loss

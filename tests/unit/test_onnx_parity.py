@@ -94,16 +94,29 @@ def _cosine_top10(queries: np.ndarray, docs: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ embeddings
-def test_base_export_is_cached_under_service_home_and_fused(onnx_home, onnx_embedder):
+def test_base_export_is_cached_under_service_home(onnx_home, onnx_embedder):
     info = onnx_embedder._runner.info
-    assert info.path.is_file()
+    assert info.path.is_file() and info.path.name == 'encoder.onnx' and not info.quantized
     assert info.path.parent.parent == onnx_home / 'onnx-cache'  # base lives in site-packages: cache elsewhere
     assert onnx_cache_dir('base') == info.path.parent
     assert not (base_model_dir() / 'onnx').exists()
-    # the transformer optimizer recognised the whole BERT graph
-    assert info.fused_ops.get('Attention') == 6 and info.fused_ops.get('SkipLayerNormalization') == 12
-    again, _ = ensure_exported('base', 'encoder')
-    assert not again.exported_now and again.fingerprint == info.fingerprint
+    again, session = ensure_exported('base', 'encoder')
+    assert not again.exported_now and again.fingerprint == info.fingerprint and again.path == info.path
+    assert [i.name for i in session.get_inputs()] == ['input_ids', 'attention_mask']
+    assert [tuple(i.shape) for i in session.get_inputs()] == [('batch', 'seq')] * 2  # dynamic axes
+
+
+def test_fused_graph_option_matches_torch(torch_embedder):
+    fused = OnnxEncoderRunner('base', num_threads=2, optimize=True)
+    # ONNX Runtime's transformer optimizer recognised the whole BERT graph...
+    assert fused.info.fused_ops.get('Attention') == 6 and fused.info.fused_ops.get('SkipLayerNormalization') == 12
+    assert fused.info.path.name == 'encoder.fused.onnx'
+    tok = TextTokenizer('base')
+    input_ids, mask = pad_batch(tok.encode(QUESTIONS), pad_id=tok.pad_id)
+    left_ids, left_mask = input_ids[:, ::-1].copy(), mask[:, ::-1].copy()
+    for ids, m in ((input_ids, mask), (left_ids, left_mask)):  # ...and kept the raw mask: any padding works
+        ref, got = torch_embedder._runner(ids, m), fused(ids, m)
+        assert np.abs(got - ref)[m.astype(bool)].max() < 1e-4
 
 
 def test_embeddings_match_torch_on_mixed_length_batches(faq_questions, torch_embedder, onnx_embedder):

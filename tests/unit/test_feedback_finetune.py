@@ -1,0 +1,71 @@
+"""Finetuning from labels with the real MiniLM: the CLI saves a version, moves TARGET, and the model learned."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from covidqa.embedding import Embedder
+from covidqa.feedback import TrainingExample, write_rows
+from covidqa.finetune import load_training_data, train_encoder
+from covidqa.versions import ModelVersions
+from tests.conftest import REPO
+
+# Two queries, each with the match a user accepted and the ones they rejected (as the labeler page sends them).
+EXAMPLES = [
+    TrainingExample('my dog sneezes, can pets catch the coronavirus from people?',
+                    ['Can pets catch the cold?'], ['How long does the virus live on steel?', 'Is there a vaccine?']),
+    TrainingExample('which surfaces keep the virus alive the longest?',
+                    ['How long does the virus live on steel?'], ['Can pets catch the cold?', 'Is there a vaccine?']),
+]
+
+
+def _rows(examples):
+    return [{'query': e.query, 'document': d, 'label': 'accepted'} for e in examples for d in e.positives] + \
+           [{'query': e.query, 'document': d, 'label': 'rejected'} for e in examples for d in e.negatives]
+
+
+def _margins(model) -> np.ndarray:
+    """cos(query, accepted) - max cos(query, rejected) for each example."""
+    emb = Embedder(model)
+    out = []
+    for e in EXAMPLES:
+        q, *docs = emb.embed_texts([e.query] + e.positives + e.negatives)
+        docs = np.stack(docs)
+        cos = docs @ q / (np.linalg.norm(docs, axis=1) * np.linalg.norm(q))
+        out.append(cos[0] - cos[1:].max())
+    return np.asarray(out)
+
+
+def test_cli_fit_saves_a_version_moves_target_and_learns(tmp_path):
+    train = tmp_path / 'labels.csv'
+    write_rows(_rows(EXAMPLES), train)
+    versions_dir = tmp_path / 'embedder'
+    command = [sys.executable, '-m', 'covidqa.finetune', 'fit', '--train-data', str(train), '--epochs', '6',
+               '--lr', '1e-4', '--batch-size', '2', '--versions-dir', str(versions_dir), '--num-threads', '2']
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    versions = ModelVersions(versions_dir)
+    assert out['version'] == 1 and versions.target() == 1 and versions.versions() == [0, 1]
+    assert versions.active() == 0  # only the indexer moves ACTIVE
+    meta = versions.meta(1)
+    assert meta['config']['loss'] == 'mnr' and meta['examples'] == 2 and meta['source'] == str(train)
+    assert out['final_loss'] < out['epoch_losses'][0]
+    before, after = _margins('base'), _margins(versions.model_path(1))
+    assert (after > before).all(), (before, after)
+    assert (after > 0).all(), after
+
+
+def test_training_data_problems_are_named(tmp_path):
+    only_rejected = [TrainingExample('q', [], ['d'])]
+    with pytest.raises(ValueError, match='no accepted match'):
+        train_encoder(only_rejected, loss='mnr')
+    with pytest.raises(ValueError, match="loss must be 'mnr' or 'cosine'"):
+        train_encoder(EXAMPLES, loss='triplet')
+    with pytest.raises(ValueError, match='epochs must be a positive integer'):
+        train_encoder(EXAMPLES, epochs=0)
+    with pytest.raises(FileNotFoundError, match='no training data'):
+        load_training_data(tmp_path / 'missing.csv')
+    assert load_training_data(_rows(EXAMPLES)) == EXAMPLES
