@@ -148,8 +148,10 @@ def test_per_call_overrides_do_not_stick(reader, runner):
     assert len(reader.read(QUESTION, [LONG[:600]], top_k=4)) == 4
     assert len(reader.read(QUESTION, [LONG[:600]])) == 1
     tok = load_tokenizer('base')
+    offsets = tok(LONG[:600], add_special_tokens=False, return_offsets_mapping=True)['offset_mapping']
     for a in reader.read(QUESTION, [LONG[:600]], top_k=5, max_answer_length=1):
-        assert len(tok(a.answer, add_special_tokens=False)['input_ids']) == 1
+        # one token *of the context* (re-tokenizing the answer alone may split it differently)
+        assert sum(1 for s, e in offsets if a.start <= s and e <= a.end and e > s) == 1, a
     runner.shapes.clear()
     reader.read(QUESTION, [LONG], max_seq_length=128, batch_size=3)
     assert max(s[1] for s in runner.shapes) == 128 and max(s[0] for s in runner.shapes) <= 3
