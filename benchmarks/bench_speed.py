@@ -38,6 +38,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import string
 import sys
 import threading
@@ -237,9 +238,10 @@ class LoadResult:
 
 
 def run_load(make_caller: Callable[[], Callable[[str], object]], questions: Sequence[str], concurrency: int,
-             duration: float, min_requests: int) -> LoadResult:
+             duration: float, min_requests: int, max_seconds: Optional[float] = None) -> LoadResult:
     """``concurrency`` threads, each with its own caller, send one question per call back to back for
-    ``duration`` seconds (and at least ``min_requests`` calls in all). QPS = completed calls / elapsed."""
+    ``duration`` seconds (continuing until ``min_requests`` calls completed, but never starting one after
+    ``max_seconds``, default ``4 * duration + 30``). QPS = completed calls / elapsed."""
     callers = [make_caller() for _ in range(concurrency)]
     latencies: List[float] = []
     errors: List[str] = []
@@ -248,6 +250,7 @@ def run_load(make_caller: Callable[[], Callable[[str], object]], questions: Sequ
     counter = iter(range(10**9))
     started = [0.0]
     deadline = [0.0]
+    hard_deadline = [0.0]
 
     def worker(call):
         barrier.wait()
@@ -255,7 +258,8 @@ def run_load(make_caller: Callable[[], Callable[[str], object]], questions: Sequ
             with lock:
                 k = next(counter)
                 done = len(latencies) + len(errors)
-            if time.perf_counter() >= deadline[0] and done >= min_requests:
+            now = time.perf_counter()
+            if (now >= deadline[0] and done >= min_requests) or now >= hard_deadline[0]:
                 return
             question = questions[k % len(questions)]
             t0 = time.perf_counter()
@@ -273,6 +277,7 @@ def run_load(make_caller: Callable[[], Callable[[str], object]], questions: Sequ
         t.start()
     started[0] = time.perf_counter()
     deadline[0] = started[0] + duration
+    hard_deadline[0] = started[0] + (max_seconds if max_seconds is not None else 4 * duration + 30)
     barrier.wait()
     for t in threads:
         t.join()
@@ -527,7 +532,7 @@ def bench_baseline(faq: FAQ, reader_dir: Path, questions: List[str], limit: int,
             call = baseline.search if endpoint == '/search' else baseline.answer
             for c in concurrency:
                 cpu = cpu_state(0.5)
-                result = run_load(lambda: call, questions, c, duration, min_requests=max(8, 2 * c))
+                result = run_load(lambda: call, questions, c, duration, min_requests=max(4, c))
                 result.cpu = cpu
                 rows[endpoint].append(asdict(result))
                 print(f'  baseline[{kind}] {endpoint} c={c}: {result.qps} QPS, p50 {result.p50_ms} ms, '
@@ -636,7 +641,7 @@ def bench_flow(variant: str, home: Path, faq_path: Path, reader_dir: Path, quest
             rows[endpoint] = []
             for c in concurrency:
                 cpu = cpu_state(0.5)
-                load = run_load(make_caller(endpoint, params), questions, c, duration, min_requests=max(8, 2 * c))
+                load = run_load(make_caller(endpoint, params), questions, c, duration, min_requests=max(4, c))
                 load.cpu = cpu
                 rows[endpoint].append(asdict(load))
                 print(f'  flow[{backend}] {endpoint} c={c}: {load.qps} QPS, p50 {load.p50_ms} ms, '
@@ -807,6 +812,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--wait-quiet', type=float, default=120.0,
                         help='wait up to this many seconds for an idle CPU before each phase')
     args = parser.parse_args(argv)
+    # `timeout`/kill sends SIGTERM: turn it into SystemExit so the running Flow is stopped by the finally blocks
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.quick:
         args.duration, args.reps = min(args.duration, 5.0), min(args.reps, 3)
     out_dir = Path(args.out).resolve()
