@@ -6,7 +6,6 @@ PIP := .venv/bin/pip
 COVIDQA_DATA ?= $(abspath ../shared/data)
 export COVIDQA_DATA
 FAQ_CSV ?= $(if $(wildcard $(COVIDQA_DATA)/covid_faq_deepset/faq_covidbert.csv),$(COVIDQA_DATA)/covid_faq_deepset/faq_covidbert.csv,)
-QA_TRAIN ?= $(COVIDQA_DATA)/covid_qa_paragraphs/qa_train.json
 READER_DIR := workspace/models/reader
 
 .PHONY: serve test venv reader browser bench bench-reader bench-feedback clean
@@ -21,14 +20,14 @@ venv: .venv/.installed
 
 # The default reader: trained once from COVID-QA (paragraph train split) when none exists (< 10 min on 2 cores).
 $(READER_DIR)/config.json: | .venv/.installed
-	$(PY) -m covidqa.qa default --train-file $(QA_TRAIN)
+	$(PY) -m covidqa.qa default --data-dir $(COVIDQA_DATA)
 
 serve: .venv/.installed $(READER_DIR)/config.json
 	$(PY) -m client.serve $(if $(FAQ_CSV),--faq $(FAQ_CSV),)
 
 # Retrain the reader with more epochs, for those who want the best model.
 reader: .venv/.installed
-	$(PY) -m covidqa.qa default --train-file $(QA_TRAIN) --force --epochs 5
+	$(PY) -m covidqa.qa default --data-dir $(COVIDQA_DATA) --force --epochs 5
 
 # Debian's chromium for the labeler browser test (never a downloaded browser build).
 browser:

@@ -621,16 +621,16 @@ class QuestionAnswering:
 DEFAULT_READER_ARGS = QATrainArgs(
     learning_rate=3e-4,
     weight_decay=0.01,
-    num_train_epochs=2.0,  # an upper bound: the time budget below ends training first on a 2-core CPU
+    num_train_epochs=1.0,  # 204 steps of 16 windows: ~8.5 min on 2 idle cores (benchmarks/READER_RESULTS.md)
     batch_size=16,
     max_seq_length=256,
     doc_stride=128,
     negatives_per_question=1,
     max_positives_per_question=1,
     warmup_ratio=0.1,
-    bf16=False,  # bf16 autocast measured no faster on this shared CPU (oneDNN per-shape kernels)
+    bf16=False,  # bf16 autocast trained no faster on the shared CPU (oneDNN compiles kernels per shape)
     seed=42,
-    max_train_seconds=540.0,  # 9 minutes of training + ~20 s of data preparation and saving
+    max_train_seconds=540.0,  # guard: on a busy CPU stop (with a fully decayed learning rate) after 9 minutes
 )
 PARAGRAPH_TRAIN = 'covid_qa_paragraphs/qa_train.json'
 PARAGRAPH_DEV = 'covid_qa_paragraphs/qa_dev.json'
