@@ -554,7 +554,7 @@ def bench_baseline(faq: FAQ, reader_dir: Path, questions: List[str], limit: int,
 FLOW_VARIANTS = {
     # name: (backend of embedder/indexer/reader, int8)
     'onnx': ('onnx', False),
-    'onnx-int8': ('onnx', True),
+    'onnx-int8': ('onnx-int8', False),  # the backend name flow.yml uses (int8 weights, dynamic quantization)
     'torch': ('torch', False),
 }
 

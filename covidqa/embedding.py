@@ -6,7 +6,9 @@ padded to their longest member only. Two backends compute the same thing:
 
 - ``torch``: transformers ``AutoModel`` under ``torch.inference_mode``;
 - ``onnx``: the same encoder exported with ``torch.onnx.export`` and run by ONNX Runtime
-  (see :mod:`covidqa.onnx_backend`).
+  (see :mod:`covidqa.onnx_backend`);
+- ``onnx-int8``: that export with int8 dynamic quantization (2-3x faster; FAQ hit@1 unchanged, see
+  ``benchmarks/bench_speed.py``).
 
 Example::
 
@@ -23,7 +25,7 @@ from covidqa.models import PathLike, load_encoder, resolve_model_path
 from covidqa.tokenization import TextTokenizer, length_sorted_batches, pad_batch
 
 POOLINGS = ('cls', 'mean')
-BACKENDS = ('torch', 'onnx')
+BACKENDS = ('torch', 'onnx', 'onnx-int8')
 
 
 def pool(hidden: np.ndarray, attention_mask: np.ndarray, pooling: str) -> np.ndarray:
@@ -83,10 +85,11 @@ class Embedder:
     def load(self) -> 'Embedder':
         if self._runner is None:
             model_dir = resolve_model_path(self.model)
-            if self.backend == 'onnx':
+            if self.backend.startswith('onnx'):
                 from covidqa.onnx_backend import OnnxEncoderRunner
 
-                self._runner = OnnxEncoderRunner(model_dir, num_threads=self.num_threads)
+                quantize = True if self.backend == 'onnx-int8' else None  # None: $COVIDQA_ONNX_INT8 decides
+                self._runner = OnnxEncoderRunner(model_dir, num_threads=self.num_threads, quantize=quantize)
             else:
                 self._runner = _TorchRunner(model_dir, num_threads=self.num_threads)
         return self

@@ -5,8 +5,9 @@ Two JSON-lines files under ``directory`` (default ``$COVIDQA_HOME/feedback``)::
     searches.jsonl   one line per searched query: its id, text and the matches shown (id + text), model version
     labels.jsonl     one line per accepted feedback request: the query and its labeled matches
 
-Every line is written with one ``write`` followed by ``flush`` + ``fsync`` before the call returns, so a label that was
-acknowledged survives a crash or a restart. A crash in the middle of a write leaves at most one torn last line; it
+Every label line is written with one ``write`` followed by ``fsync`` before the call returns, so a label that was
+acknowledged survives a crash or a restart (search-log lines are written the same way without the ``fsync``: they
+are on the path of every /search). A crash in the middle of a write leaves at most one torn last line; it
 was never acknowledged, is skipped when loading and cut off before the next append.
 
 Feedback is checked against what was actually shown: the query must have been searched (its id recorded by
@@ -144,7 +145,10 @@ class FeedbackStore:
         for record in _read_jsonl(self.labels_path):
             self._apply_labels(record)
 
-    def _append(self, path: Path, record: dict) -> None:
+    def _append(self, path: Path, record: dict, durable: bool = True) -> None:
+        """Append one JSON line; ``durable`` waits for the disk (``fsync``) before returning. Labels are durable;
+        the search log is not (it is on the path of every /search, and a search lost to a crash only means a later
+        label for it gets a clear 'never searched' error)."""
         line = (json.dumps(record, ensure_ascii=False, separators=(',', ':')) + '\n').encode('utf-8')
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -152,7 +156,8 @@ class FeedbackStore:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
 
@@ -179,7 +184,7 @@ class FeedbackStore:
             'ts': time.time(),
         }
         with self._lock:
-            self._append(self.searches_path, record)
+            self._append(self.searches_path, record, durable=False)
             self._remember_search(record)
 
     def has_search(self, query_id: str) -> bool:

@@ -18,8 +18,8 @@ no-answer :class:`Answer` (``answer=''``, ``start=end=-1``) whose score is the m
 ``p_start[CLS] * p_end[CLS]`` of the window that is most confident that it holds an answer (the minimum over
 windows). ``no_answer_threshold=0`` always answers.
 
-Backends: ``'torch'`` (transformers, default) or ``'onnx'`` (:class:`covidqa.onnx_backend.OnnxQARunner`, imported
-only when asked for), or any callable ``runner(input_ids, attention_mask, token_type_ids) -> (start_logits,
+Backends: ``'torch'`` (transformers, default), ``'onnx'`` or ``'onnx-int8'`` (:class:`covidqa.onnx_backend.OnnxQARunner`,
+int8: dynamic quantization; imported only when asked for), or any callable ``runner(input_ids, attention_mask, token_type_ids) -> (start_logits,
 end_logits)`` on int64 numpy arrays of shape ``(batch, seq)`` returning float arrays of the same shape.
 
 The checkpoint: ``model=None`` means the trained reader in :func:`covidqa.models.default_reader_dir` when it holds
@@ -61,7 +61,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ('torch', 'onnx')
+BACKENDS = ('torch', 'onnx', 'onnx-int8')
 DEFAULT_MAX_SEQ_LENGTH = 384
 DEFAULT_DOC_STRIDE = 128
 DEFAULT_MAX_ANSWER_LENGTH = 64
@@ -279,7 +279,7 @@ class ExtractiveReader:
     """Extractive QA reader; ``__init__`` only stores the configuration, :meth:`load` (or first use) loads.
 
     :param model: model directory, ``'base'``, or ``None`` (the trained default reader, else base + warning).
-    :param backend: ``'torch'`` or ``'onnx'``.
+    :param backend: ``'torch'``, ``'onnx'`` or ``'onnx-int8'``.
     :param runner: optional ready span-model callable (overrides ``backend``), see the module docstring.
     :param max_seq_length: tokens per window (question + context + specials).
     :param doc_stride: overlap in tokens between consecutive windows of a long context.
@@ -340,10 +340,11 @@ class ExtractiveReader:
             if self._tokenizer is None:
                 self._tokenizer = load_tokenizer(self.model_path)
             if self._runner is None:
-                if self.backend == 'onnx':
+                if self.backend.startswith('onnx'):
                     from covidqa.onnx_backend import OnnxQARunner
 
-                    self._runner = OnnxQARunner(self.model_path, num_threads=self.num_threads)
+                    quantize = True if self.backend == 'onnx-int8' else None  # None: $COVIDQA_ONNX_INT8 decides
+                    self._runner = OnnxQARunner(self.model_path, num_threads=self.num_threads, quantize=quantize)
                 else:
                     self._runner = TorchQARunner(self.model_path, num_threads=self.num_threads)
         return self

@@ -19,7 +19,7 @@ from executors._common import BadRequest, check_parameters, positive_int  # noqa
 
 class Embedder(Executor):
     """``uses_with``: ``model`` (base model, default the packaged MiniLM), ``pooling`` ('cls' | 'mean'),
-    ``backend`` ('torch' | 'onnx'), ``batch_size``, ``num_threads``, ``versions_dir`` (embedder versions written
+    ``backend`` ('torch' | 'onnx' | 'onnx-int8'), ``batch_size``, ``num_threads``, ``versions_dir`` (embedder versions written
     by the feedback finetuner; default ``$COVIDQA_HOME/models/embedder``)."""
 
     def __init__(self, model: str = 'base', pooling: str = 'cls', backend: str = 'torch', batch_size: int = 32,

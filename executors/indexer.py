@@ -33,12 +33,12 @@ STORED_FIELDS = ('text', 'answer', 'wrong_answer', 'title', 'source', 'url')
 
 class Indexer(Executor):
     def __init__(self, model: str = 'base', pooling: str = 'cls', backend: str = 'torch', index_dir: str = '',
-                 versions_dir: str = '', limit: int = 10, watch_interval: float = 1.0, **kwargs):
+                 versions_dir: str = '', limit: int = 10, watch_interval: float = 1.0, num_threads: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.shard_id = int(getattr(self.runtime_args, 'shard_id', 0) or 0)
         self.shards = int(getattr(self.runtime_args, 'shards', 1) or 1)
         self.default_limit = limit
-        self.embedder_config = dict(pooling=pooling, backend=backend)
+        self.embedder_config = dict(pooling=pooling, backend=backend, num_threads=num_threads or None)
         self.versions = ModelVersions(versions_dir or None, base_model=model)
         self._embedders = {}
         self._embedders_lock = threading.Lock()

@@ -26,7 +26,7 @@ Files are resolved under ``data_dir``; a path that resolves outside it is refuse
 :class:`executors._common.BadRequest` with a message naming the problem; the Flow keeps serving.
 
 ``uses_with``: ``model`` ('' = the trained default reader, else the base model with a warning), ``backend``
-('torch' | 'onnx'), ``max_seq_length`` (384), ``doc_stride`` (128), ``max_answer_length`` (64), ``top_k`` (1),
+('torch' | 'onnx' | 'onnx-int8'), ``max_seq_length`` (384), ``doc_stride`` (128), ``max_answer_length`` (64), ``top_k`` (1),
 ``no_answer_threshold`` (0.01), ``batch_size`` (16), ``num_threads`` (0 = library default), ``data_dir`` ('' =
 file parameters refused), ``model_dir`` (where ``/qa/train`` saves; '' = ``$COVIDQA_HOME/models/reader``).
 """

@@ -10,6 +10,21 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 
+@pytest.fixture(scope='session', autouse=True)
+def shared_onnx_cache(tmp_path_factory):
+    """One ONNX export cache for the whole run (Flows started by tests inherit it), so each test Flow with a fresh
+    ``$COVIDQA_HOME`` does not export the packaged model again; the cache's own re-export logic is unchanged."""
+    if 'COVIDQA_ONNX_CACHE' in os.environ:
+        yield os.environ['COVIDQA_ONNX_CACHE']
+        return
+    path = str(tmp_path_factory.mktemp('onnx-cache'))
+    os.environ['COVIDQA_ONNX_CACHE'] = path
+    try:
+        yield path
+    finally:
+        os.environ.pop('COVIDQA_ONNX_CACHE', None)
+
+
 def data_dir() -> Path:
     """``$COVIDQA_DATA``, else ``../shared/data`` next to the repository (this environment's copy)."""
     return Path(os.environ.get('COVIDQA_DATA') or REPO.parent / 'shared' / 'data')

@@ -48,6 +48,7 @@ def onnx_home(tmp_path_factory):
 def faq_questions(faq_csv):
     with open(faq_csv, newline='', encoding='utf-8') as f:
         questions = [row['question'].strip() for row in csv.DictReader(f) if row['question'].strip()]
+    questions = list(dict.fromkeys(questions))  # a few FAQ questions repeat: exact ties would make order arbitrary
     assert len(questions) >= 200
     return questions[:200]
 
@@ -151,8 +152,11 @@ def test_top10_search_results_are_identical(faq_questions, torch_embedder, onnx_
     onnx_top, onnx_scores = _cosine_top10(onnx_embedder.embed_texts(queries), onnx_embedder.embed_texts(faq_questions))
     assert torch_top.shape == (len(queries), 10)
     assert (torch_top == onnx_top).all(), [q for q, a, b in zip(queries, torch_top, onnx_top) if (a != b).any()]
-    assert np.abs(np.take_along_axis(torch_scores, torch_top, 1)
-                  - np.take_along_axis(onnx_scores, onnx_top, 1)).max() < 1e-5
+    score_diff = np.abs(torch_scores - onnx_scores).max()
+    assert score_diff < 1e-5
+    # the ranking is decided by gaps far larger than the backends' difference (no near-ties: not identical by luck)
+    top11 = -np.sort(-torch_scores, axis=1)[:, :11]
+    assert np.diff(-top11, axis=1).min() > 5 * score_diff
 
 
 def test_runner_refuses_bad_shapes(onnx_embedder):
@@ -260,10 +264,7 @@ def test_damaged_cache_is_reexported_not_fatal(encoder_copy, damage):
 
 # ------------------------------------------------------------------------------------------------ int8
 def test_int8_export_is_smaller_and_close(faq_questions, onnx_embedder):
-    quantized = Embedder('base', backend='onnx', num_threads=2)
-    from covidqa import onnx_backend
-
-    quantized._runner = onnx_backend.OnnxEncoderRunner(base_model_dir(), num_threads=2, quantize=True)
+    quantized = Embedder('base', backend='onnx-int8', num_threads=2).load()  # flow.yml's backend name
     assert quantized._runner.info.quantized and quantized._runner.info.path.name == 'encoder.int8.onnx'
     assert quantized._runner.info.path.stat().st_size < 0.4 * onnx_embedder._runner.info.path.stat().st_size
     texts = faq_questions[:100]
@@ -273,3 +274,21 @@ def test_int8_export_is_smaller_and_close(faq_questions, onnx_embedder):
     # int8 search still finds each FAQ question itself first
     top, _ = _cosine_top10(small, full)
     assert (top[:, 0] == np.arange(len(texts))).mean() >= 0.95
+
+
+def test_int8_reader_backend_keeps_answer_spans_valid(qa_checkpoint, paragraphs_train):
+    """``backend='onnx-int8'`` (flow.yml's default) runs the quantized graph; its spans still map back to the text
+    and mostly agree with fp32 (quality on real data: benchmarks/bench_speed.py)."""
+    import json
+
+    records = json.loads(Path(paragraphs_train).read_text())['data'][40:52]
+    kwargs = dict(top_k=1, no_answer_threshold=0.0, max_seq_length=256, doc_stride=64, num_threads=2)
+    fp32 = ExtractiveReader(qa_checkpoint, backend='onnx', **kwargs).load()
+    int8 = ExtractiveReader(qa_checkpoint, backend='onnx-int8', **kwargs).load()
+    assert int8._runner.info.quantized and not fp32._runner.info.quantized
+    questions, contexts = [r['question'] for r in records], [[r['context']] for r in records]
+    agree = 0
+    for record, a, b in zip(records, fp32.read_many(questions, contexts), int8.read_many(questions, contexts)):
+        assert b[0].answer and record['context'][b[0].start:b[0].end] == b[0].answer
+        agree += (a[0].start, a[0].end) == (b[0].start, b[0].end)
+    assert agree >= len(records) // 2, agree
