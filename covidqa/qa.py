@@ -117,6 +117,8 @@ class QATrainArgs:
       same work takes on an otherwise idle machine; for reproducible budgets on a shared CPU);
     - ``max_positives_per_question``: windows holding the answer kept per question (0 = all of them; a long
       article with a large ``doc_stride`` has several);
+    - ``freeze_layers``: keep the embeddings and the lowest N transformer layers fixed (0 = train everything):
+      no backward pass through them, so each step is cheaper;
     - ``output_dir``: where :meth:`QuestionAnswering.train` saves the model when done (atomically; None: no save).
 
     Example: ``QATrainArgs.from_any({'num_train_epochs': 2, 'learning_rate': 2e-4})``
@@ -140,6 +142,7 @@ class QATrainArgs:
     max_train_seconds: Optional[float] = None
     budget_clock: str = 'wall'
     max_positives_per_question: int = 0
+    freeze_layers: int = 0
     output_dir: Optional[str] = None
 
     # (key, minimum, maximum, minimum inclusive)
@@ -160,6 +163,7 @@ class QATrainArgs:
         'seed': (0, 2**32 - 1, True),
         'max_train_seconds': (0.0, 1e7, False),
         'max_positives_per_question': (0, 10_000, True),
+        'freeze_layers': (0, 48, True),
     }
 
     def __post_init__(self):
@@ -228,7 +232,7 @@ _FIELD_KINDS = {
     'max_grad_norm': float, 'num_train_epochs': float, 'batch_size': int, 'max_seq_length': int, 'doc_stride': int,
     'max_query_length': int, 'negatives_per_question': int, 'warmup_ratio': float, 'seed': int, 'bf16': bool,
     'max_train_seconds': float, 'output_dir': str, 'budget_clock': str,
-    'max_positives_per_question': int,
+    'max_positives_per_question': int, 'freeze_layers': int,
 }
 
 
@@ -342,6 +346,23 @@ def build_training_windows(tokenizer, records: Sequence[QARecord], args: QATrain
                 all_ends.append(ends[w])
     kept = QAWindows(keep_ids, keep_tt, keep_off, keep_mask, np.asarray(keep_pair, dtype=np.int64))
     return kept, np.asarray(all_starts, dtype=np.int64), np.asarray(all_ends, dtype=np.int64), skipped
+
+
+def _freeze_lower_layers(model, layers: int) -> None:
+    """Keep the embeddings and the lowest ``layers`` encoder layers fixed (``requires_grad=False``); 0 trains all."""
+    if not layers:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return
+    base = getattr(model, model.base_model_prefix)
+    blocks = base.encoder.layer
+    if layers > len(blocks):
+        raise QATrainArgsError(f'training argument freeze_layers={layers} exceeds the model\'s {len(blocks)} layers')
+    for p in model.parameters():
+        p.requires_grad_(True)
+    for module in [base.embeddings, *blocks[:layers]]:
+        for p in module.parameters():
+            p.requires_grad_(False)
 
 
 def _bucketed_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> List[List[int]]:
@@ -458,6 +479,7 @@ class QuestionAnswering:
         warmup = args.warmup_ratio
 
         model = self.model
+        _freeze_lower_layers(model, args.freeze_layers)
         no_decay = ('bias', 'LayerNorm.weight', 'layer_norm.weight')
         params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         groups = [
@@ -619,10 +641,10 @@ class QuestionAnswering:
 # ------------------------------------------------------------------------------------------- the default reader
 # The configuration of `python -m covidqa.qa default` (chosen in benchmarks/READER_RESULTS.md).
 DEFAULT_READER_ARGS = QATrainArgs(
-    learning_rate=3e-4,
+    learning_rate=2e-4,
     weight_decay=0.01,
-    num_train_epochs=1.0,  # 204 steps of 16 windows: ~8.5 min on 2 idle cores (benchmarks/READER_RESULTS.md)
-    batch_size=16,
+    num_train_epochs=1.0,  # 816 steps of 4 windows, ~11 min on 2 idle cores: the guard below stops it at ~0.83
+    batch_size=4,  # small batches win at this budget: more updates for the same windows (benchmarks/READER_RESULTS.md)
     max_seq_length=256,
     doc_stride=128,
     negatives_per_question=1,

@@ -112,6 +112,7 @@ def test_answer_question_top_k(trained):
     ({'max_seq_length': 64, 'max_query_length': 60}, r'leaves no room for a context'),
     ({'budget_clock': 'gpu'}, r"'budget_clock' must be 'wall' or 'cpu'"),
     ({'max_positives_per_question': -1}, r"'max_positives_per_question' must be >= 0"),
+    ({'freeze_layers': -1}, r"'freeze_layers' must be >= 0"),
 ])
 def test_bad_training_args_raise_naming_the_key(data_dir, args, message):
     with pytest.raises(QATrainArgsError, match=message):
@@ -154,6 +155,21 @@ def test_time_budget_stops_training(data_dir):
     result = qa.train(data_dir / 'train.csv', {'num_train_epochs': 50, 'max_train_seconds': 2.0, 'batch_size': 4,
                                                'max_seq_length': 96})
     assert result.stopped_by_time and 0 < result.steps < 300
+
+
+def test_freeze_layers_keeps_the_lower_layers_fixed_and_trains_the_rest(data_dir):
+    import torch
+
+    qa = QuestionAnswering('base')
+    model = qa.model
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    qa.train(data_dir / 'train.csv', {'num_train_epochs': 1, 'learning_rate': 3e-4, 'batch_size': 8,
+                                      'max_seq_length': 96, 'freeze_layers': 2})
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert not any('.embeddings.' in n or '.layer.0.' in n or '.layer.1.' in n for n in changed)
+    assert any('.layer.5.' in n for n in changed) and any('qa_outputs' in n for n in changed)
+    with pytest.raises(QATrainArgsError, match='freeze_layers=7 exceeds'):
+        qa.train(data_dir / 'train.csv', {'num_train_epochs': 1, 'max_seq_length': 96, 'freeze_layers': 7})
 
 
 def test_bad_training_files(tmp_path):
