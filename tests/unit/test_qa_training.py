@@ -113,6 +113,9 @@ def test_answer_question_top_k(trained):
     ({'budget_clock': 'gpu'}, r"'budget_clock' must be 'wall' or 'cpu'"),
     ({'max_positives_per_question': -1}, r"'max_positives_per_question' must be >= 0"),
     ({'freeze_layers': -1}, r"'freeze_layers' must be >= 0"),
+    ({'freeze_word_embeddings': 1}, r"'freeze_word_embeddings' must be true or false"),
+    ({'head_learning_rate_scale': 0}, r"'head_learning_rate_scale' must be > 0.0"),
+    ({'inside_loss_weight': -0.5}, r"'inside_loss_weight' must be >= 0.0"),
 ])
 def test_bad_training_args_raise_naming_the_key(data_dir, args, message):
     with pytest.raises(QATrainArgsError, match=message):
@@ -170,6 +173,26 @@ def test_freeze_layers_keeps_the_lower_layers_fixed_and_trains_the_rest(data_dir
     assert any('.layer.5.' in n for n in changed) and any('qa_outputs' in n for n in changed)
     with pytest.raises(QATrainArgsError, match='freeze_layers=7 exceeds'):
         qa.train(data_dir / 'train.csv', {'num_train_epochs': 1, 'max_seq_length': 96, 'freeze_layers': 7})
+
+
+def test_frozen_word_embeddings_and_inside_loss_train_the_rest_and_save_a_plain_reader(data_dir, tmp_path):
+    import torch
+
+    qa = QuestionAnswering('base')
+    model = qa.model
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    result = qa.train(data_dir / 'train.csv', {
+        'num_train_epochs': 3, 'learning_rate': 3e-4, 'batch_size': 4, 'max_seq_length': 96, 'bf16': True,
+        'freeze_word_embeddings': True, 'inside_loss_weight': 1.0, 'head_learning_rate_scale': 2.0,
+        'output_dir': str(tmp_path / 'reader')})
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert not any('word_embeddings' in n for n in changed)
+    assert any('position_embeddings' in n for n in changed) and any('qa_outputs' in n for n in changed)
+    assert result.final_loss < result.first_loss
+    # the auxiliary classifier is training-only: the saved checkpoint is a plain span model that loads and answers
+    saved = QuestionAnswering(tmp_path / 'reader')
+    assert set(saved.model.state_dict()) == set(model.state_dict())
+    assert saved.answer_question(make_rows()[0][0], make_rows()[0][1])[0].answer
 
 
 def test_bad_training_files(tmp_path):
