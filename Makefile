@@ -26,9 +26,9 @@ serve: .venv/.installed $(READER_DIR)/config.json
 	$(PY) -m client.serve $(if $(FAQ_CSV),--faq $(FAQ_CSV),)
 
 # Retrain the reader without the 9-minute guard of `make serve`: READER_EPOCHS full epochs of the default recipe
-# (~8 min an epoch on 2 idle cores with native bf16, ~11 in fp32; 2 fp32 epochs: paragraph dev F1 0.49, vs 0.44 for
-# the guarded default: benchmarks/READER_RESULTS.md).
-READER_EPOCHS ?= 2
+# (~6 min an epoch on 2 idle cores with native bf16, ~10 in fp32; the guarded default gets through ~1.45 epochs:
+# benchmarks/READER_RESULTS.md). 3 epochs: ~19 min, not measured.
+READER_EPOCHS ?= 3
 reader: .venv/.installed
 	$(PY) -m covidqa.qa default --data-dir $(COVIDQA_DATA) --force --epochs $(READER_EPOCHS)
 

@@ -6,6 +6,9 @@
   regressed onto +1 (accepted) / -1 (rejected); uses every labeled pair.
 
 ``get_loss(name, **kwargs)`` builds one by name.
+
+The reader's training has its own auxiliary loss here too: :class:`covidqa.losses.span_inside.SpanInsideLoss`
+(per-token "inside the answer", ``QATrainArgs.inside_loss_weight``); it is not an embedder loss, so not in ``LOSSES``.
 """
 from covidqa.losses.cosine_siamese import CosineSiameseLoss
 from covidqa.losses.multiple_negatives_ranking import MultipleNegativesRankingLoss
