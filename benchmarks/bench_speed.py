@@ -551,27 +551,20 @@ def bench_baseline(faq: FAQ, reader_dir: Path, questions: List[str], limit: int,
 
 
 # ------------------------------------------------------------------------------------------------ the Flow
-FLOW_VARIANTS = {
-    # name: (backend of embedder/indexer/reader, int8)
-    'onnx': ('onnx', False),
-    'onnx-int8': ('onnx-int8', False),  # the backend name flow.yml uses (int8 weights, dynamic quantization)
-    'torch': ('torch', False),
-}
+# a variant is the backend of the embedder, indexer and reader; 'onnx-int8' is flow.yml's (int8 dynamic quantization)
+FLOW_VARIANTS = ('onnx', 'onnx-int8', 'torch')
 
 
 def flow_overrides(variant: str, reader_dir: Path, threads: Optional[int], embed_batch: int,
-                   reader_batch: int) -> Tuple[Dict[str, dict], Dict[str, dict]]:
-    """``uses_with`` overrides and extra executor keys (``env``) for a Flow variant."""
-    backend, int8 = FLOW_VARIANTS[variant]
+                   reader_batch: int) -> Dict[str, dict]:
+    """``uses_with`` overrides for a Flow variant."""
+    backend = variant
     embedder = {'backend': backend, 'batch_size': embed_batch}
     reader = {'backend': backend, 'model': str(reader_dir), 'batch_size': reader_batch}
     if threads:
         embedder['num_threads'] = threads
         reader['num_threads'] = threads
-    keys = {}
-    if int8:  # runners built without an explicit quantize= read this
-        keys = {name: {'env': {'COVIDQA_ONNX_INT8': '1'}} for name in ('embedder', 'indexer', 'reader')}
-    return {'embedder': embedder, 'indexer': {'backend': backend}, 'reader': reader}, keys
+    return {'embedder': embedder, 'indexer': {'backend': backend}, 'reader': reader}
 
 
 def bench_flow(variant: str, home: Path, faq_path: Path, reader_dir: Path, questions: List[str], limit: int,
@@ -582,12 +575,12 @@ def bench_flow(variant: str, home: Path, faq_path: Path, reader_dir: Path, quest
     from toydata import generate_qa
 
     shutil.rmtree(home / 'index', ignore_errors=True)  # a fresh index each run; the ONNX cache stays
-    overrides, keys = flow_overrides(variant, reader_dir, threads, embed_batch, reader_batch)
+    overrides = flow_overrides(variant, reader_dir, threads, embed_batch, reader_batch)
     log_path = home / f'flow-{variant}.log'
     log_path.unlink(missing_ok=True)
-    flow = FlowProcess(home=home, overrides=overrides, executor_keys=keys, log_path=log_path, ready_timeout=300,
+    flow = FlowProcess(home=home, overrides=overrides, log_path=log_path, ready_timeout=300,
                        env={'JINA_LOG_LEVEL': 'WARNING'})
-    result: dict = {'variant': variant, 'overrides': overrides, 'executor_keys': keys,
+    result: dict = {'variant': variant, 'overrides': overrides,
                     'cpu_before_start': cpu_state(0.5)}
     backend = variant
     monitor = None

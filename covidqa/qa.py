@@ -359,19 +359,22 @@ def build_training_windows(tokenizer, records: Sequence[QARecord], args: QATrain
     return kept, np.asarray(all_starts, dtype=np.int64), np.asarray(all_ends, dtype=np.int64), skipped
 
 
-def _freeze_lower_layers(model, layers: int) -> None:
-    """Keep the embeddings and the lowest ``layers`` encoder layers fixed (``requires_grad=False``); 0 trains all."""
-    if not layers:
-        for p in model.parameters():
-            p.requires_grad_(True)
-        return
-    base = getattr(model, model.base_model_prefix)
-    blocks = base.encoder.layer
-    if layers > len(blocks):
-        raise QATrainArgsError(f'training argument freeze_layers={layers} exceeds the model\'s {len(blocks)} layers')
+def _set_trainable(model, freeze_layers: int, freeze_word_embeddings: bool) -> None:
+    """Train every parameter except the embeddings and the lowest ``freeze_layers`` encoder layers (0: none) and,
+    with ``freeze_word_embeddings``, the word-embedding table (``requires_grad``)."""
+    frozen = []
+    if freeze_layers:
+        base = getattr(model, model.base_model_prefix)
+        blocks = base.encoder.layer
+        if freeze_layers > len(blocks):
+            raise QATrainArgsError(
+                f'training argument freeze_layers={freeze_layers} exceeds the model\'s {len(blocks)} layers')
+        frozen = [base.embeddings, *blocks[:freeze_layers]]
+    if freeze_word_embeddings:
+        frozen.append(model.get_input_embeddings())
     for p in model.parameters():
         p.requires_grad_(True)
-    for module in [base.embeddings, *blocks[:layers]]:
+    for module in frozen:
         for p in module.parameters():
             p.requires_grad_(False)
 
@@ -504,9 +507,7 @@ class QuestionAnswering:
         warmup = args.warmup_ratio
 
         model = self.model
-        _freeze_lower_layers(model, args.freeze_layers)
-        if args.freeze_word_embeddings:
-            model.get_input_embeddings().weight.requires_grad_(False)
+        _set_trainable(model, args.freeze_layers, args.freeze_word_embeddings)
         no_decay = ('bias', 'LayerNorm.weight', 'layer_norm.weight')
         head = _span_head_parameter_names(model)
         params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
