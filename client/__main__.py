@@ -31,7 +31,8 @@ def _post(args, endpoint, docs, parameters=None):
 
     try:
         return _client(args).post(endpoint, docs, parameters=parameters or {}, return_type=DocList[QADoc],
-                                  request_size=args.batch_size, show_progress=endpoint == '/index')
+                                  request_size=args.batch_size, show_progress=endpoint == '/index',
+                                  results_in_order=True)
     except BadServer as exc:
         description = getattr(getattr(exc.args[0], 'status', None), 'description', '') if exc.args else ''
         sys.exit(f'error from the Flow: {description or exc}')

@@ -47,9 +47,10 @@ def flow(tmp_path_factory, faq_docs):
 
 
 def search(flow, texts, limit=3, protocol='grpc'):
+    """Results in the order of `texts`: the requests of 64 finish in any order, and jina returns them as they come."""
     docs = DocList[QADoc]([QADoc(text=t) for t in texts])
     return flow.client(protocol).post('/search', docs, parameters={'limit': limit}, return_type=DocList[QADoc],
-                                      request_size=64)
+                                      request_size=64, results_in_order=True)
 
 
 def test_count_after_index(flow, faq_docs):
@@ -59,6 +60,7 @@ def test_count_after_index(flow, faq_docs):
 
 def test_faq_questions_find_their_own_entry_in_top3(flow, faq_docs):
     found = search(flow, faq_docs.text, limit=3)
+    assert found.text == faq_docs.text  # in input order across the 4 requests
     misses = [q.text for q, doc in zip(found, faq_docs)
               if doc.id not in [m.id for m in q.matches]]
     assert not misses, f'{len(misses)} FAQ questions missed their own entry: {misses[:3]}'
