@@ -555,10 +555,9 @@ def bench_baseline(faq: FAQ, reader_dir: Path, questions: List[str], limit: int,
 FLOW_VARIANTS = ('onnx', 'onnx-int8', 'torch')
 
 
-def flow_overrides(variant: str, reader_dir: Path, threads: Optional[int], embed_batch: int,
+def flow_overrides(backend: str, reader_dir: Path, threads: Optional[int], embed_batch: int,
                    reader_batch: int) -> Dict[str, dict]:
-    """``uses_with`` overrides for a Flow variant."""
-    backend = variant
+    """``uses_with`` overrides for a Flow variant (a variant is a backend name)."""
     embedder = {'backend': backend, 'batch_size': embed_batch}
     reader = {'backend': backend, 'model': str(reader_dir), 'batch_size': reader_batch}
     if threads:

@@ -415,11 +415,9 @@ def _padded_batch(windows: QAWindows, batch: Sequence[int], pad_id: int):
 
 
 def _padded_mask(windows: QAWindows, batch: Sequence[int], width: int) -> np.ndarray:
-    """The context masks of ``batch`` padded with False to ``width`` tokens."""
-    mask = np.zeros((len(batch), width), dtype=bool)
-    for row, i in enumerate(batch):
-        mask[row, : len(windows.context_mask[i])] = windows.context_mask[i]
-    return mask
+    """The context masks of ``batch`` padded with False to ``width`` tokens (the width of :func:`_padded_batch`)."""
+    mask, _ = pad_batch([windows.context_mask[i] for i in batch], pad_id=0)
+    return np.pad(mask, ((0, 0), (0, width - mask.shape[1]))).astype(bool)
 
 
 def _cross_entropy(logits: np.ndarray, label: int) -> float:
