@@ -44,6 +44,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from covidqa.models import BASE_MODEL_NAME, PathLike, default_reader_dir, load_qa_model, load_tokenizer
+from covidqa.question_match import QUESTION_WORD_TYPE, QuestionWordMarker, uses_question_word_type
 from covidqa.tokenization import length_sorted_batches, pad_batch
 
 __all__ = [
@@ -167,6 +168,7 @@ def encode_pairs(
     max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
     doc_stride: int = DEFAULT_DOC_STRIDE,
     max_query_length: int = DEFAULT_MAX_QUERY_LENGTH,
+    mark_question_words: bool = False,
 ) -> QAWindows:
     """Windows for aligned ``questions[i]``/``contexts[i]`` pairs (see :class:`QAWindows`).
 
@@ -175,6 +177,8 @@ def encode_pairs(
     distinct context and question is tokenized only once, so many questions over one long article stay cheap.
     Questions longer than ``max_query_length`` tokens are cut. Consecutive windows overlap by ``doc_stride``
     tokens, at most half of a window's context room (every window moves on by at least half a window).
+    With ``mark_question_words`` context tokens that repeat a question word get token type 2 instead of 1
+    (:mod:`covidqa.question_match`; for models trained with that third type).
     Raises ``ValueError`` when ``max_seq_length`` leaves no room for the context.
     """
     if len(questions) != len(contexts):
@@ -188,6 +192,7 @@ def encode_pairs(
     c_enc = tokenizer(unique_c, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     c_tok = {c: (np.asarray(ids, dtype=np.int64), np.asarray(off, dtype=np.int64).reshape(-1, 2))
              for c, ids, off in zip(unique_c, c_enc['input_ids'], c_enc['offset_mapping'])}
+    marker = QuestionWordMarker(tokenizer) if mark_question_words else None
 
     input_ids, token_types, offsets, masks, pairs = [], [], [], [], []
     for pair, (question, context) in enumerate(zip(questions, contexts)):
@@ -201,12 +206,15 @@ def encode_pairs(
         step = room - max(0, min(doc_stride, room // 2))
         ids, off = c_tok[context]
         head = np.concatenate([[cls_id], q, [sep_id]]).astype(np.int64)
+        context_types = np.ones(len(ids), np.int64)
+        if marker is not None:
+            context_types[marker.marks(q, ids)] = QUESTION_WORD_TYPE
         begin = 0
         while True:
             piece = slice(begin, begin + room)
             n_ctx = len(ids[piece])
             input_ids.append(np.concatenate([head, ids[piece], [sep_id]]).astype(np.int64))
-            token_types.append(np.concatenate([np.zeros(len(head), np.int64), np.ones(n_ctx + 1, np.int64)]))
+            token_types.append(np.concatenate([np.zeros(len(head), np.int64), context_types[piece], [1]]))
             window_off = np.full((len(head) + n_ctx + 1, 2), -1, dtype=np.int64)
             window_off[len(head) : len(head) + n_ctx] = off[piece]
             mask = np.zeros(len(head) + n_ctx + 1, dtype=bool)
@@ -324,6 +332,7 @@ class ExtractiveReader:
         self._runner: Optional[Runner] = runner
         self._tokenizer = None
         self._model_path: Optional[PathLike] = None
+        self._marks_question_words: Optional[bool] = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ loading
@@ -353,6 +362,19 @@ class ExtractiveReader:
     def tokenizer(self):
         self.load()
         return self._tokenizer
+
+    @property
+    def marks_question_words(self) -> bool:
+        """Whether the span model was trained with the question-word token type (:mod:`covidqa.question_match`):
+        asked of the in-memory model when the runner has one (it can change while training), else of the
+        checkpoint's ``config.json``."""
+        self.load()
+        model = getattr(self._runner, 'model', None)
+        if model is not None and hasattr(model, 'config'):
+            return uses_question_word_type(model)
+        if self._marks_question_words is None:
+            self._marks_question_words = uses_question_word_type(self.model_path)
+        return self._marks_question_words
 
     # ------------------------------------------------------------------ model calls
     def window_logits(self, windows: QAWindows, batch_size: Optional[int] = None) -> List[Tuple[np.ndarray, np.ndarray]]:
@@ -470,7 +492,8 @@ class ExtractiveReader:
         if not pair_q:
             return ReadDetails([[Answer('', 1.0, -1, -1)] for _ in questions], QAWindows([], [], [], [], np.zeros(0, np.int64)), [], [])
         self.load()
-        windows = encode_pairs(self._tokenizer, pair_q, pair_c, max_seq_length, doc_stride, self.max_query_length)
+        windows = encode_pairs(self._tokenizer, pair_q, pair_c, max_seq_length, doc_stride, self.max_query_length,
+                               mark_question_words=self.marks_question_words)
         logits = self.window_logits(windows, batch_size)
 
         best: List[Dict[Tuple[int, int, int], float]] = [{} for _ in questions]
