@@ -66,7 +66,7 @@ from covidqa.reader import (  # noqa: E402
     label_windows,
     resolve_reader_model,
 )
-from covidqa.question_match import add_question_word_type, uses_question_word_type  # noqa: E402
+from covidqa.question_match import QUESTION_WORD_TYPE, add_question_word_type, uses_question_word_type  # noqa: E402
 from covidqa.squad_metrics import exact_match, f1_score  # noqa: E402
 from covidqa.tokenization import pad_batch  # noqa: E402
 
@@ -128,6 +128,8 @@ class QATrainArgs:
     - ``question_word_type``: give context tokens that repeat a question word their own token type (a third row
       in the token-type embeddings, trained even when the embeddings are frozen; :mod:`covidqa.question_match`);
       the saved model keeps ``type_vocab_size=3`` and readers mark question words for it from then on;
+    - ``hard_negatives``: with the question-word type, the windows without the answer kept per question are the
+      ones repeating the most question words (not random ones);
     - ``output_dir``: where :meth:`QuestionAnswering.train` saves the model when done (atomically; None: no save).
 
     Example: ``QATrainArgs.from_any({'num_train_epochs': 2, 'learning_rate': 2e-4})``
@@ -156,6 +158,7 @@ class QATrainArgs:
     head_learning_rate_scale: float = 1.0
     inside_loss_weight: float = 0.0
     question_word_type: bool = False
+    hard_negatives: bool = False
     output_dir: Optional[str] = None
 
     # (key, minimum, maximum, minimum inclusive)
@@ -249,6 +252,7 @@ _FIELD_KINDS = {
     'max_train_seconds': float, 'output_dir': str, 'budget_clock': str,
     'max_positives_per_question': int, 'freeze_layers': int, 'freeze_word_embeddings': bool,
     'head_learning_rate_scale': float, 'inside_loss_weight': float, 'question_word_type': bool,
+    'hard_negatives': bool,
 }
 
 
@@ -352,7 +356,12 @@ def build_training_windows(tokenizer, records: Sequence[QARecord], args: QATrain
             if args.max_positives_per_question and len(positives) > args.max_positives_per_question:
                 positives = sorted(rng.choice(positives, size=args.max_positives_per_question, replace=False).tolist())
             n_neg = args.negatives_per_question if positives else max(1, args.negatives_per_question)
-            if len(negatives) > n_neg:
+            if len(negatives) > n_neg and args.hard_negatives and mark_question_words:
+                # the windows without the answer that repeat the most question words: the ones a reader confuses
+                overlap = [int((windows.token_type_ids[w] == QUESTION_WORD_TYPE).sum()) for w in negatives]
+                order = sorted(range(len(negatives)), key=lambda i: (-overlap[i], rng.random()))
+                negatives = sorted(negatives[i] for i in order[:n_neg])
+            elif len(negatives) > n_neg:
                 negatives = sorted(rng.choice(negatives, size=n_neg, replace=False).tolist())
             for w in positives + negatives:
                 keep_ids.append(windows.input_ids[w])
@@ -698,7 +707,9 @@ class QuestionAnswering:
 DEFAULT_READER_ARGS = QATrainArgs(
     learning_rate=2e-4,
     weight_decay=0.01,
-    num_train_epochs=2.0,  # planned; on 2 idle cores (bf16) the 9-minute guard ends it after ~1.45 epochs
+    # 2 epochs planned; on 2 idle cores (bf16) the 9-minute guard ends it after ~1.25
+    # (~1.45 without question_word_type)
+    num_train_epochs=2.0,
     batch_size=4,  # small batches win at this budget: more updates for the same windows (benchmarks/READER_RESULTS.md)
     max_seq_length=256,
     doc_stride=128,

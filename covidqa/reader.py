@@ -5,6 +5,8 @@
 1. every (question, context) pair is tokenized as ``[CLS] question [SEP] context [SEP]``; a context longer than one
    window of ``max_seq_length`` tokens is split into overlapping windows (``doc_stride`` = overlap in tokens
    between consecutive windows, as in HuggingFace ``run_qa.py``), each keeping the character offsets of its tokens;
+   for a model trained with the question-word token type (``type_vocab_size`` 3 in its config, see
+   :mod:`covidqa.question_match`) context tokens that repeat a question word get token type 2 instead of 1;
 2. all windows (of all contexts) are run through the span model in length-sorted, dynamically padded batches;
 3. per window, start and end logits are turned into probabilities with a softmax over the window's context tokens
    plus ``[CLS]`` (the "no answer" slot); a span's score is ``p_start * p_end`` (in ``[0, 1]``); spans end at or

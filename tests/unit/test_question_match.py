@@ -100,3 +100,37 @@ def _record(row):
 
     context, question, answer, start = row
     return QARecord(context=context, question=question, answer_text=answer, answer_start=start)
+
+
+def test_hard_negatives_are_the_windows_repeating_the_most_question_words(tokenizer):
+    from covidqa.qa import QATrainArgs, build_training_windows
+    from toydata.qa_files import QARecord
+
+    filler = ' '.join(f'Sentence number {i} talks about unrelated laboratory procedures.' for i in range(30))
+    decoy = ' '.join(['Camels spread the reservoir virus among farms.'] * 4)
+    context = filler + ' ' + decoy + ' ' + filler + ' The reservoir of the virus is horseshoe bats. ' + filler
+    record = QARecord(context, 'Which animals spread the reservoir virus?', 'horseshoe bats',
+                      context.index('horseshoe bats'))
+    args = QATrainArgs(max_seq_length=128, doc_stride=32, negatives_per_question=1, max_positives_per_question=1,
+                       hard_negatives=True)
+    picks = set()
+    for seed in range(3):
+        windows, starts, _, _ = build_training_windows(tokenizer, [record], args, np.random.default_rng(seed),
+                                                       mark_question_words=True)
+        (negative,) = np.nonzero(starts == 0)[0]
+        text = tokenizer.decode(windows.input_ids[negative])
+        assert 'camels' in text  # the decoy window, not one of the many filler-only windows
+        picks.add(int((windows.token_type_ids[negative] == QUESTION_WORD_TYPE).sum()))
+    all_windows = encode_pairs(tokenizer, [record.question], [context], 128, 32, mark_question_words=True)
+    counts = [int((t == QUESTION_WORD_TYPE).sum()) for t in all_windows.token_type_ids]
+    assert len(counts) > 5 and sorted(counts)[len(counts) // 2] == 0  # most windows repeat no question word
+    assert picks and min(picks) >= 6  # two or more decoy sentences (3 question words each)
+    # without it (or without marks) the negative is a random window: over a few seeds, mostly filler
+    random_args = QATrainArgs(max_seq_length=128, doc_stride=32, negatives_per_question=1,
+                              max_positives_per_question=1)
+    texts = []
+    for seed in range(6):
+        windows, starts, _, _ = build_training_windows(tokenizer, [record], random_args, np.random.default_rng(seed),
+                                                       mark_question_words=True)
+        texts.append(tokenizer.decode(windows.input_ids[np.nonzero(starts == 0)[0][0]]))
+    assert sum('camels' not in t for t in texts) >= 3
