@@ -504,6 +504,9 @@ class QuestionAnswering:
         args = QATrainArgs.from_any(args)
         if args.question_word_type:
             add_question_word_type(self.model)
+        if args.hard_negatives and not uses_question_word_type(self.model):
+            raise QATrainArgsError("training argument 'hard_negatives' needs question-word token types: set "
+                                   "'question_word_type': true (or train a reader that has them)")
         records = _load_records(input_filepath, require_answers=True)
         if not records:
             raise QADataError(f'{input_filepath}: no training records')

@@ -134,3 +134,12 @@ def test_hard_negatives_are_the_windows_repeating_the_most_question_words(tokeni
                                                        mark_question_words=True)
         texts.append(tokenizer.decode(windows.input_ids[np.nonzero(starts == 0)[0][0]]))
     assert sum('camels' not in t for t in texts) >= 3
+
+
+def test_hard_negatives_without_question_word_types_is_refused_naming_both_keys():
+    from covidqa.qa import QATrainArgsError
+
+    qa = QuestionAnswering('base')
+    with pytest.raises(QATrainArgsError, match="'hard_negatives' needs .*'question_word_type'"):
+        qa.train([_record(r) for r in make_rows()], {'num_train_epochs': 1, 'max_seq_length': 96,
+                                                     'hard_negatives': True})
