@@ -356,7 +356,7 @@ def build_training_windows(tokenizer, records: Sequence[QARecord], args: QATrain
             if args.max_positives_per_question and len(positives) > args.max_positives_per_question:
                 positives = sorted(rng.choice(positives, size=args.max_positives_per_question, replace=False).tolist())
             n_neg = args.negatives_per_question if positives else max(1, args.negatives_per_question)
-            if len(negatives) > n_neg and args.hard_negatives and mark_question_words:
+            if len(negatives) > n_neg and args.hard_negatives:
                 # the windows without the answer that repeat the most question words: the ones a reader confuses
                 overlap = [int((windows.token_type_ids[w] == QUESTION_WORD_TYPE).sum()) for w in negatives]
                 order = sorted(range(len(negatives)), key=lambda i: (-overlap[i], rng.random()))
@@ -377,7 +377,8 @@ def build_training_windows(tokenizer, records: Sequence[QARecord], args: QATrain
 
 def _set_trainable(model, freeze_layers: int, freeze_word_embeddings: bool) -> None:
     """Train every parameter except the embeddings and the lowest ``freeze_layers`` encoder layers (0: none) and,
-    with ``freeze_word_embeddings``, the word-embedding table (``requires_grad``)."""
+    with ``freeze_word_embeddings``, the word-embedding table (``requires_grad``). The token-type embeddings of a
+    model with the question-word type always train: its new row starts as a copy and has to learn."""
     frozen = []
     if freeze_layers:
         base = getattr(model, model.base_model_prefix)
@@ -393,6 +394,8 @@ def _set_trainable(model, freeze_layers: int, freeze_word_embeddings: bool) -> N
     for module in frozen:
         for p in module.parameters():
             p.requires_grad_(False)
+    if uses_question_word_type(model):
+        getattr(model, model.base_model_prefix).embeddings.token_type_embeddings.weight.requires_grad_(True)
 
 
 def _span_head_parameter_names(model) -> set:
@@ -504,7 +507,8 @@ class QuestionAnswering:
         args = QATrainArgs.from_any(args)
         if args.question_word_type:
             add_question_word_type(self.model)
-        if args.hard_negatives and not uses_question_word_type(self.model):
+        mark_question_words = uses_question_word_type(self.model)
+        if args.hard_negatives and not mark_question_words:
             raise QATrainArgsError("training argument 'hard_negatives' needs question-word token types: set "
                                    "'question_word_type': true (or train a reader that has them)")
         records = _load_records(input_filepath, require_answers=True)
@@ -515,7 +519,7 @@ class QuestionAnswering:
         started = time.perf_counter()
 
         windows, starts, ends, skipped = build_training_windows(self.tokenizer, records, args, rng,
-                                                                uses_question_word_type(self.model))
+                                                                mark_question_words)
         if len(windows) == 0:
             raise QADataError('no training windows: every answer is longer than a window; raise max_seq_length')
         if skipped:
@@ -528,8 +532,6 @@ class QuestionAnswering:
 
         model = self.model
         _set_trainable(model, args.freeze_layers, args.freeze_word_embeddings)
-        if uses_question_word_type(model):
-            getattr(model, model.base_model_prefix).embeddings.token_type_embeddings.weight.requires_grad_(True)
         no_decay = ('bias', 'LayerNorm.weight', 'layer_norm.weight')
         head = _span_head_parameter_names(model)
         params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
