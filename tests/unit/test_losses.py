@@ -82,3 +82,39 @@ def test_get_loss_by_name():
     assert isinstance(get_loss('cosine'), CosineSiameseLoss)
     with pytest.raises(ValueError, match="unknown loss 'triplet'"):
         get_loss('triplet')
+
+
+def test_shared_norm_is_one_softmax_over_the_context_tokens_of_a_questions_windows():
+    from covidqa.losses.shared_norm import SharedNormLoss
+
+    torch.manual_seed(0)
+    start, end = torch.randn(4, 6), torch.randn(4, 6)
+    mask = torch.tensor([[0, 0, 1, 1, 1, 0], [0, 0, 1, 1, 1, 1], [0, 1, 1, 1, 0, 0], [0, 1, 1, 0, 0, 0]],
+                        dtype=torch.bool)
+    starts, ends = torch.tensor([0, 3, 2, 0]), torch.tensor([0, 4, 3, 0])
+    groups = torch.tensor([5, 5, 9, 7])  # question 5: a distractor + the answer window; 9 and 7: one window each
+    loss = SharedNormLoss()(start, end, mask, starts, ends, groups)
+    flat_start, flat_end = torch.cat([start[0, 2:5], start[1, 2:6]]), torch.cat([end[0, 2:5], end[1, 2:6]])
+    # gold start is token 3 of window 1 = position 3 + 1 of the concatenation, gold end token 4 = position 3 + 2
+    expected = -(flat_start.log_softmax(0)[4] + flat_end.log_softmax(0)[5]) / 2
+    assert torch.allclose(loss, expected)
+    # a question with one window, or without an answer in any of its windows, adds nothing
+    assert float(SharedNormLoss()(start, end, mask, starts, ends, torch.tensor([1, 2, 3, 4]))) == 0.0
+    assert float(SharedNormLoss()(start, end, mask, torch.zeros(4, dtype=torch.long), ends, groups)) == 0.0
+
+
+def test_shared_norm_pushes_the_distractor_windows_spans_below_the_answer():
+    from covidqa.losses.shared_norm import SharedNormLoss
+
+    torch.manual_seed(0)
+    start = torch.zeros(2, 8)
+    start[0, 3] = 3.0  # the distractor window's best start beats the answer window's gold start
+    start.requires_grad_(True)
+    end = torch.zeros(2, 8, requires_grad=True)
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    mask[:, 0] = False
+    starts, ends, groups = torch.tensor([0, 5]), torch.tensor([0, 6]), torch.tensor([1, 1])
+    loss = SharedNormLoss()
+    first, last = _train(loss, [start, end], lambda: (start, end, mask, starts, ends, groups), steps=50, lr=1.0)
+    assert last < first / 4
+    assert start[1, 5] > start[0, 3] and end[1, 6] > end[0].max()

@@ -116,6 +116,7 @@ def test_answer_question_top_k(trained):
     ({'freeze_word_embeddings': 1}, r"'freeze_word_embeddings' must be true or false"),
     ({'head_learning_rate_scale': 0}, r"'head_learning_rate_scale' must be > 0.0"),
     ({'inside_loss_weight': -0.5}, r"'inside_loss_weight' must be >= 0.0"),
+    ({'shared_norm_weight': 'on'}, r"'shared_norm_weight' must be a number, got 'on'"),
 ])
 def test_bad_training_args_raise_naming_the_key(data_dir, args, message):
     with pytest.raises(QATrainArgsError, match=message):
@@ -193,6 +194,31 @@ def test_frozen_word_embeddings_and_inside_loss_train_the_rest_and_save_a_plain_
     saved = QuestionAnswering(tmp_path / 'reader')
     assert set(saved.model.state_dict()) == set(model.state_dict())
     assert saved.answer_question(make_rows()[0][0], make_rows()[0][1])[0].answer
+
+
+def test_grouped_batches_keep_each_questions_windows_together():
+    from covidqa.qa import _grouped_batches
+
+    rng = np.random.default_rng(0)
+    groups = [0, 0, 1, 2, 2, 2, 3, 4, 4, 5, 6, 6, 6, 6, 6]  # group 6 is larger than a batch
+    lengths = [10 * (i + 1) for i in range(len(groups))]
+    batches = _grouped_batches(lengths, groups, 4, rng)
+    assert sorted(i for b in batches for i in b) == list(range(len(groups)))
+    for batch in batches:
+        for g in {groups[i] for i in batch}:
+            assert [i for i in batch if groups[i] == g] == [i for i, x in enumerate(groups) if x == g]
+        assert len(batch) <= 4 or {groups[i] for i in batch} == {6}
+
+
+def test_shared_norm_trains_on_windows_of_long_contexts(data_dir):
+    filler = ' '.join(f'Sentence number {i} talks about unrelated laboratory procedures.' for i in range(30))
+    records = [QARecord(filler + ' ' + context, question, answer, len(filler) + 1 + start)
+               for context, question, answer, start in make_rows()]
+    qa = QuestionAnswering('base')
+    result = qa.train(records, {'num_train_epochs': 4, 'learning_rate': 3e-4, 'batch_size': 4,
+                                'max_seq_length': 128, 'doc_stride': 32, 'shared_norm_weight': 1.0})
+    assert result.negative_windows == result.positive_windows == len(records)  # each question: 2 windows
+    assert result.final_loss < result.first_loss
 
 
 def test_bad_training_files(tmp_path):
