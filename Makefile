@@ -26,8 +26,9 @@ serve: .venv/.installed $(READER_DIR)/config.json
 	$(PY) -m client.serve $(if $(FAQ_CSV),--faq $(FAQ_CSV),)
 
 # Retrain the reader without the 9-minute guard of `make serve`: READER_EPOCHS full epochs of the default recipe
-# (~7 min an epoch on 2 idle cores with native bf16, ~10 in fp32; the guarded default gets through ~1.2-1.3 epochs:
-# benchmarks/READER_RESULTS.md). 3 epochs: 21 min, paragraph / full-article dev F1 0.516 / 0.384 against 0.497 / 0.301.
+# (~6-7 min an epoch on 2 idle cores with native bf16, ~10 in fp32; the guarded default gets through ~1.2-1.5 epochs:
+# benchmarks/READER_RESULTS.md). 3 epochs: 18 min, paragraph / full-article dev F1 0.533 / 0.403 against 0.549 / 0.386
+# for the 9-minute default (one seed each): more epochs help full articles only.
 READER_EPOCHS ?= 3
 reader: .venv/.installed
 	$(PY) -m covidqa.qa default --data-dir $(COVIDQA_DATA) --force --epochs $(READER_EPOCHS)
