@@ -8,8 +8,10 @@
    for a model trained with the question-word token type (``type_vocab_size`` 3 in its config, see
    :mod:`covidqa.question_match`) context tokens that repeat a question word get token type 2 instead of 1;
 2. all windows (of all contexts) are run through the span model in length-sorted, dynamically padded batches;
-3. per window, start and end logits are turned into probabilities with a softmax over the window's context tokens
-   plus ``[CLS]`` (the "no answer" slot); a span's score is ``p_start * p_end`` (in ``[0, 1]``); spans end at or
+3. start and end logits are turned into probabilities with one softmax per question over the context tokens plus
+   ``[CLS]`` (the "no answer" slot) of all its windows, of all its contexts (shared normalisation, as the reader is
+   trained: :mod:`covidqa.losses.shared_norm`; with a single window it is that window's softmax), so spans of
+   different windows and contexts compare; a span's score is ``p_start * p_end`` (in ``[0, 1]``); spans end at or
    after their start and are at most ``max_answer_length`` tokens long;
 4. spans from all windows and contexts are merged, deduplicated by ``(context, start, end)`` (the best score wins)
    and the ``top_k`` best returned, best first, with **character** offsets such that
@@ -58,6 +60,7 @@ __all__ = [
     'encode_pairs',
     'label_windows',
     'window_probabilities',
+    'question_normalisers',
     'resolve_reader_model',
     'DEFAULT_NO_ANSWER_THRESHOLD',
 ]
@@ -269,6 +272,22 @@ def window_probabilities(start_logits: np.ndarray, end_logits: np.ndarray, conte
     s = np.where(allowed, start_logits.astype(np.float64), neg)
     e = np.where(allowed, end_logits.astype(np.float64), neg)
     return _softmax(s), _softmax(e)
+
+
+def question_normalisers(logits: Sequence[Tuple[np.ndarray, np.ndarray]], context_masks: Sequence[np.ndarray],
+                         owners: Sequence[int], n_questions: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Per question, the log-sum-exp of the start (and end) logits over ``[CLS]`` + the context tokens of all its
+    windows (``owners[w]`` = the question of window ``w``): ``exp(logit - normaliser)`` is then one softmax over
+    every window and context of the question, as the reader is trained with shared normalisation
+    (:mod:`covidqa.losses.shared_norm`). With one window it equals :func:`window_probabilities`."""
+    norm_start = np.full(n_questions, -np.inf)
+    norm_end = np.full(n_questions, -np.inf)
+    for (start_logits, end_logits), mask, q in zip(logits, context_masks, owners):
+        allowed = mask.copy()
+        allowed[0] = True
+        norm_start[q] = np.logaddexp(norm_start[q], np.logaddexp.reduce(start_logits[allowed].astype(np.float64)))
+        norm_end[q] = np.logaddexp(norm_end[q], np.logaddexp.reduce(end_logits[allowed].astype(np.float64)))
+    return norm_start, norm_end
 
 
 def _check_positive_int(name: str, value, minimum: int = 1) -> int:
@@ -501,12 +520,17 @@ class ExtractiveReader:
         best: List[Dict[Tuple[int, int, int], float]] = [{} for _ in questions]
         no_answer = [1.0] * len(questions)
         keep = max(top_k * 4, 20)
+        owners = [pair_owner[int(p)][0] for p in windows.pair]
+        norm_start, norm_end = question_normalisers(logits, windows.context_mask, owners, len(questions))
         for w, (start_logits, end_logits) in enumerate(logits):
             pair = int(windows.pair[w])
             qi, ci = pair_owner[pair]
             mask = windows.context_mask[w]
             p_start, p_end = window_probabilities(start_logits, end_logits, mask)
             no_answer[qi] = min(no_answer[qi], float(p_start[0] * p_end[0]))
+            # spans compete across all windows and contexts of the question: one softmax over all of them
+            p_start = np.exp(start_logits.astype(np.float64) - norm_start[qi])
+            p_end = np.exp(end_logits.astype(np.float64) - norm_end[qi])
             idx = np.nonzero(mask)[0]
             if len(idx) == 0:
                 continue

@@ -16,6 +16,8 @@ from covidqa.reader import (  # noqa: E402
     TorchQARunner,
     encode_pairs,
     label_windows,
+    question_normalisers,
+    window_probabilities,
 )
 
 SENTENCES = [
@@ -125,7 +127,49 @@ def test_top_k_best_first_and_deduplicated(reader):
     for a in answers:
         assert contexts[a.context_index][a.start:a.end] == a.answer
         assert a.context_id == 'abc'[a.context_index]
-    assert {a.context_index for a in answers} != {0}  # merged over contexts
+    # merged over contexts: with room for every candidate span, all three contexts contribute
+    everything = reader.read(QUESTION, contexts, top_k=5000)
+    assert {a.context_index for a in everything} == {0, 1, 2}
+    assert [a.score for a in everything] == sorted((a.score for a in everything), reverse=True)
+    assert [(a.context_index, a.start, a.end) for a in everything[:10]] == keys
+
+
+def test_spans_compete_in_one_softmax_over_all_windows_and_contexts(reader):
+    contexts = [LONG[:900], SENTENCES[1], SENTENCES[3]]
+    details = reader.read_many_detailed([QUESTION], [contexts], top_k=25)
+    windows, logits = details.windows, details.logits
+    assert len(windows) > 3
+    norm_start, norm_end = question_normalisers(logits, windows.context_mask, [0] * len(windows), 1)
+    # one softmax: start (and end) probabilities over [CLS] + context tokens of every window sum to 1
+    total = sum(np.exp(s[m | (np.arange(len(m)) == 0)] - norm_start[0]).sum()
+                for (s, _), m in zip(logits, windows.context_mask))
+    assert abs(total - 1.0) < 1e-9
+    # so the scores of distinct spans over all contexts sum to at most 1, and rank as the raw logits do
+    answers = details.answers[0]
+    assert sum(a.score for a in answers) <= 1.0 + 1e-9
+
+    def raw(answer):
+        best = -np.inf
+        for w, (s, e) in enumerate(logits):
+            if details.pair_owner[int(windows.pair[w])][1] != answer.context_index:
+                continue
+            off, m = windows.offsets[w], windows.context_mask[w]
+            starts = np.nonzero(m & (off[:, 0] == answer.start))[0]
+            ends = np.nonzero(m & (off[:, 1] == answer.end))[0]
+            if len(starts) and len(ends):
+                best = max(best, float(s[starts[0]] + e[ends[-1]]))
+        return best
+
+    sums = [raw(a) for a in answers]
+    assert all(np.isfinite(sums)) and sums == sorted(sums, reverse=True)
+    # with one window it is that window's own softmax
+    single = reader.read_many_detailed([QUESTION], [[SENTENCES[1]]])
+    (s, e), m = single.logits[0], single.windows.context_mask[0]
+    n_s, n_e = question_normalisers(single.logits, [m], [0], 1)
+    p_s, p_e = window_probabilities(s, e, m)
+    allowed = m | (np.arange(len(m)) == 0)
+    assert np.allclose(np.exp(s[allowed] - n_s[0]), p_s[allowed]) and np.allclose(np.exp(e[allowed] - n_e[0]),
+                                                                                  p_e[allowed])
 
 
 def test_no_answer_results(reader):
