@@ -17,7 +17,8 @@
    and the ``top_k`` best returned, best first, with **character** offsets such that
    ``contexts[i][answer.start:answer.end] == answer.answer``.
 
-"No answer": spans scoring below ``no_answer_threshold`` are dropped; when none is left the result is the single
+"No answer": spans whose probability *within their window* (softmax over that window's ``[CLS]`` + context
+tokens) is below ``no_answer_threshold`` are dropped; when none is left the result is the single
 no-answer :class:`Answer` (``answer=''``, ``start=end=-1``) whose score is the model's no-answer probability, i.e.
 ``p_start[CLS] * p_end[CLS]`` of the window that is most confident that it holds an answer (the minimum over
 windows). ``no_answer_threshold=0`` always answers.
@@ -314,7 +315,8 @@ class ExtractiveReader:
     :param doc_stride: overlap in tokens between consecutive windows of a long context.
     :param max_answer_length: longest answer in tokens.
     :param top_k: answers returned per question.
-    :param no_answer_threshold: spans scoring below it are dropped (``0`` = always answer when there is context).
+    :param no_answer_threshold: spans whose probability within their window is below it are dropped (``0`` = always answer
+        when there is context).
     :param batch_size: windows per model call.
     :param max_query_length: questions are cut to this many tokens.
     :param num_threads: torch / ONNX Runtime intra-op threads (None: library default).
@@ -526,8 +528,8 @@ class ExtractiveReader:
             pair = int(windows.pair[w])
             qi, ci = pair_owner[pair]
             mask = windows.context_mask[w]
-            p_start, p_end = window_probabilities(start_logits, end_logits, mask)
-            no_answer[qi] = min(no_answer[qi], float(p_start[0] * p_end[0]))
+            w_start, w_end = window_probabilities(start_logits, end_logits, mask)
+            no_answer[qi] = min(no_answer[qi], float(w_start[0] * w_end[0]))
             # spans compete across all windows and contexts of the question: one softmax over all of them
             p_start = np.exp(start_logits.astype(np.float64) - norm_start[qi])
             p_end = np.exp(end_logits.astype(np.float64) - norm_end[qi])
@@ -550,6 +552,10 @@ class ExtractiveReader:
                 if c_end <= c_start:
                     continue
                 key = (ci, c_start, c_end)
+                # the no-answer threshold applies to the span's probability within its own window
+                in_window = float(w_start[s_tok] * w_end[e_tok])
+                if in_window < threshold:
+                    continue
                 if score > best[qi].get(key, -1.0):
                     best[qi][key] = score
 
@@ -557,7 +563,7 @@ class ExtractiveReader:
             ranked = sorted(best[qi].items(), key=lambda kv: (-kv[1], kv[0]))
             ids = context_ids[qi] if context_ids is not None else None
             for (ci, c_start, c_end), score in ranked:
-                if score < threshold or len(results[qi]) >= top_k:
+                if len(results[qi]) >= top_k:
                     break
                 context = contexts[qi][ci]
                 results[qi].append(Answer(
