@@ -172,6 +172,18 @@ def test_spans_compete_in_one_softmax_over_all_windows_and_contexts(reader):
                                                                                   p_e[allowed])
 
 
+def test_more_contexts_do_not_silence_an_answer(reader):
+    """Spans rank question-wide, but the no-answer threshold applies within each window: adding unrelated contexts
+    spreads the question-wide probabilities thinner, and must not drop a span that passed the threshold."""
+    alone = reader.read(QUESTION, [SENTENCES[1]])[0]
+    threshold = alone.score / 2  # one window: its question-wide score is its within-window probability
+    crowded = reader.read(QUESTION, [SENTENCES[1]] + SENTENCES * 2, no_answer_threshold=threshold, top_k=1000)
+    assert not crowded[0].is_no_answer
+    assert (0, alone.start, alone.end) in {(a.context_index, a.start, a.end) for a in crowded}
+    kept = [a for a in crowded if (a.context_index, a.start, a.end) == (0, alone.start, alone.end)][0]
+    assert kept.score < threshold  # its question-wide score fell under the threshold, yet it is kept
+
+
 def test_no_answer_results(reader):
     none = reader.read(QUESTION, [SENTENCES[0]], no_answer_threshold=1.0)
     assert len(none) == 1 and none[0].is_no_answer
