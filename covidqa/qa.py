@@ -409,25 +409,15 @@ def _span_head_parameter_names(model) -> set:
     return {n for n, _ in model.named_parameters() if not n.startswith(prefix)}
 
 
-def _bucketed_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> List[List[int]]:
-    """Shuffled batches of similar lengths: shuffle, sort within chunks of 50 batches, cut, shuffle batches."""
-    order = rng.permutation(len(lengths))
-    chunk = batch_size * 50
-    batches: List[List[int]] = []
-    for c in range(0, len(order), chunk):
-        part = sorted(order[c : c + chunk].tolist(), key=lambda i: lengths[i])
-        batches.extend(part[b : b + batch_size] for b in range(0, len(part), batch_size))
-    rng.shuffle(batches)
-    return batches
+def _bucketed_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator,
+                      groups: Optional[Sequence[int]] = None) -> List[List[int]]:
+    """Shuffled batches of similar lengths: shuffle, sort within chunks of 50 batches, cut, shuffle batches.
 
-
-def _grouped_batches(lengths: Sequence[int], groups: Sequence[int], batch_size: int,
-                     rng: np.random.Generator) -> List[List[int]]:
-    """:func:`_bucketed_batches` that keeps the windows of a group (a question) in one batch: groups are shuffled,
-    sorted by their longest window within chunks, and packed whole into batches of at most ``batch_size`` windows
-    (a group larger than that is a batch of its own)."""
+    With ``groups`` (the same value for windows of one question) a group's windows stay in one batch: groups are
+    shuffled, sorted by their longest window within chunks, and packed whole into batches of at most ``batch_size``
+    windows (a group larger than that is a batch of its own). Without, every window is a group of its own."""
     members: Dict[int, List[int]] = {}
-    for i, g in enumerate(groups):
+    for i, g in enumerate(range(len(lengths)) if groups is None else groups):
         members.setdefault(int(g), []).append(i)
     units = [members[g] for g in rng.permutation(sorted(members)).tolist()]
     chunk = batch_size * 50
@@ -555,12 +545,8 @@ class QuestionAnswering:
             logger.warning('%d training record(s) skipped: answer longer than a %d-token window',
                            skipped, args.max_seq_length)
         lengths = [len(x) for x in windows.input_ids]
-        if args.shared_norm_weight > 0:
-            def make_batches():
-                return _grouped_batches(lengths, windows.pair, args.batch_size, rng)
-        else:
-            def make_batches():
-                return _bucketed_batches(lengths, args.batch_size, rng)
+        # shared normalisation needs each question's windows in one batch
+        batch_groups = windows.pair if args.shared_norm_weight > 0 else None
         steps_per_epoch = math.ceil(len(windows) / args.batch_size)
         total_steps = max(1, math.ceil(args.num_train_epochs * steps_per_epoch))
         warmup = args.warmup_ratio
@@ -614,7 +600,7 @@ class QuestionAnswering:
         bar = tqdm(total=total_steps, desc='train reader', unit='step', mininterval=5.0, file=sys.stderr)
         try:
             while step < total_steps:
-                for batch in make_batches():
+                for batch in _bucketed_batches(lengths, args.batch_size, rng, batch_groups):
                     if step >= total_steps:
                         break
                     progress = step / total_steps

@@ -30,24 +30,19 @@ class SharedNormLoss(nn.Module):
         start_logits, end_logits = start_logits.float(), end_logits.float()
         losses = []
         for group in torch.unique(groups):
-            members = torch.nonzero(groups == group).flatten()
-            if len(members) < 2:
+            members = torch.nonzero(groups == group).flatten().tolist()
+            answered = [w for w in members if starts[w] > 0]
+            if len(members) < 2 or not answered:
                 continue
-            answered = members[starts[members] > 0]
-            if len(answered) == 0:
-                continue
-            gold = int(answered[0])
-            per_end = []
-            for logits, position in ((start_logits, starts[gold]), (end_logits, ends[gold])):
-                pieces, target, offset = [], None, 0
-                for w in members.tolist():
-                    keep = torch.nonzero(context_mask[w]).flatten()
-                    if w == gold:
-                        target = offset + int(torch.nonzero(keep == position).flatten()[0])
-                    pieces.append(logits[w, keep])
-                    offset += len(keep)
-                flat = torch.cat(pieces)
-                per_end.append(nn.functional.cross_entropy(flat[None, :], torch.tensor([target])))
+            gold = answered[0]
+            # the gold positions in the concatenation: context tokens of the windows before it + those before them
+            before = sum(int(context_mask[w].sum()) for w in members[: members.index(gold)])
+            targets = [before + int(context_mask[gold, :position].sum()) for position in (starts[gold], ends[gold])]
+            per_end = [
+                nn.functional.cross_entropy(torch.cat([logits[w][context_mask[w]] for w in members])[None, :],
+                                            torch.tensor([target]))
+                for logits, target in ((start_logits, targets[0]), (end_logits, targets[1]))
+            ]
             losses.append((per_end[0] + per_end[1]) / 2)
         if not losses:
             return start_logits.new_zeros(())

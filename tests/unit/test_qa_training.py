@@ -197,12 +197,12 @@ def test_frozen_word_embeddings_and_inside_loss_train_the_rest_and_save_a_plain_
 
 
 def test_grouped_batches_keep_each_questions_windows_together():
-    from covidqa.qa import _grouped_batches
+    from covidqa.qa import _bucketed_batches
 
     rng = np.random.default_rng(0)
     groups = [0, 0, 1, 2, 2, 2, 3, 4, 4, 5, 6, 6, 6, 6, 6]  # group 6 is larger than a batch
     lengths = [10 * (i + 1) for i in range(len(groups))]
-    batches = _grouped_batches(lengths, groups, 4, rng)
+    batches = _bucketed_batches(lengths, 4, rng, groups)
     assert sorted(i for b in batches for i in b) == list(range(len(groups)))
     for batch in batches:
         for g in {groups[i] for i in batch}:
