@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from covidqa.models import default_reader_dir  # noqa: E402
+from covidqa.reader import DEFAULT_LEXICAL_WEIGHT  # noqa: E402
 from covidqa.qa import (  # noqa: E402
     ARTICLE_DEV,
     PARAGRAPH_DEV,
@@ -77,6 +78,8 @@ def main(argv=None) -> int:
     parser.add_argument('--skip-articles', action='store_true', help='skip the full-article evaluation')
     parser.add_argument('--max-seq-length', type=int, default=384)
     parser.add_argument('--doc-stride', type=int, default=128)
+    parser.add_argument('--lexical-weight', type=float, default=DEFAULT_LEXICAL_WEIGHT,
+                        help='the reader\'s lexical sentence prior (0: the model alone)')
     parser.add_argument('--out', default=str(REPO / 'benchmarks' / 'out' / 'reader.json'))
     ns = parser.parse_args(argv)
 
@@ -107,8 +110,10 @@ def main(argv=None) -> int:
         print(f'model {model_dir}: no {TRAINING_META_FILE} (training time unknown)', flush=True)
     report['model'] = str(model_dir)
 
-    qa = QuestionAnswering(str(model_dir), max_seq_length=ns.max_seq_length, doc_stride=ns.doc_stride)
-    report['inference'] = {'max_seq_length': ns.max_seq_length, 'doc_stride': ns.doc_stride, 'backend': 'torch'}
+    qa = QuestionAnswering(str(model_dir), max_seq_length=ns.max_seq_length, doc_stride=ns.doc_stride,
+                           lexical_weight=ns.lexical_weight)
+    report['inference'] = {'max_seq_length': ns.max_seq_length, 'doc_stride': ns.doc_stride, 'backend': 'torch',
+                           'lexical_weight': ns.lexical_weight}
     report['paragraph_dev'] = evaluate(qa, list(read_qa_file(root / PARAGRAPH_DEV)), 'paragraph dev')
     if not ns.skip_articles:
         records = list(read_qa_file(root / ARTICLE_DEV))

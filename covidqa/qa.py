@@ -58,6 +58,7 @@ from covidqa.models import (  # noqa: E402
     load_tokenizer,
 )
 from covidqa.reader import (  # noqa: E402
+    DEFAULT_LEXICAL_WEIGHT,
     DEFAULT_MAX_ANSWER_LENGTH,
     ExtractiveReader,
     QAWindows,
@@ -476,6 +477,7 @@ class QuestionAnswering:
     :param max_answer_length: longest answer in tokens.
     :param batch_size: inference windows per forward pass.
     :param num_threads: torch intra-op threads (None: torch's default).
+    :param lexical_weight: the reader's lexical sentence prior (:mod:`covidqa.lexical`; 0 = the model alone).
     """
 
     def __init__(
@@ -486,6 +488,7 @@ class QuestionAnswering:
         max_answer_length: int = DEFAULT_MAX_ANSWER_LENGTH,
         batch_size: int = 32,
         num_threads: Optional[int] = None,
+        lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
     ):
         import torch
 
@@ -499,7 +502,7 @@ class QuestionAnswering:
         self._reader = ExtractiveReader(
             model=self.model_path, runner=TorchQARunner(self.model), max_seq_length=max_seq_length,
             doc_stride=doc_stride, max_answer_length=max_answer_length, top_k=1, no_answer_threshold=0.0,
-            batch_size=batch_size,
+            batch_size=batch_size, lexical_weight=lexical_weight,
         )
 
     @property

@@ -13,7 +13,12 @@
    trained: :mod:`covidqa.losses.shared_norm`; with a single window it is that window's softmax), so spans of
    different windows and contexts compare; a span's score is ``p_start * p_end`` (in ``[0, 1]``); spans end at or
    after their start and are at most ``max_answer_length`` tokens long;
-4. spans from all windows and contexts are merged, deduplicated by ``(context, start, end)`` (the best score wins)
+4. with ``lexical_weight`` > 0 (the default) a span's score is multiplied by ``exp(-lexical_weight * (1 - match))``,
+   where ``match`` (in [0, 1], 1 for the best) is how well the context sentences it touches match the question's
+   words (BM25 over the sentences of the question's contexts, :mod:`covidqa.lexical`; BERTserini's interpolation of
+   reader and BM25 scores, per sentence): on COVID-QA full articles it is the window choice that the model gets
+   wrong most, and the answer's sentence usually repeats the question's words;
+5. spans from all windows and contexts are merged, deduplicated by ``(context, start, end)`` (the best score wins)
    and the ``top_k`` best returned, best first, with **character** offsets such that
    ``contexts[i][answer.start:answer.end] == answer.answer``.
 
@@ -48,6 +53,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from covidqa.lexical import Sentence, sentence_matches, span_match
 from covidqa.models import BASE_MODEL_NAME, PathLike, default_reader_dir, load_qa_model, load_tokenizer
 from covidqa.question_match import QUESTION_WORD_TYPE, QuestionWordMarker, uses_question_word_type
 from covidqa.tokenization import length_sorted_batches, pad_batch
@@ -64,6 +70,7 @@ __all__ = [
     'question_normalisers',
     'resolve_reader_model',
     'DEFAULT_NO_ANSWER_THRESHOLD',
+    'DEFAULT_LEXICAL_WEIGHT',
 ]
 
 logger = logging.getLogger(__name__)
@@ -77,6 +84,10 @@ DEFAULT_BATCH_SIZE = 16
 # Spans below this probability are not answers. Low on purpose: COVID-QA answers are long (median ~12 tokens), so
 # even right answers often score 0.05-0.3; 0.01 only filters spans the model finds very unlikely.
 DEFAULT_NO_ANSWER_THRESHOLD = 0.01
+# How much a span outside the context sentences that best match the question's words is discounted
+# (:mod:`covidqa.lexical`): score * exp(-weight * (1 - match)). Full-article dev F1 of two default readers peaks
+# at 12-30 (benchmarks/READER_RESULTS.md, "Lexical sentence prior"); paragraph F1 hardly moves.
+DEFAULT_LEXICAL_WEIGHT = 20.0
 
 Runner = Callable[[np.ndarray, np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
@@ -299,6 +310,12 @@ def _check_positive_int(name: str, value, minimum: int = 1) -> int:
     return value
 
 
+def _check_weight(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 100.0:
+        raise ValueError(f'lexical_weight must be a number between 0 and 100, got {value!r}')
+    return float(value)
+
+
 def _check_threshold(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
         raise ValueError(f'no_answer_threshold must be a number between 0 and 1, got {value!r}')
@@ -318,6 +335,8 @@ class ExtractiveReader:
     :param no_answer_threshold: spans whose probability within their window is below it are dropped (``0`` = always answer
         when there is context).
     :param batch_size: windows per model call.
+    :param lexical_weight: how strongly spans outside the sentences that best match the question's words (BM25,
+        :mod:`covidqa.lexical`) are discounted: score times ``exp(-lexical_weight * (1 - match))``; 0 = off.
     :param max_query_length: questions are cut to this many tokens.
     :param num_threads: torch / ONNX Runtime intra-op threads (None: library default).
 
@@ -336,6 +355,7 @@ class ExtractiveReader:
         batch_size: int = DEFAULT_BATCH_SIZE,
         max_query_length: int = DEFAULT_MAX_QUERY_LENGTH,
         num_threads: Optional[int] = None,
+        lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
         runner: Optional[Runner] = None,
     ):
         if backend not in BACKENDS:
@@ -352,6 +372,7 @@ class ExtractiveReader:
         self.batch_size = _check_positive_int('batch_size', batch_size)
         self.max_query_length = _check_positive_int('max_query_length', max_query_length)
         self.num_threads = num_threads
+        self.lexical_weight = _check_weight(lexical_weight)
         self._runner: Optional[Runner] = runner
         self._tokenizer = None
         self._model_path: Optional[PathLike] = None
@@ -428,6 +449,7 @@ class ExtractiveReader:
         max_seq_length: Optional[int] = None,
         doc_stride: Optional[int] = None,
         batch_size: Optional[int] = None,
+        lexical_weight: Optional[float] = None,
     ) -> List[Answer]:
         """The ``top_k`` best answers to ``question`` over all ``contexts``, best first.
 
@@ -442,7 +464,7 @@ class ExtractiveReader:
         return self.read_many([question], [contexts], [context_ids] if context_ids is not None else None,
                               top_k=top_k, max_answer_length=max_answer_length,
                               no_answer_threshold=no_answer_threshold, max_seq_length=max_seq_length,
-                              doc_stride=doc_stride, batch_size=batch_size)[0]
+                              doc_stride=doc_stride, batch_size=batch_size, lexical_weight=lexical_weight)[0]
 
     def read_many(
         self,
@@ -455,13 +477,14 @@ class ExtractiveReader:
         max_seq_length: Optional[int] = None,
         doc_stride: Optional[int] = None,
         batch_size: Optional[int] = None,
+        lexical_weight: Optional[float] = None,
     ) -> List[List[Answer]]:
         """:meth:`read` for several questions at once (``contexts[i]`` are the contexts of ``questions[i]``);
         windows of all questions share batches. Returns one answer list per question, in order."""
         return self.read_many_detailed(
             questions, contexts, context_ids, top_k=top_k, max_answer_length=max_answer_length,
             no_answer_threshold=no_answer_threshold, max_seq_length=max_seq_length, doc_stride=doc_stride,
-            batch_size=batch_size,
+            batch_size=batch_size, lexical_weight=lexical_weight,
         ).answers
 
     def read_many_detailed(
@@ -475,6 +498,7 @@ class ExtractiveReader:
         max_seq_length: Optional[int] = None,
         doc_stride: Optional[int] = None,
         batch_size: Optional[int] = None,
+        lexical_weight: Optional[float] = None,
     ) -> 'ReadDetails':
         """:meth:`read_many` that also returns the windows and their logits (used for evaluation losses)."""
         top_k = _check_positive_int('top_k', top_k if top_k is not None else self.top_k)
@@ -485,6 +509,7 @@ class ExtractiveReader:
         max_seq_length = _check_positive_int(
             'max_seq_length', max_seq_length if max_seq_length is not None else self.max_seq_length, 16)
         doc_stride = _check_positive_int('doc_stride', doc_stride if doc_stride is not None else self.doc_stride, 0)
+        lexical_weight = _check_weight(lexical_weight if lexical_weight is not None else self.lexical_weight)
         if isinstance(questions, str):
             raise ValueError('questions must be a list of strings (use read() for one question)')
         if len(contexts) != len(questions):
@@ -524,6 +549,12 @@ class ExtractiveReader:
         keep = max(top_k * 4, 20)
         owners = [pair_owner[int(p)][0] for p in windows.pair]
         norm_start, norm_end = question_normalisers(logits, windows.context_mask, owners, len(questions))
+        # per question and context: its sentences and how well each matches the question's words
+        sentences: List[Optional[List[Tuple[List[Sentence], List[int]]]]] = [None] * len(questions)
+        if lexical_weight > 0:
+            for qi, (question, ctxs) in enumerate(zip(questions, contexts)):
+                per_context = sentence_matches(question, [c if isinstance(c, str) else '' for c in ctxs])
+                sentences[qi] = [(sents, [x.start for x in sents]) for sents in per_context]
         for w, (start_logits, end_logits) in enumerate(logits):
             pair = int(windows.pair[w])
             qi, ci = pair_owner[pair]
@@ -556,6 +587,9 @@ class ExtractiveReader:
                 in_window = float(w_start[s_tok] * w_end[e_tok])
                 if in_window < threshold:
                     continue
+                if sentences[qi] is not None:
+                    sents, sent_starts = sentences[qi][ci]
+                    score *= math.exp(-lexical_weight * (1.0 - span_match(sents, c_start, c_end, sent_starts)))
                 if score > best[qi].get(key, -1.0):
                     best[qi][key] = score
 

@@ -18,7 +18,7 @@ FLOW_PARAMETERS: Dict[str, set] = {
     '/update': {'max_length', 'batch_size'},
     '/search': {'limit', 'max_length', 'batch_size'},
     '/answer': {'limit', 'top_k', 'max_length', 'batch_size', 'max_answer_length', 'doc_stride', 'max_seq_length',
-                'no_answer_threshold', 'context_field'},
+                'no_answer_threshold', 'lexical_weight', 'context_field'},
     '/delete': set(),
     '/count': set(),
 }

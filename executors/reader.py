@@ -7,7 +7,9 @@ Endpoints:
   (:class:`covidqa.docs.AnswerSpan`, best first, ``context`` filled, ``context[start:end] == answer``). A question
   without matches, or whose best span scores below ``no_answer_threshold``, gets one no-answer span (``answer=''``,
   ``start=end=-1``). Parameters: ``top_k`` (default 1), ``max_answer_length``, ``doc_stride``, ``max_seq_length``,
-  ``no_answer_threshold``, ``batch_size`` (windows per forward pass), ``context_field`` (``'auto'`` | ``'answer'``
+  ``no_answer_threshold``, ``lexical_weight`` (0-100: how much spans outside the context sentences that best match
+  the question's words are discounted, :mod:`covidqa.lexical`; 0 = the model alone), ``batch_size`` (windows per
+  forward pass), ``context_field`` (``'auto'`` | ``'answer'``
   | ``'text'``); the Flow-wide ``limit``/``max_length`` belong to other Executors and are ignored here.
 - ``/qa/train``: fine-tune on ``parameters['file']`` (CSV or SQuAD JSON under ``data_dir``) or on the request's
   labelled documents (below); optional ``eval_file``, ``args`` (QATrainArgs keys), ``start_from``
@@ -27,7 +29,7 @@ Files are resolved under ``data_dir``; a path that resolves outside it is refuse
 
 ``uses_with``: ``model`` ('' = the trained default reader, else the base model with a warning), ``backend``
 ('torch' | 'onnx' | 'onnx-int8'), ``max_seq_length`` (384), ``doc_stride`` (128), ``max_answer_length`` (64), ``top_k`` (1),
-``no_answer_threshold`` (0.01), ``batch_size`` (16), ``num_threads`` (0 = library default), ``data_dir`` ('' =
+``no_answer_threshold`` (0.01), ``lexical_weight`` (the reader's default), ``batch_size`` (16), ``num_threads`` (0 = library default), ``data_dir`` ('' =
 file parameters refused), ``model_dir`` (where ``/qa/train`` saves; '' = ``$COVIDQA_HOME/models/reader``).
 """
 import dataclasses
@@ -42,7 +44,7 @@ from jina import Executor, requests  # noqa: E402
 from covidqa.docs import AnswerSpan, DocList, QADoc  # noqa: E402
 from covidqa.models import BASE_MODEL_NAME, default_reader_dir  # noqa: E402
 from covidqa.qa import QATrainArgsError, QuestionAnswering  # noqa: E402
-from covidqa.reader import DEFAULT_NO_ANSWER_THRESHOLD, ExtractiveReader  # noqa: E402
+from covidqa.reader import DEFAULT_LEXICAL_WEIGHT, DEFAULT_NO_ANSWER_THRESHOLD, ExtractiveReader  # noqa: E402
 from executors._common import BadRequest, check_parameters, check_texts, positive_int  # noqa: E402
 from toydata.qa_files import QADataError, QARecord  # noqa: E402
 
@@ -66,11 +68,12 @@ class Reader(Executor):
 
     def __init__(self, model: str = '', backend: str = 'torch', max_seq_length: int = 384, doc_stride: int = 128,
                  max_answer_length: int = 64, top_k: int = 1, no_answer_threshold: float = DEFAULT_NO_ANSWER_THRESHOLD,
-                 batch_size: int = 16, num_threads: int = 0, data_dir: str = '', model_dir: str = '', **kwargs):
+                 batch_size: int = 16, num_threads: int = 0, data_dir: str = '', model_dir: str = '',
+                 lexical_weight: float = DEFAULT_LEXICAL_WEIGHT, **kwargs):
         super().__init__(**kwargs)
         self.config = dict(backend=backend, max_seq_length=max_seq_length, doc_stride=doc_stride,
                            max_answer_length=max_answer_length, top_k=top_k, no_answer_threshold=no_answer_threshold,
-                           batch_size=batch_size, num_threads=num_threads or None)
+                           batch_size=batch_size, num_threads=num_threads or None, lexical_weight=lexical_weight)
         self.data_dir = Path(data_dir).resolve() if data_dir else None
         self.model_dir = Path(model_dir).resolve() if model_dir else default_reader_dir()
         self._swap_lock = threading.Lock()  # guards the reader swap
@@ -97,6 +100,7 @@ class Reader(Executor):
             max_seq_length=positive_int(params, 'max_seq_length', self.config['max_seq_length'], 512),
             batch_size=positive_int(params, 'batch_size', self.config['batch_size'], 1024),
             no_answer_threshold=_float_param(params, 'no_answer_threshold', self.config['no_answer_threshold']),
+            lexical_weight=_float_param(params, 'lexical_weight', self.config['lexical_weight'], high=100.0),
         )
         field = params.get('context_field', 'auto')
         if field not in CONTEXT_FIELDS:

@@ -47,10 +47,19 @@ def flow(tmp_path_factory, faq_docs):
 
 
 def search(flow, texts, limit=3, protocol='grpc'):
-    """Results in the order of `texts`: the requests of 64 finish in any order, and jina returns them as they come."""
+    """Results in the order of `texts`: the requests of 64 finish in any order, and jina returns them as they come.
+
+    Twice (sessions 6 and 7) a search right after a refused request hung for good inside this process's jina gRPC
+    client, while the Flow kept serving (a fresh client in another process was answered in 0.1 s). So the call has
+    a gRPC deadline, and one retry on a new client when it passes (jina raises ConnectionError for it)."""
     docs = DocList[QADoc]([QADoc(text=t) for t in texts])
-    return flow.client(protocol).post('/search', docs, parameters={'limit': limit}, return_type=DocList[QADoc],
-                                      request_size=64, results_in_order=True)
+    kwargs = dict(parameters={'limit': limit}, return_type=DocList[QADoc], request_size=64, results_in_order=True)
+    if protocol != 'grpc':
+        return flow.client(protocol).post('/search', docs, **kwargs)
+    try:
+        return flow.client(protocol).post('/search', docs, timeout=120, **kwargs)
+    except ConnectionError:
+        return flow.client(protocol).post('/search', docs, timeout=120, **kwargs)
 
 
 def test_count_after_index(flow, faq_docs):
@@ -90,6 +99,15 @@ def test_answer_spans_point_into_their_context(flow):
             if span.answer:  # a "no answer" result has start == end == -1
                 assert span.context_id in match_ids
                 assert span.context[span.start:span.end] == span.answer
+    # the lexical sentence prior only discounts scores: without it (lexical_weight 0) no span scores lower
+    plain = flow.client().post('/answer', DocList[QADoc]([QADoc(text=q) for q in questions]),
+                               parameters={'limit': 3, 'top_k': 3, 'lexical_weight': 0}, return_type=DocList[QADoc])
+    for query, unweighted in zip(answered, plain):
+        raw = {(a.context_id, a.start, a.end): a.score for a in unweighted.answers}
+        for span in query.answers:
+            key = (span.context_id, span.start, span.end)
+            if span.answer and key in raw:
+                assert span.score <= raw[key] + 1e-6
 
 
 def test_http_search_and_answer(flow, faq_docs):
@@ -144,6 +162,7 @@ def test_bad_grpc_input_is_refused_clearly_and_the_flow_keeps_serving(flow, faq_
     {'data': [{'text': ''}]},
     {'data': 'not a list'},
     {'data': [{'text': 'ok'}], 'parameters': {'top_k': 0}},
+    {'data': [{'text': 'ok'}], 'parameters': {'lexical_weight': -1}},
 ])
 def test_bad_http_input_is_refused_clearly_and_the_flow_keeps_serving(flow, faq_docs, body):
     status, answer = http_post(flow, '/answer', body)
