@@ -80,3 +80,11 @@ def test_reader_discounts_spans_outside_the_best_sentence():
         reader.read(question, contexts, lexical_weight=-1)
     with pytest.raises(ValueError, match='lexical_weight'):
         ExtractiveReader(lexical_weight='high')
+
+
+def test_question_answering_passes_the_weight_to_its_reader():
+    from covidqa.qa import QuestionAnswering
+    from covidqa.reader import DEFAULT_LEXICAL_WEIGHT
+
+    assert QuestionAnswering('base').reader.lexical_weight == DEFAULT_LEXICAL_WEIGHT > 0
+    assert QuestionAnswering('base', lexical_weight=0).reader.lexical_weight == 0.0
