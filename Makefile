@@ -27,8 +27,8 @@ serve: .venv/.installed $(READER_DIR)/config.json
 
 # Retrain the reader without the 9-minute guard of `make serve`: READER_EPOCHS full epochs of the default recipe
 # (~6-7 min an epoch on 2 idle cores with native bf16, ~10 in fp32; the guarded default gets through ~1.2-1.5 epochs:
-# benchmarks/READER_RESULTS.md). 3 epochs: 18 min, paragraph / full-article (60 q) dev F1 0.533 / 0.466 against
-# 0.549 / 0.396 for the 9-minute default (one seed each): more epochs help full articles only.
+# benchmarks/READER_RESULTS.md). 3 epochs: 18 min, paragraph / full-article (159 q) dev F1 0.537 / 0.501 against
+# 0.547 / 0.474 for the 9-minute default (one seed each, lexical prior on): more epochs help full articles only.
 READER_EPOCHS ?= 3
 reader: .venv/.installed
 	$(PY) -m covidqa.qa default --data-dir $(COVIDQA_DATA) --force --epochs $(READER_EPOCHS)
