@@ -310,15 +310,10 @@ def _check_positive_int(name: str, value, minimum: int = 1) -> int:
     return value
 
 
-def _check_weight(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 100.0:
-        raise ValueError(f'lexical_weight must be a number between 0 and 100, got {value!r}')
-    return float(value)
-
-
-def _check_threshold(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f'no_answer_threshold must be a number between 0 and 1, got {value!r}')
+def _check_number(name: str, value, high: float) -> float:
+    """``value`` as a float in ``[0, high]``, else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= high:
+        raise ValueError(f'{name} must be a number between 0 and {high:g}, got {value!r}')
     return float(value)
 
 
@@ -368,11 +363,11 @@ class ExtractiveReader:
         self.doc_stride = _check_positive_int('doc_stride', doc_stride, 0)
         self.max_answer_length = _check_positive_int('max_answer_length', max_answer_length)
         self.top_k = _check_positive_int('top_k', top_k)
-        self.no_answer_threshold = _check_threshold(no_answer_threshold)
+        self.no_answer_threshold = _check_number('no_answer_threshold', no_answer_threshold, 1.0)
         self.batch_size = _check_positive_int('batch_size', batch_size)
         self.max_query_length = _check_positive_int('max_query_length', max_query_length)
         self.num_threads = num_threads
-        self.lexical_weight = _check_weight(lexical_weight)
+        self.lexical_weight = _check_number('lexical_weight', lexical_weight, 100.0)
         self._runner: Optional[Runner] = runner
         self._tokenizer = None
         self._model_path: Optional[PathLike] = None
@@ -504,12 +499,13 @@ class ExtractiveReader:
         top_k = _check_positive_int('top_k', top_k if top_k is not None else self.top_k)
         max_answer_length = _check_positive_int(
             'max_answer_length', max_answer_length if max_answer_length is not None else self.max_answer_length)
-        threshold = _check_threshold(no_answer_threshold if no_answer_threshold is not None
-                                     else self.no_answer_threshold)
+        threshold = _check_number('no_answer_threshold', no_answer_threshold if no_answer_threshold is not None
+                                  else self.no_answer_threshold, 1.0)
         max_seq_length = _check_positive_int(
             'max_seq_length', max_seq_length if max_seq_length is not None else self.max_seq_length, 16)
         doc_stride = _check_positive_int('doc_stride', doc_stride if doc_stride is not None else self.doc_stride, 0)
-        lexical_weight = _check_weight(lexical_weight if lexical_weight is not None else self.lexical_weight)
+        lexical_weight = _check_number(
+            'lexical_weight', lexical_weight if lexical_weight is not None else self.lexical_weight, 100.0)
         if isinstance(questions, str):
             raise ValueError('questions must be a list of strings (use read() for one question)')
         if len(contexts) != len(questions):
@@ -553,7 +549,7 @@ class ExtractiveReader:
         sentences: List[Optional[List[Tuple[List[Sentence], List[int]]]]] = [None] * len(questions)
         if lexical_weight > 0:
             for qi, (question, ctxs) in enumerate(zip(questions, contexts)):
-                per_context = sentence_matches(question, [c if isinstance(c, str) else '' for c in ctxs])
+                per_context = sentence_matches(question, ctxs)  # every context was checked to be a string
                 sentences[qi] = [(sents, [x.start for x in sents]) for sents in per_context]
         for w, (start_logits, end_logits) in enumerate(logits):
             pair = int(windows.pair[w])
