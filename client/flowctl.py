@@ -12,6 +12,7 @@ The Flow YAML is rewritten to a temporary copy with the given ports, absolute ``
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -21,7 +22,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import yaml
 
@@ -29,10 +30,19 @@ REPO = Path(__file__).resolve().parents[1]
 FLOW_YML = REPO / 'flow.yml'
 
 
+def free_ports(count: int) -> List[int]:
+    """``count`` distinct free ports on 127.0.0.1. The sockets stay bound until all are picked: ports asked for
+    one at a time can repeat (the OS may hand a just-closed port out again), and a Flow whose gRPC and HTTP ports
+    were the same failed to start."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(('127.0.0.1', 0))
+        return [s.getsockname()[1] for s in sockets]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def render_flow(flow_yml: Path = FLOW_YML, grpc_port: int = 54321, http_port: int = 8080,
@@ -59,8 +69,9 @@ class FlowProcess:
                  flow_yml: Path = FLOW_YML, log_path: Optional[Path] = None, ready_timeout: float = 240,
                  env: Optional[Dict[str, str]] = None):
         self.home = Path(home)
-        self.grpc_port = grpc_port or free_port()
-        self.http_port = http_port or free_port()
+        spare = iter(p for p in free_ports(3) if p not in (grpc_port, http_port))
+        self.grpc_port = grpc_port or next(spare)
+        self.http_port = http_port or next(spare)
         self.overrides, self.executor_keys, self.flow_yml = overrides, executor_keys, flow_yml
         self.log_path = Path(log_path) if log_path else self.home / 'flow.log'
         self.ready_timeout = ready_timeout

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from client.compose import compose
-from client.flowctl import REPO, free_port
+from client.flowctl import REPO, free_ports
 
 SERVICES_ORDER = ['tokenizer', 'embedder', 'indexer', 'reader', 'finetuner']
 
@@ -30,8 +30,8 @@ def test_committed_compose_file_is_up_to_date():
 def test_compose_command_lines_start_a_working_flow(tmp_path, faq_csv):
     services = compose()['services']
     executors = [n for n in services if n != 'gateway']
-    ports = {n: free_port() for n in executors}
-    grpc_port, http_port = free_port(), free_port()
+    *picked, grpc_port, http_port = free_ports(len(executors) + 2)
+    ports = dict(zip(executors, picked))
     env = {**os.environ, 'COVIDQA_HOME': str(tmp_path)}
     jina = str(Path(sys.executable).parent / 'jina')
     procs = []
