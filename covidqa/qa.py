@@ -798,7 +798,8 @@ class DefaultTrainingData:
 
 
 def build_default_training_data(data_dir: Optional[PathLike] = None, include_articles: bool = True,
-                                article_fraction: float = 1.0, seed: int = 42) -> DefaultTrainingData:
+                                article_fraction: float = 1.0, seed: int = 42,
+                                question_fraction: float = 1.0) -> DefaultTrainingData:
     """Training records for the default reader from ``data_dir`` (default :func:`default_data_dir`).
 
     Paragraph-level COVID-QA train (``covid_qa_paragraphs/qa_train.json``) plus, with ``include_articles``, the
@@ -806,8 +807,13 @@ def build_default_training_data(data_dir: Optional[PathLike] = None, include_art
     come from the same source, so overlaps with the two dev sets are removed: full-article train questions that are
     paragraph-dev (or full-article dev) questions, and paragraph train records whose question is a full-article dev
     question or whose paragraph lies in a full-article dev article. ``article_fraction`` < 1 keeps a random share
-    of the full-article records (to fit a time budget).
+    of the full-article records (to fit a time budget). ``question_fraction`` < 1 keeps a random share of the
+    distinct training questions, with all their records from both files (for learning curves:
+    ``benchmarks/learning_curve.py``).
     """
+    for name, value in (('article_fraction', article_fraction), ('question_fraction', question_fraction)):
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f'{name} must be in (0, 1], got {value!r}')
     root = Path(data_dir) if data_dir else default_data_dir()
     needed = [PARAGRAPH_TRAIN, PARAGRAPH_DEV, ARTICLE_DEV] + ([ARTICLE_TRAIN] if include_articles else [])
     missing = [name for name in needed if not (root / name).is_file()]
@@ -848,6 +854,12 @@ def build_default_training_data(data_dir: Optional[PathLike] = None, include_art
             keep = sorted(rng.choice(len(articles), size=int(round(article_fraction * len(articles))),
                                      replace=False).tolist())
             articles = [articles[i] for i in keep]
+    if question_fraction < 1.0:
+        questions = sorted({_norm_text(r.question) for r in paragraphs + articles})
+        order = np.random.default_rng(seed).permutation(len(questions))  # same seed: smaller shares are nested
+        kept = {questions[i] for i in order[:max(1, int(round(question_fraction * len(questions))))]}
+        paragraphs = [r for r in paragraphs if _norm_text(r.question) in kept]
+        articles = [r for r in articles if _norm_text(r.question) in kept]
     files = [PARAGRAPH_TRAIN] + ([ARTICLE_TRAIN] if include_articles else [])
     return DefaultTrainingData(
         records=paragraphs + articles, paragraph_records=len(paragraphs), article_records=len(articles),
@@ -926,7 +938,7 @@ def cpu_has_native_bf16() -> bool:
 def train_default_reader(output: Optional[PathLike] = None, force: bool = False, epochs: Optional[float] = None,
                          data_dir: Optional[PathLike] = None, max_minutes: Optional[float] = None,
                          args: Optional[Mapping[str, Any]] = None, include_articles: bool = True,
-                         article_fraction: float = 1.0) -> Optional[TrainResult]:
+                         article_fraction: float = 1.0, question_fraction: float = 1.0) -> Optional[TrainResult]:
     """Train the service's default reader (:data:`DEFAULT_READER_ARGS`) into ``output`` (default
     :func:`covidqa.models.default_reader_dir`); does nothing and returns ``None`` when one exists and not ``force``.
     ``epochs`` overrides ``num_train_epochs``; ``max_minutes`` the time budget (``0``: none)."""
@@ -946,7 +958,8 @@ def train_default_reader(output: Optional[PathLike] = None, force: bool = False,
     config['output_dir'] = None
     train_args = QATrainArgs.from_any(config)
     data = build_default_training_data(data_dir, include_articles=include_articles,
-                                       article_fraction=article_fraction, seed=train_args.seed)
+                                       article_fraction=article_fraction, seed=train_args.seed,
+                                       question_fraction=question_fraction)
     print(f'training the default reader into {target}: {data.paragraph_records} paragraph + {data.article_records} '
           f'full-article records (held out for clean dev sets: {data.excluded_paragraph_in_article_dev} paragraph, '
           f'{data.excluded_article_in_paragraph_dev + data.excluded_article_in_article_dev} article records)',
