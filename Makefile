@@ -8,7 +8,7 @@ export COVIDQA_DATA
 FAQ_CSV ?= $(if $(wildcard $(COVIDQA_DATA)/covid_faq_deepset/faq_covidbert.csv),$(COVIDQA_DATA)/covid_faq_deepset/faq_covidbert.csv,)
 READER_DIR := workspace/models/reader
 
-.PHONY: serve test venv reader browser bench bench-reader bench-feedback clean
+.PHONY: serve test venv reader browser bench bench-reader bench-curve bench-feedback clean
 
 .venv/.installed: requirements.txt
 	python3 -m venv .venv
@@ -45,6 +45,10 @@ bench: .venv/.installed
 
 bench-reader: .venv/.installed
 	$(PY) benchmarks/bench_reader.py
+
+# Reader F1 against the number of training questions (4 trainings of 9 minutes + evaluation, ~55 min)
+bench-curve: .venv/.installed
+	$(PY) benchmarks/learning_curve.py
 
 bench-feedback: .venv/.installed
 	$(PY) benchmarks/bench_feedback.py

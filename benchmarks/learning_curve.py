@@ -40,6 +40,7 @@ from covidqa.qa import (  # noqa: E402
 from toydata.qa_files import read_qa_file  # noqa: E402
 
 TARGETS = {'paragraph_f1': 0.70, 'article_f1': 0.45}
+COVID_QA_QUESTIONS = 2019  # the whole release (Möller et al. 2020): every question there is, dev and test included
 LABELS = {'paragraph_f1': 'paragraph dev (191 q)', 'article_f1': 'full-article dev (159 q)'}
 
 
@@ -109,7 +110,10 @@ def plot(points: List[Dict], fits: Dict[str, Dict], path: Path) -> None:
                     label=f'fit: {fit["b"]:+.3f} F1 per doubling' + (
                         f', target at ~{need:,.0f} q' if math.isfinite(need) else ''))
     ax.axvline(top, color='grey', linewidth=0.8)
-    ax.text(top, 0.02, ' all COVID-QA\n training questions', color='grey', fontsize=8, va='bottom')
+    ax.text(top, 0.02, f'default training set \n({top:,} q) ', color='grey', fontsize=8, va='bottom', ha='right')
+    ax.axvline(COVID_QA_QUESTIONS, color='black', linewidth=0.8)
+    ax.text(COVID_QA_QUESTIONS, 0.02, f' all of COVID-QA\n ({COVID_QA_QUESTIONS:,} q, dev\n and test included)',
+            fontsize=8, va='bottom')
     ax.set_xscale('log', base=2)
     ax.set_xlabel('distinct training questions (log scale)')
     ax.set_ylabel('F1 (top-1 answer)')
