@@ -33,8 +33,8 @@ from covidqa.qa import (  # noqa: E402
     ARTICLE_DEV,
     DEFAULT_READER_ARGS,
     PARAGRAPH_DEV,
+    TRAINING_META_FILE,
     QuestionAnswering,
-    build_default_training_data,
     train_default_reader,
 )
 from toydata.qa_files import read_qa_file  # noqa: E402
@@ -67,12 +67,12 @@ def measure(fraction: float, seed: int, root: Path, max_minutes: float, skip_art
     epochs = DEFAULT_READER_ARGS.num_train_epochs / fraction
     result = train_default_reader(model, force=True, epochs=epochs, data_dir=root, max_minutes=max_minutes,
                                   args={'seed': seed}, question_fraction=fraction)
-    data = build_default_training_data(root, seed=seed, question_fraction=fraction)
+    data = json.loads((model / TRAINING_META_FILE).read_text())['data']  # what train_default_reader trained on
     qa = QuestionAnswering(str(model))
     point = {
-        'label': label, 'fraction': fraction, 'seed': seed,
-        'questions': len({' '.join(r.question.lower().split()) for r in data.records}),
-        'records': len(data.records), 'steps': result.steps, 'epochs': round(result.epochs, 2),
+        'label': label, 'fraction': fraction, 'seed': seed, 'questions': data['questions'],
+        'records': data['paragraph_records'] + data['article_records'],
+        'steps': result.steps, 'epochs': round(result.epochs, 2),
         'train_minutes': round(result.seconds / 60, 2),
     }
     paragraph = evaluate(qa, list(read_qa_file(root / PARAGRAPH_DEV)), 'paragraph dev')
@@ -104,8 +104,8 @@ def plot(points: List[Dict], fits: Dict[str, Dict], path: Path) -> None:
         if fit:
             need = questions_needed(fit, TARGETS[key])
             end = min(max(need, top) * 1.2, top * 64) if math.isfinite(need) else top * 4
-            xs = [min(p['questions'] for p in mine) * (end / min(p['questions'] for p in mine)) ** (i / 50)
-                  for i in range(51)]
+            start = min(p['questions'] for p in mine)
+            xs = [start * (end / start) ** (i / 50) for i in range(51)]
             ax.plot(xs, [fit['a'] + fit['b'] * math.log2(x) for x in xs], color=colour, linestyle='--', linewidth=1,
                     label=f'fit: {fit["b"]:+.3f} F1 per doubling' + (
                         f', target at ~{need:,.0f} q' if math.isfinite(need) else ''))

@@ -789,6 +789,7 @@ class DefaultTrainingData:
     """
 
     records: List[QARecord]
+    questions: int  # distinct training questions (normalised text) over both files
     paragraph_records: int
     article_records: int
     excluded_paragraph_in_article_dev: int
@@ -862,7 +863,8 @@ def build_default_training_data(data_dir: Optional[PathLike] = None, include_art
         articles = [r for r in articles if _norm_text(r.question) in kept]
     files = [PARAGRAPH_TRAIN] + ([ARTICLE_TRAIN] if include_articles else [])
     return DefaultTrainingData(
-        records=paragraphs + articles, paragraph_records=len(paragraphs), article_records=len(articles),
+        records=paragraphs + articles, questions=len({_norm_text(r.question) for r in paragraphs + articles}),
+        paragraph_records=len(paragraphs), article_records=len(articles),
         excluded_paragraph_in_article_dev=excluded_p, excluded_article_in_paragraph_dev=excluded_a_pdev,
         excluded_article_in_article_dev=excluded_a_adev, files=files,
     )

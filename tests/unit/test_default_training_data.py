@@ -49,6 +49,7 @@ def test_no_dev_question_is_trained_on(root, full):
     assert trained & paragraph_dev <= paragraph_train & paragraph_dev
     assert len(paragraph_train & paragraph_dev) <= 5
     assert full.paragraph_records + full.article_records == len(full.records)
+    assert full.questions == len(trained)
     assert full.excluded_paragraph_in_article_dev > 0 and full.excluded_article_in_paragraph_dev > 0
 
 
@@ -60,6 +61,7 @@ def test_question_shares_keep_whole_questions_and_nest(root, full):
     half = build_default_training_data(root, question_fraction=0.5)
     for share, data in ((0.25, quarter), (0.5, half)):
         questions = {norm(r.question) for r in data.records}
+        assert data.questions == len(questions)
         assert abs(len(questions) - share * len(by_question)) <= 1
         # every record of a kept question is kept, from both files
         assert sum(len(by_question[q]) for q in questions) == len(data.records)
