@@ -4,7 +4,9 @@ One schema, :class:`QADoc`, travels through every Executor of the Flow, so that 
 chain without schema conversions:
 
 - a FAQ entry / passage to index: ``text`` (what is embedded, e.g. the FAQ question) plus ``answer``, ``title``,
-  ``source``, ``url``;
+  ``source``, ``url``; a passage cut from a longer document (:mod:`covidqa.passages`) also names that document
+  (``parent_id``) and where it sits in it (``offset_start``/``offset_end``, characters: the passage is
+  ``document[offset_start:offset_end]``); all optional, returned with the matches of ``/search`` and ``/answer``;
 - a query: ``text`` is the question; after ``/search`` it carries ``matches`` (best first, each with ``score``);
   after ``/answer`` it also carries ``answers`` (:class:`AnswerSpan`, best first).
 
@@ -41,6 +43,9 @@ class MatchDoc(BaseDoc):
     title: Optional[str] = None
     source: Optional[str] = None
     url: Optional[str] = None
+    parent_id: Optional[str] = None  # a passage: the id of the document it was cut from
+    offset_start: Optional[int] = None  # a passage: its character offsets in that document
+    offset_end: Optional[int] = None
     score: Optional[float] = None
     label: Optional[str] = None  # feedback: 'accepted' | 'rejected' | None (unlabeled)
 
@@ -64,6 +69,9 @@ class StoredDoc(BaseDoc):
     title: Optional[str] = None
     source: Optional[str] = None
     url: Optional[str] = None
+    parent_id: Optional[str] = None
+    offset_start: Optional[int] = None
+    offset_end: Optional[int] = None
     model_version: int = 0
     embedding: NdArray = Field(space='cosine_sim')
 

@@ -49,7 +49,8 @@ class Sentence:
     match: float
 
 
-def _terms(text: str) -> List[str]:
+def index_terms(text: str) -> List[str]:
+    """The words BM25 counts: lowercased letter/digit runs, stop words dropped, cut to ``STEM_LENGTH`` letters."""
     words = (w.lower() for w in _WORD.findall(text))
     return [w[:STEM_LENGTH] for w in words if w not in STOP_WORDS]
 
@@ -66,9 +67,9 @@ def sentence_matches(question: str, contexts: Sequence[str]) -> List[List[Senten
     the best sentence has ``match`` 1.0). With no question word in any sentence every ``match`` is 1.0 (no
     preference)."""
     bounds = [sentence_bounds(c) for c in contexts]
-    terms = [[_terms(c[a:b]) for a, b in bs] for c, bs in zip(contexts, bounds)]
+    terms = [[index_terms(c[a:b]) for a, b in bs] for c, bs in zip(contexts, bounds)]
     flat = [t for ts in terms for t in ts]
-    wanted = set(_terms(question))
+    wanted = set(index_terms(question))
     n = len(flat)
     raw: List[List[float]] = [[0.0] * len(ts) for ts in terms]
     if n and wanted:

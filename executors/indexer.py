@@ -28,7 +28,8 @@ from covidqa.store import DocumentStore  # noqa: E402
 from covidqa.versions import ModelVersions  # noqa: E402
 from executors._common import BadRequest, check_parameters, positive_int  # noqa: E402
 
-STORED_FIELDS = ('text', 'answer', 'wrong_answer', 'title', 'source', 'url')
+STORED_FIELDS = ('text', 'answer', 'wrong_answer', 'title', 'source', 'url', 'parent_id', 'offset_start',
+                 'offset_end')
 
 
 class Indexer(Executor):

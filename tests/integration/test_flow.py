@@ -127,9 +127,12 @@ def test_http_search_and_answer(flow, faq_docs):
 
 def test_update_and_delete(flow):
     client = flow.client()
-    doc = QADoc(id='extra-1', text='Can my cat catch the coronavirus?', answer='Rarely.')
+    doc = QADoc(id='extra-1', text='Can my cat catch the coronavirus?', answer='Rarely.', title='Pets',
+                parent_id='article-7', offset_start=120, offset_end=153)  # a passage of a longer document
     client.post('/index', DocList[QADoc]([doc]))
-    assert search(flow, [doc.text], limit=1)[0].matches[0].id == 'extra-1'
+    found = search(flow, [doc.text], limit=1)[0].matches[0]
+    assert (found.id, found.title, found.parent_id, found.offset_start, found.offset_end) == \
+        ('extra-1', 'Pets', 'article-7', 120, 153)
     client.post('/update', DocList[QADoc]([QADoc(id='extra-1', text=doc.text, answer='Very rarely.')]))
     assert search(flow, [doc.text], limit=1)[0].matches[0].answer == 'Very rarely.'
     with pytest.raises(BadServer) as error:
