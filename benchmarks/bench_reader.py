@@ -5,12 +5,15 @@ Prints and writes (``benchmarks/out/reader.json``):
 - paragraph-level dev (``covid_qa_paragraphs/qa_dev.json``, 191 questions, ~720-char contexts): EM, F1, loss;
 - full-article dev (``covid_qa_deepset/covid-qa-dev.json``, 159 questions over 21 articles of ~25k characters):
   EM, F1, the reader windows the whole article (``--max-seq-length``/``--doc-stride``) and picks the best span;
+- with ``--squad-dev``: SQuAD v1.1 dev (``squad_v1.1/derived/dev-v1.1.from_explorer.json``, 10,570 questions, max
+  over the ~3 reference answers), the general extractive-QA measure of stage 1 (:mod:`covidqa.pretrain`);
 - the reader's training time (from its ``reader_training.json``, or measured when this script trains);
 - answers per second for both (questions answered per second, one context each, batch of all questions).
 
 Usage::
 
-    python benchmarks/bench_reader.py                          # evaluate the default reader (workspace/models/reader)
+    python benchmarks/bench_reader.py                          # the service's reader (trained, else shipped)
+    python benchmarks/bench_reader.py --squad-dev 0            # also all of SQuAD v1.1 dev (N > 0: every k-th, N)
     python benchmarks/bench_reader.py --model DIR              # evaluate another checkpoint
     python benchmarks/bench_reader.py --train '{"learning_rate": 2e-4}' --label lr2e-4   # train a variant first
     python benchmarks/bench_reader.py --article-limit 60       # quicker: every k-th article question, 60 in all
@@ -30,8 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from covidqa.models import default_reader_dir  # noqa: E402
-from covidqa.reader import DEFAULT_LEXICAL_WEIGHT  # noqa: E402
+from covidqa.pretrain import SQUAD_DEV  # noqa: E402
+from covidqa.reader import DEFAULT_LEXICAL_WEIGHT, resolve_reader_model  # noqa: E402
 from covidqa.qa import (  # noqa: E402
     ARTICLE_DEV,
     PARAGRAPH_DEV,
@@ -65,6 +68,15 @@ def evaluate(qa: QuestionAnswering, records, name: str) -> dict:
     return row
 
 
+def every_kth(records, limit: int) -> list:
+    """``limit`` records spread evenly over ``records`` (all of them when ``limit`` is 0 or larger)."""
+    records = list(records)
+    if not limit or limit >= len(records):
+        return records
+    step = len(records) / limit
+    return [records[int(i * step)] for i in range(limit)]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--model', help='checkpoint to evaluate (default: the default reader)')
@@ -76,6 +88,9 @@ def main(argv=None) -> int:
     parser.add_argument('--label', default='default', help='name of this run in the output')
     parser.add_argument('--article-limit', type=int, default=0, help='evaluate only N full-article questions')
     parser.add_argument('--skip-articles', action='store_true', help='skip the full-article evaluation')
+    parser.add_argument('--skip-paragraphs', action='store_true', help='skip the paragraph-level evaluation')
+    parser.add_argument('--squad-dev', type=int, default=None, metavar='N',
+                        help='also evaluate SQuAD v1.1 dev: 0 = all 10,570 questions, N = every k-th question, N')
     parser.add_argument('--max-seq-length', type=int, default=384)
     parser.add_argument('--doc-stride', type=int, default=128)
     parser.add_argument('--lexical-weight', type=float, default=DEFAULT_LEXICAL_WEIGHT,
@@ -91,7 +106,7 @@ def main(argv=None) -> int:
         train_default_reader(model, force=True, epochs=ns.epochs, data_dir=root, max_minutes=ns.max_minutes,
                              args=json.loads(ns.train or '{}'), include_articles=not ns.no_articles,
                              article_fraction=ns.article_fraction)
-    model_dir = Path(model) if model else default_reader_dir()
+    model_dir = Path(model) if model else Path(resolve_reader_model(None))
     meta_path = model_dir / TRAINING_META_FILE
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
@@ -114,13 +129,13 @@ def main(argv=None) -> int:
                            lexical_weight=ns.lexical_weight)
     report['inference'] = {'max_seq_length': ns.max_seq_length, 'doc_stride': ns.doc_stride, 'backend': 'torch',
                            'lexical_weight': ns.lexical_weight}
-    report['paragraph_dev'] = evaluate(qa, list(read_qa_file(root / PARAGRAPH_DEV)), 'paragraph dev')
+    if not ns.skip_paragraphs:
+        report['paragraph_dev'] = evaluate(qa, list(read_qa_file(root / PARAGRAPH_DEV)), 'paragraph dev')
     if not ns.skip_articles:
-        records = list(read_qa_file(root / ARTICLE_DEV))
-        if ns.article_limit and ns.article_limit < len(records):
-            step = len(records) / ns.article_limit
-            records = [records[int(i * step)] for i in range(ns.article_limit)]
-        report['article_dev'] = evaluate(qa, records, 'full-article dev')
+        report['article_dev'] = evaluate(qa, every_kth(read_qa_file(root / ARTICLE_DEV), ns.article_limit),
+                                         'full-article dev')
+    if ns.squad_dev is not None:
+        report['squad_dev'] = evaluate(qa, every_kth(read_qa_file(root / SQUAD_DEV), ns.squad_dev), 'SQuAD v1.1 dev')
     out = Path(ns.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

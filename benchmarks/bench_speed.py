@@ -24,9 +24,8 @@ Writes ``benchmarks/out/speed.json`` and ``benchmarks/out/speed.md``. Usage::
     .venv/bin/python benchmarks/bench_speed.py --flows onnx         # only the fp32 ONNX Flow
     .venv/bin/python benchmarks/bench_speed.py --reader DIR          # another reader checkpoint
 
-The reader: ``--reader``, else ``$COVIDQA_HOME/models/reader``, else ``workspace/models/reader``; when none holds a
-trained reader, a seeded untrained span head is saved and used (speed is the same; F1 is then meaningless, and the
-JSON says so). Timings on a shared machine: the script records the load average and CPU idle around every phase;
+The reader: ``--reader``, else the service's reader (trained into ``$COVIDQA_HOME``, else the one shipped in
+``models/reader/``). Timings on a shared machine: the script records the load average and CPU idle around every phase;
 take numbers from a quiet machine and repeat them.
 """
 from __future__ import annotations
@@ -661,27 +660,18 @@ def bench_flow(variant: str, home: Path, faq_path: Path, reader_dir: Path, quest
 
 # ------------------------------------------------------------------------------------------------ reader setup
 def resolve_reader(arg: Optional[str], home: Path) -> Tuple[Path, bool]:
-    """(reader checkpoint, trained?)"""
-    candidates = [Path(arg)] if arg else []
-    if os.environ.get('COVIDQA_HOME'):
-        candidates.append(Path(os.environ['COVIDQA_HOME']) / 'models' / 'reader')
-    candidates.append(REPO / 'workspace' / 'models' / 'reader')
-    for c in candidates:
-        if (c / 'config.json').is_file():
-            return c.resolve(), True
+    """(reader checkpoint, trained?): ``--reader``, else the service's reader (trained into ``$COVIDQA_HOME``, else
+    the shipped one: :func:`covidqa.reader.resolve_reader_model`, unpacked under ``home``)."""
+    from covidqa.reader import resolve_reader_model
+
     if arg:
-        raise SystemExit(f'--reader {arg}: no model there (expected a save_pretrained directory)')
-    seeded = home / 'models' / 'reader-seeded'
-    if not (seeded / 'config.json').is_file():
-        import torch
-
-        from covidqa.models import atomic_save_pretrained, load_qa_model, load_tokenizer
-
-        torch.manual_seed(0)
-        atomic_save_pretrained(load_qa_model('base'), load_tokenizer('base'), seeded)
-    print(f'NOTE: no trained reader found ({", ".join(map(str, candidates))}); using an untrained seeded span head '
-          f'at {seeded} (speed is representative, F1 is not)', flush=True)
-    return seeded.resolve(), False
+        if not (Path(arg) / 'config.json').is_file():
+            raise SystemExit(f'--reader {arg}: no model there (expected a save_pretrained directory)')
+        return Path(arg).resolve(), True
+    model = resolve_reader_model(None)
+    if str(model) == 'base':
+        raise SystemExit('no trained reader and no shipped one: pass --reader DIR, or restore models/reader/ from git')
+    return Path(model).resolve(), True
 
 
 # ------------------------------------------------------------------------------------------------ report

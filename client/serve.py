@@ -1,7 +1,7 @@
 """``make serve``: start the Flow on 127.0.0.1 (gRPC 54321, HTTP 8080), index the FAQ data on first run, serve
 until Ctrl-C.
 
-    python -m client.serve [--faq FILE_OR_URL] [--grpc-port 54321] [--http-port 8080] [--home workspace]
+    python -m client.serve [--faq FILE_OR_URL] [--grpc-port 54321] [--http-port 8080] [--home DIR]
 
 The Flow runs as ``jina flow --uses flow.yml`` in a child process (logs in ``<home>/flow.log``); it is stopped by its
 PID with SIGINT when this script ends.
@@ -26,12 +26,14 @@ def main(argv=None):
     parser.add_argument('--question-column', default='question')
     parser.add_argument('--grpc-port', type=int, default=54321)
     parser.add_argument('--http-port', type=int, default=8080)
-    parser.add_argument('--home', default='workspace', help='where models, index and labels live')
+    parser.add_argument('--home', default=None, help='where models, index and labels live (default: $COVIDQA_HOME, '
+                        'else ./workspace)')
     parser.add_argument('--no-wait', action='store_true', help='index, then stop (for scripts)')
     args = parser.parse_args(argv)
+    from covidqa.models import service_home
 
-    flow = FlowProcess(home=Path(args.home).resolve(), grpc_port=args.grpc_port, http_port=args.http_port,
-                       log_path=Path(args.home).resolve() / 'flow.log')
+    home = service_home(args.home)
+    flow = FlowProcess(home=home, grpc_port=args.grpc_port, http_port=args.http_port, log_path=home / 'flow.log')
     print(f'starting the Flow (logs: {flow.log_path}) ...', flush=True)
     flow.start()
     print(f'ready in {flow.startup_seconds:.1f}s', flush=True)

@@ -7,6 +7,9 @@ Layout of the service home (``$COVIDQA_HOME``, default ``./workspace``)::
 
     workspace/
       models/reader/             the trained extractive QA reader (save_pretrained format)
+      models/reader-pretrained/  stage 1 of the reader recipe (SQuAD-style data; covidqa.pretrain)
+      models/shipped-reader-*/   the reader shipped in the repository, unpacked (covidqa.shipped)
+      checkpoints/<run>/         resumable training checkpoints (covidqa.checkpoint)
       models/embedder/v0001/     embedder versions written by the feedback finetuner
       index/                     the indexer's persisted document index
       feedback/                  the append-only label store
@@ -39,6 +42,22 @@ def service_home(home: Optional[PathLike] = None) -> Path:
 
 def default_reader_dir(home: Optional[PathLike] = None) -> Path:
     return service_home(home) / 'models' / 'reader'
+
+
+def pretrained_reader_dir(home: Optional[PathLike] = None) -> Path:
+    """Where stage 1 of the reader recipe (:mod:`covidqa.pretrain`) saves its reader."""
+    return service_home(home) / 'models' / 'reader-pretrained'
+
+
+def checkpoint_dir(run: str, home: Optional[PathLike] = None) -> Path:
+    """The resumable checkpoints of the training run ``run``."""
+    return service_home(home) / 'checkpoints' / run
+
+
+def default_data_dir() -> Path:
+    """The data root (COVID-QA, SQuAD, ...): ``$COVIDQA_DATA``, else ``../shared/data`` beside the repository."""
+    env = os.environ.get('COVIDQA_DATA')
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
 
 
 def resolve_model_path(model: Optional[PathLike]) -> Path:

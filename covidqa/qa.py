@@ -1,7 +1,8 @@
 """HappyTransformer-style extractive question answering: train, eval, test and answer with our own reader.
 
-:class:`QuestionAnswering` wraps a BERT span model (``AutoModelForQuestionAnswering``): by default the trained
-reader in :func:`covidqa.models.default_reader_dir`, else the packaged all-MiniLM-L6-v2 with a fresh span head.
+:class:`QuestionAnswering` wraps a BERT span model (``AutoModelForQuestionAnswering``): by default the reader
+trained into :func:`covidqa.models.default_reader_dir`, else the reader shipped in ``models/reader/``
+(:mod:`covidqa.shipped`), else the packaged all-MiniLM-L6-v2 with a fresh span head.
 
 Input files are HappyTransformer CSVs (``context, question, answer_text, answer_start``; test files only
 ``context, question``) or SQuAD JSON (nested or flat), read by :mod:`toydata.qa_files`.
@@ -15,7 +16,7 @@ ends on time with a fully decayed learning rate.
 
 Example::
 
-    qa = QuestionAnswering()                                   # trained reader if present, else base
+    qa = QuestionAnswering()                                   # trained reader, else the shipped one
     qa.train('train.csv', {'num_train_epochs': 2, 'learning_rate': 2e-4}, eval_filepath='dev.csv')
     print(qa.eval('dev.csv'))          # EvalResult(loss=1.9, exact_match=0.31, f1=0.62, count=191, ...)
     qa.test('test.csv')[0]             # QuestionAnsweringResult(answer='...', score=0.41, start=120, end=168)
@@ -49,10 +50,12 @@ import numpy as np
 if __package__ in (None, ''):  # `python covidqa/qa.py`: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from covidqa.checkpoint import TrainingCheckpoint, TrainingState  # noqa: E402
 from covidqa.models import (  # noqa: E402
     BASE_MODEL_NAME,
     PathLike,
     atomic_save_pretrained,
+    default_data_dir,
     default_reader_dir,
     load_qa_model,
     load_tokenizer,
@@ -70,6 +73,7 @@ from covidqa.reader import (  # noqa: E402
 from covidqa.question_match import QUESTION_WORD_TYPE, add_question_word_type, uses_question_word_type  # noqa: E402
 from covidqa.squad_metrics import exact_match, f1_score  # noqa: E402
 from covidqa.tokenization import pad_batch  # noqa: E402
+from covidqa.shipped import ShippedReaderError  # noqa: E402
 
 try:  # toydata lives next to covidqa in the repo root
     from toydata.qa_files import QADataError, QARecord, QARecords, read_qa_file  # noqa: E402
@@ -134,7 +138,10 @@ class QATrainArgs:
     - ``shared_norm_weight``: weight of a loss normalising start/end logits over all windows of the same question
       together (:class:`covidqa.losses.shared_norm.SharedNormLoss`; a question's windows then share a batch), so
       that spans compare across the windows of a long context; 0 = off;
-    - ``output_dir``: where :meth:`QuestionAnswering.train` saves the model when done (atomically; None: no save).
+    - ``output_dir``: where :meth:`QuestionAnswering.train` saves the model when done (atomically; None: no save);
+    - ``checkpoint_dir``: save a resumable checkpoint there every ``checkpoint_minutes`` (and when stopped by
+      Ctrl-C); training with a checkpoint there continues from it: the same batches, learning-rate schedule and
+      time budget as if it had never stopped (:mod:`covidqa.checkpoint`; None: no checkpoints).
 
     Example: ``QATrainArgs.from_any({'num_train_epochs': 2, 'learning_rate': 2e-4})``
     """
@@ -165,6 +172,8 @@ class QATrainArgs:
     hard_negatives: bool = False
     shared_norm_weight: float = 0.0
     output_dir: Optional[str] = None
+    checkpoint_dir: Optional[str] = None
+    checkpoint_minutes: float = 5.0
 
     # (key, minimum, maximum, minimum inclusive)
     _RANGES = {
@@ -188,13 +197,14 @@ class QATrainArgs:
         'head_learning_rate_scale': (0.0, 1e4, False),
         'inside_loss_weight': (0.0, 1e4, True),
         'shared_norm_weight': (0.0, 1e4, True),
+        'checkpoint_minutes': (0.0, 1e5, False),
     }
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             kind = _FIELD_KINDS[f.name]
-            if value is None and f.name in ('max_train_seconds', 'output_dir'):
+            if value is None and f.name in ('max_train_seconds', 'output_dir', 'checkpoint_dir'):
                 continue
             if kind is float:
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -226,6 +236,9 @@ class QATrainArgs:
             raise QATrainArgsError(f"training argument 'budget_clock' must be 'wall' or 'cpu', got {self.budget_clock!r}")
         if self.adam_beta1 >= 1.0 or self.adam_beta2 >= 1.0:
             raise QATrainArgsError('training arguments adam_beta1/adam_beta2 must be < 1')
+        if self.checkpoint_dir and self.inside_loss_weight > 0:
+            raise QATrainArgsError('training argument checkpoint_dir cannot be combined with inside_loss_weight > 0 '
+                                   '(the auxiliary loss head is not checkpointed)')
         if self.max_query_length + 8 >= self.max_seq_length:
             raise QATrainArgsError(
                 f'training argument max_seq_length={self.max_seq_length} leaves no room for a context after '
@@ -258,7 +271,7 @@ _FIELD_KINDS = {
     'max_train_seconds': float, 'output_dir': str, 'budget_clock': str,
     'max_positives_per_question': int, 'freeze_layers': int, 'freeze_word_embeddings': bool,
     'head_learning_rate_scale': float, 'inside_loss_weight': float, 'question_word_type': bool,
-    'hard_negatives': bool, 'shared_norm_weight': float,
+    'hard_negatives': bool, 'shared_norm_weight': float, 'checkpoint_dir': str, 'checkpoint_minutes': float,
 }
 
 
@@ -597,15 +610,40 @@ class QuestionAnswering:
         def clock() -> float:
             return time.process_time() / threads if args.budget_clock == 'cpu' else time.perf_counter()
 
+        checkpoint = TrainingCheckpoint(args.checkpoint_dir) if args.checkpoint_dir else None
+        fingerprint = {**args.to_dict(), 'windows': len(windows), 'records': len(records),
+                       'start_model': str(self.model_path)}
+        resumed = checkpoint.load(fingerprint) if checkpoint else None
         loop_start = clock()
+        if resumed is not None:
+            model.load_state_dict(resumed.model)
+            optimizer.load_state_dict(resumed.optimizer)
+            torch.set_rng_state(resumed.torch_rng)
+            step, losses, history = resumed.step, list(resumed.losses), list(resumed.history)
+            loop_start -= resumed.elapsed  # the time budget goes on from where it stopped
+            logger.info('resuming from %s at step %d of %d', checkpoint.path, step, total_steps)
+
+        def save_checkpoint() -> None:
+            checkpoint.save(TrainingState(
+                step=step, elapsed=clock() - loop_start, model=model.state_dict(),
+                optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state(), losses=losses, history=history,
+            ), fingerprint)
+
+        last_saved = time.perf_counter()
         cpu_start = time.process_time()
         model.train()
-        bar = tqdm(total=total_steps, desc='train reader', unit='step', mininterval=5.0, file=sys.stderr)
+        bar = tqdm(total=total_steps, initial=step, desc='train reader', unit='step', mininterval=5.0,
+                   file=sys.stderr)
+        at_step_boundary = True
+        replayed = 0  # batches of the schedule seen so far: on resume the first `step` are skipped, not trained
         try:
             while step < total_steps:
                 for batch in _bucketed_batches(lengths, args.batch_size, rng, batch_groups):
                     if step >= total_steps:
                         break
+                    replayed += 1
+                    if replayed <= step:
+                        continue
                     progress = step / total_steps
                     if args.max_train_seconds:
                         progress = max(progress, (clock() - loop_start) / args.max_train_seconds)
@@ -640,17 +678,33 @@ class QuestionAnswering:
                     loss.backward()
                     if args.max_grad_norm > 0:
                         torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                    at_step_boundary = False  # weights, optimiser and `step` disagree until `step += 1`
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                     losses.append(float(loss.item()))
                     step += 1
+                    at_step_boundary = True
                     bar.update(1)
                     if step % 10 == 0 or step == total_steps:
                         recent = float(np.mean(losses[-10:]))
                         history.append(recent)
                         bar.set_postfix(loss=f'{recent:.3f}', lr=f'{optimizer.param_groups[0]["lr"]:.2e}')
+                    if checkpoint and time.perf_counter() - last_saved >= args.checkpoint_minutes * 60:
+                        save_checkpoint()
+                        last_saved = time.perf_counter()
                 if stopped_by_time:
                     break
+            if checkpoint:
+                save_checkpoint()  # a finished run: running it again trains nothing more
+        except KeyboardInterrupt:
+            if checkpoint and at_step_boundary:
+                save_checkpoint()
+                logger.warning('stopped at step %d of %d; checkpoint saved to %s: run again to resume',
+                               step, total_steps, checkpoint.path)
+            elif checkpoint:  # stopped inside an optimiser step: the last periodic checkpoint is the consistent one
+                logger.warning('stopped inside step %d of %d; run again to resume from the last checkpoint in %s',
+                               step + 1, total_steps, checkpoint.path)
+            raise
         finally:
             bar.close()
             model.eval()
@@ -763,16 +817,14 @@ DEFAULT_READER_ARGS = QATrainArgs(
     seed=42,
     max_train_seconds=540.0,  # guard: stop after 9 minutes; the learning-rate schedule follows the clock
 )
+# Stage 2 of the shipped reader's recipe: what changes in DEFAULT_READER_ARGS when fine-tuning the SQuAD-trained
+# reader of stage 1 (covidqa.pretrain) on COVID-QA (`--start-from`; benchmarks/READER_RESULTS.md): a reader that
+# already extracts spans adapts with HappyTransformer's default step size instead of the fresh head's 2e-4.
+ADAPT_ARGS: Dict[str, Any] = {'learning_rate': 5e-5}
 PARAGRAPH_TRAIN = 'covid_qa_paragraphs/qa_train.json'
 PARAGRAPH_DEV = 'covid_qa_paragraphs/qa_dev.json'
 ARTICLE_TRAIN = 'covid_qa_deepset/covid-qa-train.json'
 ARTICLE_DEV = 'covid_qa_deepset/covid-qa-dev.json'
-
-
-def default_data_dir() -> Path:
-    """``$COVIDQA_DATA``, else ``<repo>/../shared/data``."""
-    env = os.environ.get('COVIDQA_DATA')
-    return Path(env) if env else Path(__file__).resolve().parents[1] / '..' / 'shared' / 'data'
 
 
 def _norm_text(text: str) -> str:
@@ -940,16 +992,21 @@ def cpu_has_native_bf16() -> bool:
 def train_default_reader(output: Optional[PathLike] = None, force: bool = False, epochs: Optional[float] = None,
                          data_dir: Optional[PathLike] = None, max_minutes: Optional[float] = None,
                          args: Optional[Mapping[str, Any]] = None, include_articles: bool = True,
-                         article_fraction: float = 1.0, question_fraction: float = 1.0) -> Optional[TrainResult]:
+                         article_fraction: float = 1.0, question_fraction: float = 1.0,
+                         start_from: Optional[PathLike] = None) -> Optional[TrainResult]:
     """Train the service's default reader (:data:`DEFAULT_READER_ARGS`) into ``output`` (default
     :func:`covidqa.models.default_reader_dir`); does nothing and returns ``None`` when one exists and not ``force``.
-    ``epochs`` overrides ``num_train_epochs``; ``max_minutes`` the time budget (``0``: none)."""
+    ``epochs`` overrides ``num_train_epochs``; ``max_minutes`` the time budget (``0``: none). ``start_from``: the
+    model to fine-tune (default: the packaged MiniLM with a fresh span head); any other model gets :data:`ADAPT_ARGS`
+    on top of the recipe (the shipped reader starts from stage 1, :mod:`covidqa.pretrain`)."""
     target = Path(output) if output else default_reader_dir()
     if (target / 'config.json').is_file() and not force:
         print(f'reader already trained at {target} (use --force to retrain)')
         return None
     config = DEFAULT_READER_ARGS.to_dict()
     config['bf16'] = config['bf16'] and cpu_has_native_bf16()  # emulated bf16 is slower than fp32
+    if start_from is not None and str(start_from) != 'base':
+        config.update(ADAPT_ARGS)  # a pretrained reader takes smaller steps
     config.update(args or {})
     if epochs is not None:
         config['num_train_epochs'] = epochs
@@ -967,9 +1024,13 @@ def train_default_reader(output: Optional[PathLike] = None, force: bool = False,
           f'{data.excluded_article_in_paragraph_dev + data.excluded_article_in_article_dev} article records)',
           flush=True)
     print(f'config: {json.dumps({k: v for k, v in train_args.to_dict().items() if v is not None})}', flush=True)
-    qa = QuestionAnswering(BASE_MODEL_NAME)
+    import torch
+
+    torch.manual_seed(train_args.seed)  # a fresh span head is drawn from torch's generator: reproducible runs
+    qa = QuestionAnswering(start_from or BASE_MODEL_NAME)
     result = qa.train(data.records, train_args)
-    qa.save(target, meta={'data': {k: v for k, v in dataclasses.asdict(data).items() if k != 'records'}})
+    qa.save(target, meta={'data': {k: v for k, v in dataclasses.asdict(data).items() if k != 'records'},
+                          'start_from': str(start_from or BASE_MODEL_NAME)})
     print(f'trained in {result.seconds / 60:.1f} min: {result.steps} steps, {result.epochs:.2f} epochs, '
           f'loss {result.first_loss:.3f} -> {result.final_loss:.3f}'
           f'{" (stopped by the time budget)" if result.stopped_by_time else ""}; saved to {target}', flush=True)
@@ -977,10 +1038,46 @@ def train_default_reader(output: Optional[PathLike] = None, force: bool = False,
 
 
 def _cmd_default(ns) -> int:
+    args = _json_arg(ns.args)
     train_default_reader(ns.output, force=ns.force, epochs=ns.epochs, data_dir=ns.data_dir,
-                         max_minutes=ns.max_minutes, args=_json_arg(ns.args),
-                         include_articles=not ns.no_articles, article_fraction=ns.article_fraction)
+                         max_minutes=ns.max_minutes, args=args, include_articles=not ns.no_articles,
+                         article_fraction=ns.article_fraction, start_from=ns.start_from)
     return 0
+
+
+def _training_summary(model_dir: Path) -> Dict[str, Any]:
+    """A model's ``reader_training.json`` without the per-step loss history."""
+    path = model_dir / TRAINING_META_FILE
+    meta = json.loads(path.read_text()) if path.is_file() else {}
+    meta.get('train', {}).pop('loss_history', None)
+    return meta
+
+
+def _cmd_ship(ns) -> int:
+    from covidqa.shipped import SHIPPED_READER_FILE, pack_reader
+
+    source = Path(ns.model) if ns.model else default_reader_dir()
+    meta = _training_summary(source)
+    start = Path(str(meta.get('start_from', '')))
+    if (start / TRAINING_META_FILE).is_file():  # the stage the reader was fine-tuned from, for the model card
+        meta['start_from_training'] = _training_summary(start)
+    target = Path(ns.output) if ns.output else SHIPPED_READER_FILE
+    digest = pack_reader(source, target, meta)
+    print(f'packed {source} into {target} ({target.stat().st_size / 2**20:.1f} MiB, sha256 {digest})')
+    return 0
+
+
+def raise_keyboard_interrupt(signum, frame):
+    """SIGTERM (and SIGINT, which a shell's background job ignores) stop training the way Ctrl-C does: the
+    training loop saves its checkpoint before it exits."""
+    raise KeyboardInterrupt(f'signal {signum}')
+
+
+def stop_on_signals() -> None:
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, raise_keyboard_interrupt)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -1020,15 +1117,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument('--args', help='extra QATrainArgs as a JSON object')
     p.add_argument('--no-articles', action='store_true', help='paragraph-level data only')
     p.add_argument('--article-fraction', type=float, default=1.0, help='share of full-article records to use')
+    p.add_argument('--start-from', help='model to fine-tune, e.g. stage 1 of the recipe (covidqa.pretrain); '
+                                        'adds ADAPT_ARGS to the default recipe (default: base)')
     p.set_defaults(func=_cmd_default)
+
+    p = sub.add_parser('ship', help='pack a trained reader into the one file committed to the repository')
+    p.add_argument('--model', help='reader directory (default: the service default reader dir)')
+    p.add_argument('--output', help='target file (default: models/reader/covidqa-reader.fp16.safetensors)')
+    p.set_defaults(func=_cmd_ship)
 
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    stop_on_signals()
     try:
         return ns.func(ns)
-    except (QADataError, QATrainArgsError, FileNotFoundError, ValueError) as error:
+    except (QADataError, QATrainArgsError, FileNotFoundError, ValueError, ShippedReaderError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print('stopped', file=sys.stderr)
+        return 130
 
 
 if __name__ == '__main__':

@@ -113,15 +113,21 @@ class Answer:
 
 
 def resolve_reader_model(model: Optional[PathLike]) -> PathLike:
-    """``None`` -> the trained default reader if present, else ``'base'`` (with a warning); anything else as is."""
+    """``None`` -> the reader trained into the service home if there is one, else the reader shipped in the
+    repository (checksum verified, unpacked once: :mod:`covidqa.shipped`), else ``'base'`` (with a warning);
+    anything else as is. A damaged shipped file raises :class:`covidqa.shipped.ShippedReaderError`."""
     if model is not None:
         return model
     reader_dir = default_reader_dir()
     if (reader_dir / 'config.json').is_file():
         return reader_dir
+    from covidqa.shipped import has_shipped_reader, shipped_reader_dir
+
+    if has_shipped_reader():
+        return shipped_reader_dir()
     logger.warning(
-        'no trained reader in %s: using the base all-MiniLM-L6-v2 with an UNTRAINED span head (answers are noise); '
-        'train one with `python -m covidqa.qa default`', reader_dir,
+        'no trained reader in %s and no shipped reader: using the base all-MiniLM-L6-v2 with an UNTRAINED span head '
+        '(answers are noise); train one with `make reader-pretrain reader`', reader_dir,
     )
     return BASE_MODEL_NAME
 

@@ -1,0 +1,384 @@
+"""Answers from long articles, end to end through the Flow, against BM25 + the same reader (a script, not a test).
+
+The COVID-QA dev articles (``covid_qa_deepset/covid-qa-dev.json``: 21 articles of ~25k characters, 159 questions)
+are cut into reader-sized passages (:mod:`covidqa.passages`, each keeping its article id, title and character
+offsets), indexed through the running Flow's ``/index``, and every dev question is asked through ``/answer``
+(``limit`` = how many passages the indexer retrieves, ``--top-k``; the reader reads them all and returns its best
+span). Rows of the report:
+
+- **Flow (dense)**: ``flow.yml`` started with :class:`client.flowctl.FlowProcess` on free 127.0.0.1 ports (state in
+  a temporary ``$COVIDQA_HOME``), queried over gRPC, one question a request;
+- **BM25 + reader**: BM25 over the same passages (:class:`covidqa.passages.BM25Retriever`), in this process, with the
+  same reader checkpoint and settings as the Flow's reader (``flow.yml``'s ``uses_with``, incl. the lexical prior);
+- **oracle passage**: the same reader reading only the passage(s) that hold the gold answer (the reader's ceiling
+  given the split).
+
+Measured per row: retrieval recall@1/5/20 (a hit at k when one of the top-k passages belongs to the question's
+article and holds the gold span ``[answer_start, answer_end)`` by offsets; the Flow's are judged from the
+``parent_id``/``offset_start``/``offset_end`` its matches return) and the looser "gold answer text occurs in the
+passage", MRR, EM/F1 of the top answer (:mod:`covidqa.squad_metrics`), latency per question (p50/p95/mean).
+``--retrieval-only`` skips the reader (the Flow is asked ``/search``): recall does not depend on the reader.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_articles.py                         # all 159 questions (~5-10 min, 2 cores)
+    .venv/bin/python benchmarks/bench_articles.py --limit-questions 20    # every k-th question, 20 in all
+    .venv/bin/python benchmarks/bench_articles.py --retrieval-only        # recall of both retrievers only
+    .venv/bin/python benchmarks/bench_articles.py --reader DIR --top-k 10
+
+The reader: ``--reader``, else :func:`covidqa.reader.resolve_reader_model` (the reader trained into
+``$COVIDQA_HOME``, else the one shipped in ``models/reader/``), the same in the Flow and in this process. Writes
+``benchmarks/out/articles.json`` (``--out``).
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+
+import yaml  # noqa: E402
+
+from covidqa.passages import (  # noqa: E402
+    DEFAULT_MAX_CHARS,
+    ArticleQuestion,
+    BM25Retriever,
+    Passage,
+    passages_holding,
+    read_squad_articles,
+    split_articles,
+)
+from covidqa.squad_metrics import exact_match, f1_score  # noqa: E402
+
+ARTICLE_DEV = 'covid_qa_deepset/covid-qa-dev.json'
+OUT_DIR = REPO / 'benchmarks' / 'out'
+RECALL_KS = (1, 5, 20)
+INDEX_MAX_LENGTH = 256  # tokens of a passage the embedder sees (the Flow's default, 50, suits FAQ questions)
+
+
+def data_dir(arg: Optional[str]) -> Path:
+    return Path(arg or os.environ.get('COVIDQA_DATA') or REPO.parent / 'shared' / 'data').resolve()
+
+
+# ------------------------------------------------------------------------------------------------ per question
+@dataclass
+class Hit:
+    """One retrieved passage as the judge sees it: which article, where in it, and its text."""
+
+    article_id: Optional[str]
+    start: Optional[int]
+    end: Optional[int]
+    text: str
+
+
+@dataclass
+class QuestionResult:
+    id: str
+    question: str
+    gold: str
+    offset_rank: Optional[int]  # 1-based rank of the first passage holding the gold span, None: not retrieved
+    text_rank: Optional[int]  # 1-based rank of the first passage whose text contains a gold answer
+    answer: Optional[str] = None
+    exact_match: Optional[float] = None
+    f1: Optional[float] = None
+    answer_in_gold_span_article: Optional[bool] = None
+    seconds: float = 0.0
+    retrieve_seconds: Optional[float] = None
+    read_seconds: Optional[float] = None
+
+
+def judge(question: ArticleQuestion, hits: Sequence[Hit]) -> Tuple[Optional[int], Optional[int]]:
+    """(rank of the first hit holding the gold span by offsets, rank of the first hit containing a gold text)."""
+    offset_rank = text_rank = None
+    for rank, hit in enumerate(hits, start=1):
+        if offset_rank is None and hit.article_id == question.article_id and hit.start is not None \
+                and hit.end is not None and hit.start <= question.answer_start and question.answer_end <= hit.end:
+            offset_rank = rank
+        if text_rank is None and any(g and g in hit.text for g in question.gold_answers):
+            text_rank = rank
+    return offset_rank, text_rank
+
+
+def score_answer(result: QuestionResult, question: ArticleQuestion, answer: str) -> None:
+    result.answer = answer
+    result.exact_match = exact_match(answer, list(question.gold_answers))
+    result.f1 = f1_score(answer, list(question.gold_answers))
+
+
+def summarise(name: str, results: List[QuestionResult], top_k: int, retrieval: bool = True) -> dict:
+    n = len(results)
+    ks = sorted({k for k in RECALL_KS if k <= top_k} | {top_k})
+    row: dict = {'system': name, 'questions': n}
+    if retrieval:
+        row['recall'] = {f'@{k}': round(sum(1 for r in results if r.offset_rank and r.offset_rank <= k) / n, 4)
+                         for k in ks}
+        row['recall_text'] = {f'@{k}': round(sum(1 for r in results if r.text_rank and r.text_rank <= k) / n, 4)
+                              for k in ks}
+        row['mrr'] = round(sum(1.0 / r.offset_rank for r in results if r.offset_rank) / n, 4)
+    if all(r.answer is not None for r in results):
+        row['exact_match'] = round(sum(r.exact_match for r in results) / n, 4)
+        row['f1'] = round(sum(r.f1 for r in results) / n, 4)
+        row['no_answer'] = sum(1 for r in results if not r.answer)
+    seconds = [r.seconds for r in results]
+    row['latency_ms'] = {'p50': round(1000 * statistics.median(seconds), 1),
+                         'p95': round(1000 * sorted(seconds)[min(n - 1, int(0.95 * n))], 1),
+                         'mean': round(1000 * statistics.fmean(seconds), 1)}
+    for part in ('retrieve_seconds', 'read_seconds'):
+        values = [getattr(r, part) for r in results if getattr(r, part) is not None]
+        if values:
+            row[f'{part.split("_")[0]}_ms_mean'] = round(1000 * statistics.fmean(values), 1)
+    row['per_question'] = [asdict(r) for r in results]
+    return row
+
+
+# ------------------------------------------------------------------------------------------------ reader
+def flow_reader_settings() -> dict:
+    """The Flow's reader ``uses_with`` from flow.yml (backend, threads, window, stride, top_k, ...)."""
+    config = yaml.safe_load((REPO / 'flow.yml').read_text())
+    reader = next(e for e in config['executors'] if e['name'] == 'reader')
+    return dict(reader.get('uses_with') or {})
+
+
+def resolve_reader(arg: Optional[str]) -> Tuple[str, bool]:
+    """(reader checkpoint directory, trained?): ``--reader``, else the service's reader (trained into the service
+    home, else the shipped one: :func:`covidqa.reader.resolve_reader_model`)."""
+    from covidqa.reader import resolve_reader_model
+
+    model = arg if arg else resolve_reader_model(None)
+    if str(model) == 'base' or not (Path(model) / 'config.json').is_file():
+        raise SystemExit(f'no trained reader at {model!r}: pass --reader DIR, or restore models/reader/ from git')
+    return str(Path(model).resolve()), True
+
+
+def in_process_reader(model: str, settings: dict):
+    from covidqa.reader import ExtractiveReader
+
+    accepted = set(inspect.signature(ExtractiveReader.__init__).parameters) - {'self', 'model', 'runner'}
+    return ExtractiveReader(model, **{k: v for k, v in settings.items() if k in accepted}).load()
+
+
+def read_passages(reader, question: str, passages: Sequence[Passage], read_args: dict) -> str:
+    answers = reader.read(question, [p.text for p in passages], [p.id for p in passages], top_k=1, **read_args)
+    return answers[0].answer
+
+
+# ------------------------------------------------------------------------------------------------ the Flow
+def run_flow(passages: List[Passage], questions: List[ArticleQuestion], reader_model: str, top_k: int,
+             index_max_length: int, retrieval_only: bool, read_args: dict) -> dict:
+    from client.flowctl import FlowProcess
+    from covidqa.docs import DocList, QADoc
+
+    docs = DocList[QADoc]([
+        QADoc(id=p.id, text=p.text, title=p.title, source='COVID-QA dev article', parent_id=p.article_id,
+              offset_start=p.start, offset_end=p.end) for p in passages])
+    endpoint = '/search' if retrieval_only else '/answer'
+    params: dict = {'limit': top_k}
+    if not retrieval_only:
+        params['top_k'] = 1
+        params.update(read_args)
+    info: dict = {'endpoint': endpoint, 'parameters': params, 'index_max_length': index_max_length}
+    with tempfile.TemporaryDirectory(prefix='covidqa-articles-') as home:
+        overrides = {'reader': {'model': reader_model}} if reader_model else None
+        flow = FlowProcess(home=home, overrides=overrides, ready_timeout=600,
+                           env={'JINA_LOG_LEVEL': os.environ.get('JINA_LOG_LEVEL', 'WARNING')})
+        with flow:
+            info['startup_seconds'] = round(flow.startup_seconds, 1)
+            print(f'Flow ready in {info["startup_seconds"]} s (gRPC {flow.grpc_port}, HTTP {flow.http_port})',
+                  flush=True)
+            client = flow.client()
+            t0 = time.perf_counter()
+            client.post('/index', docs, request_size=32, parameters={'max_length': index_max_length}, timeout=600)
+            info['index_seconds'] = round(time.perf_counter() - t0, 1)
+            counted = client.post('/count', DocList[QADoc](), return_responses=True)[0].parameters['__results__']
+            info['indexed'] = int(sum(r['count'] for r in counted.values()))
+            print(f'indexed {info["indexed"]} passages in {info["index_seconds"]} s', flush=True)
+            if info['indexed'] != len(passages):
+                raise RuntimeError(f'/count says {info["indexed"]} documents, {len(passages)} were indexed')
+            client.post(endpoint, DocList[QADoc]([QADoc(text='What is the incubation period?')]),
+                        parameters=params, timeout=300)  # warm-up (first ONNX runs)
+            results = []
+            for i, q in enumerate(questions):
+                t0 = time.perf_counter()
+                try:
+                    got = client.post(endpoint, DocList[QADoc]([QADoc(text=q.question)]), parameters=params,
+                                      return_type=DocList[QADoc], timeout=300)
+                except ConnectionError:  # see tests/integration/test_flow.py: a fresh client once
+                    client = flow.client()
+                    got = client.post(endpoint, DocList[QADoc]([QADoc(text=q.question)]), parameters=params,
+                                      return_type=DocList[QADoc], timeout=300)
+                seconds = time.perf_counter() - t0
+                matches = got[0].matches
+                if len(matches) != min(top_k, len(passages)):
+                    raise RuntimeError(f'{endpoint} returned {len(matches)} matches, expected {top_k}')
+                missing = [m.id for m in matches if m.parent_id is None or m.offset_start is None]
+                if missing:
+                    raise RuntimeError(f'{endpoint}: matches {missing[:3]} came back without parent_id/offsets')
+                hits = [Hit(m.parent_id, m.offset_start, m.offset_end, m.text) for m in matches]
+                result = QuestionResult(q.id, q.question, q.answer_text, *judge(q, hits), seconds=seconds)
+                if not retrieval_only:
+                    top = got[0].answers[0]
+                    score_answer(result, q, top.answer)
+                    by_id = {m.id: m for m in matches}
+                    source = by_id.get(top.context_id)
+                    result.answer_in_gold_span_article = bool(source and source.parent_id == q.article_id)
+                results.append(result)
+                if (i + 1) % 20 == 0:
+                    print(f'  Flow: {i + 1}/{len(questions)} questions', flush=True)
+    return {'results': results, 'info': info}
+
+
+# ------------------------------------------------------------------------------------------------ in-process rows
+def run_bm25(bm25: BM25Retriever, questions: List[ArticleQuestion], reader, top_k: int,
+             read_args: dict) -> List[QuestionResult]:
+    results = []
+    for q in questions:
+        t0 = time.perf_counter()
+        retrieved = bm25.search(q.question, limit=top_k)
+        t1 = time.perf_counter()
+        hits = [Hit(r.passage.article_id, r.passage.start, r.passage.end, r.passage.text) for r in retrieved]
+        result = QuestionResult(q.id, q.question, q.answer_text, *judge(q, hits), retrieve_seconds=t1 - t0)
+        if reader is not None:
+            read = [r.passage for r in retrieved]
+            answers = reader.read(q.question, [p.text for p in read], [p.id for p in read], top_k=1,
+                                  **read_args) if read else []
+            answer = answers[0] if answers else None
+            score_answer(result, q, answer.answer if answer else '')
+            source = read[answer.context_index] if answer is not None and answer.context_index >= 0 else None
+            result.answer_in_gold_span_article = bool(source and source.article_id == q.article_id)
+            result.read_seconds = time.perf_counter() - t1
+        result.seconds = time.perf_counter() - t0
+        results.append(result)
+    return results
+
+
+def run_oracle(passages: List[Passage], questions: List[ArticleQuestion], reader,
+               read_args: dict) -> List[QuestionResult]:
+    results = []
+    for q in questions:
+        gold = passages_holding(passages, q.article_id, q.answer_start, q.answer_end)
+        t0 = time.perf_counter()
+        answer = read_passages(reader, q.question, gold, read_args)
+        result = QuestionResult(q.id, q.question, q.answer_text, None, None, seconds=time.perf_counter() - t0)
+        score_answer(result, q, answer)
+        results.append(result)
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ report
+def print_table(rows: List[dict], top_k: int) -> None:
+    ks = sorted({k for k in RECALL_KS if k <= top_k} | {top_k})
+    head = f'{"system":<22}' + ''.join(f'{"R@" + str(k):>8}' for k in ks) + f'{"R@" + str(top_k) + " text":>11}' \
+        + f'{"MRR":>7}{"EM":>7}{"F1":>7}{"p50 ms":>9}{"p95 ms":>9}'
+    print(head)
+    print('-' * len(head))
+    for row in rows:
+        recall = row.get('recall', {})
+        line = f'{row["system"]:<22}' + ''.join(
+            f'{recall[f"@{k}"]:>8.3f}' if f'@{k}' in recall else f'{"-":>8}' for k in ks)
+        text = row.get('recall_text', {}).get(f'@{top_k}')
+        line += f'{text:>11.3f}' if text is not None else f'{"-":>11}'
+        line += f'{row["mrr"]:>7.3f}' if 'mrr' in row else f'{"-":>7}'
+        for key in ('exact_match', 'f1'):
+            line += f'{row[key]:>7.3f}' if key in row else f'{"-":>7}'
+        line += f'{row["latency_ms"]["p50"]:>9.1f}{row["latency_ms"]["p95"]:>9.1f}'
+        print(line)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--reader', help='reader checkpoint directory (default: the service\'s default reader)')
+    parser.add_argument('--top-k', type=int, default=20, help='passages retrieved per question (/answer `limit`)')
+    parser.add_argument('--limit-questions', type=int, default=0, help='ask only N questions (every k-th one)')
+    parser.add_argument('--data-dir', help='data root (default $COVIDQA_DATA, else ../shared/data)')
+    parser.add_argument('--max-chars', type=int, default=DEFAULT_MAX_CHARS, help='passage size limit (characters)')
+    parser.add_argument('--index-max-length', type=int, default=INDEX_MAX_LENGTH,
+                        help='tokens of a passage the Flow embeds (/index `max_length`)')
+    parser.add_argument('--lexical-weight', type=float, default=None,
+                        help="the reader's lexical prior for every row (default: the Flow reader's own)")
+    parser.add_argument('--no-answer-threshold', type=float, default=None,
+                        help="the reader's no-answer threshold for every row (default: the Flow reader's own; "
+                             "0 = always answer, e.g. to check the mechanics with an untrained reader)")
+    parser.add_argument('--retrieval-only', action='store_true', help='recall only: no reader (Flow /search)')
+    parser.add_argument('--skip-flow', action='store_true', help='in-process rows only (BM25, oracle)')
+    parser.add_argument('--out', default=str(OUT_DIR / 'articles.json'))
+    ns = parser.parse_args(argv)
+    if ns.top_k < 1 or ns.top_k > 100:
+        parser.error('--top-k must be between 1 and 100')
+    # ONNX exports of the packaged embedder survive between runs (a temporary $COVIDQA_HOME would redo them)
+    os.environ.setdefault('COVIDQA_ONNX_CACHE', str(OUT_DIR / 'onnx-cache'))
+
+    path = data_dir(ns.data_dir) / ARTICLE_DEV
+    if not path.is_file():
+        raise SystemExit(f'no {path}: set --data-dir or COVIDQA_DATA to the folder that holds {ARTICLE_DEV}')
+    articles = read_squad_articles(path)
+    passages = split_articles(articles, max_size=ns.max_chars)
+    questions = [q for a in articles for q in a.questions]
+    if ns.limit_questions and ns.limit_questions < len(questions):
+        step = len(questions) / ns.limit_questions
+        questions = [questions[int(i * step)] for i in range(ns.limit_questions)]
+    crossing = sum(1 for q in questions
+                   if len(passages_holding(passages, q.article_id, q.answer_start, q.answer_end)) != 1)
+    print(f'{len(articles)} articles -> {len(passages)} passages (<= {ns.max_chars} chars, mean '
+          f'{statistics.fmean(len(p.text) for p in passages):.0f}); {len(questions)} questions, {crossing} with the '
+          f'gold span across a passage boundary', flush=True)
+
+    settings = flow_reader_settings()
+    # the same reading overrides for every row: /answer parameters for the Flow, read() arguments in-process
+    read_args = {k: v for k, v in (('lexical_weight', ns.lexical_weight),
+                                   ('no_answer_threshold', ns.no_answer_threshold)) if v is not None}
+    reader_model, trained = (None, None) if ns.retrieval_only else resolve_reader(ns.reader)
+    report: dict = {
+        'data': ARTICLE_DEV, 'articles': len(articles), 'passages': len(passages), 'max_chars': ns.max_chars,
+        'questions': len(questions), 'all_questions': sum(len(a.questions) for a in articles),
+        'gold_span_across_passages': crossing, 'top_k': ns.top_k, 'retrieval_only': ns.retrieval_only,
+        'reader': reader_model, 'reader_trained': trained, 'reader_settings': settings,
+        'read_overrides': read_args,
+        'machine': {'cpus': os.cpu_count(), 'platform': platform.platform(),
+                    'loadavg_1m_at_start': round(os.getloadavg()[0], 2)},
+        'rows': [],
+    }
+    rows = []
+    if not ns.skip_flow:
+        flow = run_flow(passages, questions, reader_model, ns.top_k, ns.index_max_length, ns.retrieval_only,
+                        read_args)
+        report['flow'] = flow['info']
+        rows.append(summarise('Flow (dense)' if ns.retrieval_only else 'Flow (dense + reader)', flow['results'],
+                              ns.top_k))
+
+    t0 = time.perf_counter()
+    bm25 = BM25Retriever(passages)
+    report['bm25_build_seconds'] = round(time.perf_counter() - t0, 2)
+    reader = None if ns.retrieval_only else in_process_reader(reader_model, settings)
+    if reader is not None:
+        reader.read('What is the incubation period?', [passages[0].text])  # warm-up
+    rows.append(summarise('BM25' if ns.retrieval_only else 'BM25 + reader',
+                          run_bm25(bm25, questions, reader, ns.top_k, read_args), ns.top_k))
+    if reader is not None:
+        rows.append(summarise('oracle passage', run_oracle(passages, questions, reader, read_args), ns.top_k,
+                              retrieval=False))
+    report['rows'] = rows
+    report['machine']['loadavg_1m_at_end'] = round(os.getloadavg()[0], 2)
+
+    print()
+    print_table(rows, ns.top_k)
+    out = Path(ns.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f'wrote {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
