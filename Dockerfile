@@ -6,4 +6,5 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
  && pip install --no-cache-dir -r requirements.txt
 COPY . .
-ENV HF_HUB_OFFLINE=1 COVIDQA_HOME=/home/covidqa/workspace PYTHONPATH=/app
+RUN pip install --no-cache-dir --no-deps --no-build-isolation -e .
+ENV HF_HUB_OFFLINE=1 COVIDQA_HOME=/home/covidqa/workspace

@@ -13,10 +13,11 @@ export COVIDQA_HOME
 .PHONY: serve test venv reader reader-pretrain reader-ship browser bench bench-reader bench-articles bench-curve \
 	bench-feedback clean
 
-.venv/.installed: requirements.txt
+.venv/.installed: requirements.txt pyproject.toml
 	python3 -m venv .venv
 	$(PIP) install -q torch==2.13.0          # first: the CPU wheel, so nothing pulls in CUDA
 	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .   # this project: covidqa, toydata, executors, client
 	touch $@
 
 venv: .venv/.installed

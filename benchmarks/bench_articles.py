@@ -45,13 +45,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault('HF_HUB_OFFLINE', '1')
+import yaml
 
-import yaml  # noqa: E402
-
-from covidqa.passages import (  # noqa: E402
+from covidqa.passages import (
     DEFAULT_MAX_CHARS,
     ArticleQuestion,
     BM25Retriever,
@@ -60,16 +56,15 @@ from covidqa.passages import (  # noqa: E402
     read_squad_articles,
     split_articles,
 )
-from covidqa.squad_metrics import exact_match, f1_score  # noqa: E402
+from covidqa.paths import data_dir
+from covidqa.squad_metrics import exact_match, f1_score
+
+REPO = Path(__file__).resolve().parents[1]
 
 ARTICLE_DEV = 'covid_qa_deepset/covid-qa-dev.json'
 OUT_DIR = REPO / 'benchmarks' / 'out'
 RECALL_KS = (1, 5, 20)
 INDEX_MAX_LENGTH = 256  # tokens of a passage the embedder sees (the Flow's default, 50, suits FAQ questions)
-
-
-def data_dir(arg: Optional[str]) -> Path:
-    return Path(arg or os.environ.get('COVIDQA_DATA') or REPO.parent / 'shared' / 'data').resolve()
 
 
 # ------------------------------------------------------------------------------------------------ per question

@@ -25,26 +25,19 @@ Writes ``benchmarks/out/feedback.json`` and ``benchmarks/out/feedback.png``. Run
 import argparse
 import csv
 import json
-import os
 import random
-import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from covidqa.embedding import pool
+from covidqa.feedback import TrainingExample
+from covidqa.finetune import DEFAULTS, train_encoder
+from covidqa.models import load_encoder, load_tokenizer
+from covidqa.paths import data_dir
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import numpy as np  # noqa: E402
-
-import covidqa  # noqa: E402,F401
-from covidqa.embedding import pool  # noqa: E402
-from covidqa.feedback import TrainingExample  # noqa: E402
-from covidqa.finetune import DEFAULTS, train_encoder  # noqa: E402
-from covidqa.models import load_encoder, load_tokenizer  # noqa: E402
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get('COVIDQA_DATA') or REPO.parent / 'shared' / 'data')
 
 
 class Vectors:
@@ -191,7 +184,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     rounds = sorted(int(x) for x in args.rounds.split(','))
     losses = [x.strip() for x in args.losses.split(',') if x.strip()]
-    community, faq = load_data(Path(args.data) if args.data else default_data_dir())
+    community, faq = load_data(data_dir(args.data))
     bench = Bench(community, faq, pool_size=max(50, max(rounds)), heldout=args.heldout, top_k=args.top_k,
                   seed=args.seed)
     started = time.time()

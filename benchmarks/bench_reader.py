@@ -27,26 +27,21 @@ import json
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from covidqa.pretrain import SQUAD_DEV  # noqa: E402
-from covidqa.reader import DEFAULT_LEXICAL_WEIGHT, resolve_reader_model  # noqa: E402
-from covidqa.qa import (  # noqa: E402
+from covidqa.paths import data_dir
+from covidqa.pretrain import SQUAD_DEV
+from covidqa.qa import (
     ARTICLE_DEV,
     PARAGRAPH_DEV,
     TRAINING_META_FILE,
     QuestionAnswering,
     train_default_reader,
 )
-from toydata.qa_files import read_qa_file  # noqa: E402
+from covidqa.qa_files import read_qa_file
+from covidqa.reader import DEFAULT_LEXICAL_WEIGHT, resolve_reader_model
 
-
-def data_dir() -> Path:
-    return Path(os.environ.get('COVIDQA_DATA') or REPO / '..' / 'shared' / 'data').resolve()
+REPO = Path(__file__).resolve().parents[1]
 
 
 def evaluate(qa: QuestionAnswering, records, name: str) -> dict:

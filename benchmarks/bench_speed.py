@@ -31,7 +31,6 @@ take numbers from a quiet machine and repeat them.
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import json
 import os
@@ -46,10 +45,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from covidqa.paths import data_dir
+
+REPO = Path(__file__).resolve().parents[1]
 
 OUT_DIR = REPO / 'benchmarks' / 'out'
 CONCURRENCY = (1, 4, 16)
@@ -188,10 +188,6 @@ def per_process_rss(root_pid: int) -> List[dict]:
 
 
 # ------------------------------------------------------------------------------------------------ data
-def data_dir() -> Path:
-    return Path(os.environ.get('COVIDQA_DATA') or REPO.parent / 'shared' / 'data').resolve()
-
-
 @dataclass
 class FAQ:
     questions: List[str]
@@ -363,9 +359,9 @@ def bench_quality(faq: FAQ, reader_dir: Path, threads: int, reader_batch: int) -
     """fp32 vs int8 (and torch): FAQ hit@1 and the reader's F1/EM on the paragraph dev set."""
     from covidqa.embedding import Embedder
     from covidqa.onnx_backend import OnnxEncoderRunner, OnnxQARunner
+    from covidqa.qa_files import read_qa_file
     from covidqa.reader import ExtractiveReader
     from covidqa.squad_metrics import exact_match, f1_score
-    from toydata.qa_files import read_qa_file
 
     out: dict = {'retrieval': {}, 'reader': {}}
     path = data_dir() / 'covid_qa_paragraphs' / 'qa_dev.json'

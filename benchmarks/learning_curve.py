@@ -24,12 +24,10 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / 'benchmarks'))
+from bench_reader import evaluate
 
-from bench_reader import data_dir, evaluate  # noqa: E402
-from covidqa.qa import (  # noqa: E402
+from covidqa.paths import data_dir
+from covidqa.qa import (
     ARTICLE_DEV,
     DEFAULT_READER_ARGS,
     PARAGRAPH_DEV,
@@ -37,7 +35,9 @@ from covidqa.qa import (  # noqa: E402
     QuestionAnswering,
     train_default_reader,
 )
-from toydata.qa_files import read_qa_file  # noqa: E402
+from covidqa.qa_files import read_qa_file
+
+REPO = Path(__file__).resolve().parents[1]
 
 TARGETS = {'paragraph_f1': 0.70, 'article_f1': 0.45}
 COVID_QA_QUESTIONS = 2019  # the whole release (Möller et al. 2020): every question there is, dev and test included

@@ -14,9 +14,6 @@ import argparse
 import os
 import sys
 import textwrap
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _client(args):
@@ -26,8 +23,9 @@ def _client(args):
 
 
 def _post(args, endpoint, docs, parameters=None):
-    from covidqa.docs import DocList, QADoc
     from jina.excepts import BadServer
+
+    from covidqa.docs import DocList, QADoc
 
     try:
         return _client(args).post(endpoint, docs, parameters=parameters or {}, return_type=DocList[QADoc],

@@ -12,11 +12,8 @@ import argparse
 import signal
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from client.flowctl import FlowProcess  # noqa: E402
+from client.flowctl import FlowProcess
 
 
 def main(argv=None):
@@ -30,7 +27,7 @@ def main(argv=None):
                         'else ./workspace)')
     parser.add_argument('--no-wait', action='store_true', help='index, then stop (for scripts)')
     args = parser.parse_args(argv)
-    from covidqa.models import service_home
+    from covidqa.paths import service_home
 
     home = service_home(args.home)
     flow = FlowProcess(home=home, grpc_port=args.grpc_port, http_port=args.http_port, log_path=home / 'flow.log')

@@ -18,13 +18,12 @@ Example::
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from covidqa.models import PathLike
+from covidqa.atomic import atomic_path
+from covidqa.paths import PathLike
 
 CHECKPOINT_FILE = 'checkpoint.pt'
 # Keys that may change between the pieces of one run: where things go, how long a piece may take, and how long the
@@ -66,15 +65,8 @@ class TrainingCheckpoint:
         """Write ``state`` atomically; the previous checkpoint stays until the new one is complete."""
         import torch
 
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix='.checkpoint-', suffix='.tmp', dir=self.directory)
-        os.close(fd)
-        try:
+        with atomic_path(self.path) as tmp:
             torch.save({'fingerprint': dict(fingerprint), 'state': state.__dict__}, tmp)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return self.path
 
     def load(self, fingerprint: Mapping[str, Any]) -> Optional[TrainingState]:

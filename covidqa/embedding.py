@@ -21,7 +21,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from covidqa.models import PathLike, load_encoder, resolve_model_path
+from covidqa.models import load_encoder, resolve_model_path
+from covidqa.paths import PathLike
 from covidqa.tokenization import TextTokenizer, length_sorted_batches, pad_batch
 
 POOLINGS = ('cls', 'mean')

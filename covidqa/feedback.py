@@ -35,7 +35,6 @@ import csv
 import io
 import json
 import os
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -43,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
-from covidqa.models import PathLike, service_home
+from covidqa.atomic import atomic_write_text
+from covidqa.paths import PathLike, feedback_dir
 
 LABELS = ('accepted', 'rejected')
 SEARCHES_FILE = 'searches.jsonl'
@@ -62,10 +62,6 @@ class TrainingExample:
     query: str
     positives: List[str] = field(default_factory=list)
     negatives: List[str] = field(default_factory=list)
-
-
-def default_store_dir(home: Optional[PathLike] = None) -> Path:
-    return service_home(home) / 'feedback'
 
 
 def _repair_tail(path: Path) -> None:
@@ -118,7 +114,7 @@ class FeedbackStore:
     (oldest forgotten first; feedback for a forgotten search is refused like one never searched)."""
 
     def __init__(self, directory: Optional[PathLike] = None, max_searches: int = 200_000):
-        self.directory = Path(directory) if directory else default_store_dir()
+        self.directory = Path(directory) if directory else feedback_dir()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_searches = max_searches
         self._lock = threading.RLock()
@@ -330,13 +326,7 @@ def write_rows(rows: Sequence[Mapping], path: PathLike, fmt: Optional[str] = Non
     else:
         for row in rows:
             buffer.write(json.dumps({k: row.get(k) for k in EXPORT_FIELDS}, ensure_ascii=False) + '\n')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-    with os.fdopen(fd, 'w', newline='') as f:
-        f.write(buffer.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, buffer.getvalue())
     return len(rows)
 
 

@@ -37,7 +37,8 @@ from typing import Callable, List, Optional, Sequence, Union
 
 import covidqa  # noqa: F401  (offline environment)
 from covidqa.feedback import FeedbackStore, TrainingExample, examples_from_rows, read_rows
-from covidqa.models import PathLike, load_encoder, load_tokenizer
+from covidqa.models import load_encoder, load_tokenizer
+from covidqa.paths import PathLike
 from covidqa.tokenization import DEFAULT_MAX_LENGTH
 from covidqa.versions import ModelVersions
 

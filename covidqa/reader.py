@@ -32,7 +32,7 @@ Backends: ``'torch'`` (transformers, default), ``'onnx'`` or ``'onnx-int8'`` (:c
 int8: dynamic quantization; imported only when asked for), or any callable ``runner(input_ids, attention_mask, token_type_ids) -> (start_logits,
 end_logits)`` on int64 numpy arrays of shape ``(batch, seq)`` returning float arrays of the same shape.
 
-The checkpoint: ``model=None`` means the trained reader in :func:`covidqa.models.default_reader_dir` when it holds
+The checkpoint: ``model=None`` means the trained reader in :func:`covidqa.paths.default_reader_dir` when it holds
 one, else the packaged base encoder (with an untrained span head: a warning is logged, answers are noise).
 
 Example::
@@ -49,12 +49,16 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import torch
+
 from covidqa.lexical import Sentence, sentence_matches, span_match
-from covidqa.models import BASE_MODEL_NAME, PathLike, default_reader_dir, load_qa_model, load_tokenizer
+from covidqa.models import BASE_MODEL_NAME, load_qa_model, load_tokenizer
+from covidqa.paths import PathLike, default_reader_dir
 from covidqa.question_match import QUESTION_WORD_TYPE, QuestionWordMarker, uses_question_word_type
 from covidqa.tokenization import length_sorted_batches, pad_batch
 

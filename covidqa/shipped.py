@@ -25,10 +25,10 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-from covidqa.models import PathLike, atomic_save_pretrained, load_tokenizer, service_home
+from covidqa.atomic import atomic_path, atomic_write_text
+from covidqa.models import atomic_save_pretrained, load_tokenizer
+from covidqa.paths import SHIPPED_READER_FILE, PathLike, shipped_reader_home
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_READER_FILE = REPO_ROOT / 'models' / 'reader' / 'covidqa-reader.fp16.safetensors'
 FORMAT = 'covidqa-reader/1'
 MAX_SHIPPED_BYTES = 50 * 1024 * 1024
 
@@ -95,16 +95,14 @@ def pack_reader(model_dir: PathLike, target: PathLike = SHIPPED_READER_FILE,
                 'meta': json.dumps(dict(meta or {}), default=str)}
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f'.{target.name}.tmp')
-    save_file(tensors, str(tmp), metadata=metadata)
-    size = tmp.stat().st_size
-    if size > MAX_SHIPPED_BYTES:
-        tmp.unlink()
-        raise ShippedReaderError(f'packed reader is {size / 2**20:.1f} MiB, over the {MAX_SHIPPED_BYTES >> 20} MiB '
-                                 f'limit for a committed file')
-    digest = sha256_of(tmp)
-    tmp.replace(target)
-    checksum_file(target).write_text(f'{digest}  {target.name}\n')
+    with atomic_path(target) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+        size = tmp.stat().st_size
+        if size > MAX_SHIPPED_BYTES:
+            raise ShippedReaderError(f'packed reader is {size / 2**20:.1f} MiB, over the {MAX_SHIPPED_BYTES >> 20} '
+                                     f'MiB limit for a committed file')
+        digest = sha256_of(tmp)
+    atomic_write_text(checksum_file(target), f'{digest}  {target.name}\n')
     return digest
 
 
@@ -147,7 +145,7 @@ def shipped_reader_dir(home: Optional[PathLike] = None, path: Optional[PathLike]
     if not path.is_file():
         verify(path)  # raises, naming the missing file
     digest = expected_sha256(path)
-    target = service_home(home) / 'models' / f'shipped-reader-{digest[:12]}'
+    target = shipped_reader_home(digest, home)
     if not (target / 'config.json').is_file():
         unpack_reader(path, target)
     return target

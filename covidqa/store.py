@@ -11,8 +11,6 @@ No jina here; :mod:`executors.indexer` wraps it. Example::
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -21,6 +19,7 @@ import numpy as np
 from docarray import DocList
 from docarray.index import InMemoryExactNNIndex
 
+from covidqa.atomic import atomic_path
 from covidqa.docs import StoredDoc
 
 log = logging.getLogger(__name__)
@@ -54,17 +53,8 @@ class DocumentStore:
         return index
 
     def _persist(self) -> None:
-        fd, tmp = tempfile.mkstemp(prefix='.index.', suffix='.tmp', dir=self.directory)
-        os.close(fd)
-        try:
-            self._index._docs.save_binary(file=tmp)
-            with open(tmp, 'rb') as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(self.path) as tmp:
+            self._index._docs.save_binary(file=str(tmp))
 
     # ---- reads -------------------------------------------------------------------------------------------------
     def count(self) -> int:

@@ -16,7 +16,8 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from covidqa.models import PathLike, load_tokenizer
+from covidqa.models import load_tokenizer
+from covidqa.paths import PathLike
 
 DEFAULT_MAX_LENGTH = 50  # questions, as in finetuner's CovidQA example
 

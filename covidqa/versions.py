@@ -13,30 +13,21 @@ and then moves ``ACTIVE``; the embedder embeds with ``ACTIVE``.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-from covidqa.models import BASE_MODEL_NAME, PathLike, atomic_save_pretrained, service_home
+from covidqa.atomic import atomic_write_text
+from covidqa.models import BASE_MODEL_NAME, atomic_save_pretrained
+from covidqa.paths import PathLike, embedder_versions_dir
 
 _VERSION_DIR = re.compile(r'^v(\d{4,})$')
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-    with os.fdopen(fd, 'w') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
 
 class ModelVersions:
     def __init__(self, root: Optional[PathLike] = None, base_model: Optional[PathLike] = None):
-        self.root = Path(root) if root else service_home() / 'models' / 'embedder'
+        self.root = Path(root) if root else embedder_versions_dir()
         self.base_model = base_model or BASE_MODEL_NAME
 
     def versions(self) -> List[int]:
@@ -87,8 +78,8 @@ class ModelVersions:
 
     def set_target(self, version: int) -> None:
         self.model_path(version)  # raises KeyError for unknown versions
-        _write_atomic(self.root / 'TARGET', str(version))
+        atomic_write_text(self.root / 'TARGET', str(version))
 
     def set_active(self, version: int) -> None:
         self.model_path(version)
-        _write_atomic(self.root / 'ACTIVE', str(version))
+        atomic_write_text(self.root / 'ACTIVE', str(version))

@@ -1,11 +1,6 @@
-"""Helpers shared by the Executors: import path, request-parameter checks, input checks.
+"""Helpers shared by the Executors: request-parameter checks, input checks.
 
-Every Executor module starts with::
-
-    import sys; from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, so `covidqa` imports
-
-so that ``jina flow --uses flow.yml`` works from a plain checkout without installing the project.
+The Executors import :mod:`covidqa` as an installed package (``pip install -e .``, done by ``make venv``).
 """
 from __future__ import annotations
 

@@ -3,18 +3,14 @@
 It embeds with the embedder version the index holds (``ACTIVE`` in :mod:`covidqa.versions`), so queries and stored
 documents always come from one model; each document records that version in ``model_version``.
 """
-import sys
 import threading
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from jina import Executor, requests
 
-from jina import Executor, requests  # noqa: E402
-
-from covidqa.docs import DocList, QADoc  # noqa: E402
-from covidqa.embedding import Embedder as EmbeddingModel  # noqa: E402
-from covidqa.versions import ModelVersions  # noqa: E402
-from executors._common import BadRequest, check_parameters, positive_int  # noqa: E402
+from covidqa.docs import DocList, QADoc
+from covidqa.embedding import Embedder as EmbeddingModel
+from covidqa.versions import ModelVersions
+from executors._common import BadRequest, check_parameters, positive_int
 
 
 class Embedder(Executor):

@@ -24,21 +24,17 @@ base model on every label (:func:`covidqa.finetune.fit`), saves a new version at
 indexer then re-embeds the stored documents and moves ``ACTIVE``, and the embedder follows (see
 :mod:`covidqa.versions`).
 """
-import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from jina import Executor, requests
 
-from jina import Executor, requests  # noqa: E402
-
-from covidqa.docs import DocList, QADoc  # noqa: E402
-from covidqa.feedback import FeedbackError, FeedbackStore  # noqa: E402
-from covidqa.finetune import DEFAULTS, TrainingCancelled, fit  # noqa: E402
-from covidqa.models import service_home  # noqa: E402
-from covidqa.versions import ModelVersions  # noqa: E402
-from executors._common import BadRequest, check_parameters  # noqa: E402
+from covidqa.docs import DocList, QADoc
+from covidqa.feedback import FeedbackError, FeedbackStore
+from covidqa.finetune import DEFAULTS, TrainingCancelled, fit
+from covidqa.paths import feedback_dir
+from covidqa.versions import ModelVersions
+from executors._common import BadRequest, check_parameters
 
 MAX_WAIT_S = 3600
 
@@ -80,7 +76,7 @@ class Finetuner(Executor):
             raise ValueError(f"loss must be 'mnr' or 'cosine', got {loss!r}")
         if init not in ('base', 'target'):
             raise ValueError(f"init must be 'base' or 'target', got {init!r}")
-        self.store = FeedbackStore(store_dir or service_home() / 'feedback')
+        self.store = FeedbackStore(store_dir or feedback_dir())
         self.versions = ModelVersions(versions_dir or None, base_model=model)
         self.train_every = train_every
         self.auto_train = auto_train

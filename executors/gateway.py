@@ -16,16 +16,13 @@ FastAPI app gets the extra routes. Everything else (the endpoints of the Executo
 or in Python: ``Flow(protocol=['grpc', 'http'], port=[p1, p2]).config_gateway(uses='LabelerGateway',
 py_modules=['executors/gateway.py'])``.
 """
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from jina.enums import ProtocolType  # noqa: E402
-from jina.parsers.helper import _get_gateway_class  # noqa: E402
-from jina.serve.runtimes.gateway.gateway import BaseGateway  # noqa: E402
-from jina.serve.runtimes.gateway.http import HTTPGateway  # noqa: E402
-from jina.serve.runtimes.servers.composite import CompositeBaseServer  # noqa: E402
+from jina.enums import ProtocolType
+from jina.parsers.helper import _get_gateway_class
+from jina.serve.runtimes.gateway.gateway import BaseGateway
+from jina.serve.runtimes.gateway.http import HTTPGateway
+from jina.serve.runtimes.servers.composite import CompositeBaseServer
 
 LABELER_DIR = Path(__file__).resolve().parent / 'labeler'
 LABELER_PATH = '/labeler'

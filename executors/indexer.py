@@ -12,21 +12,18 @@ every stored document is re-embedded with the new model, swapped in atomically, 
 documents that arrive embedded with another version than the store holds are re-embedded here, so a search never
 compares vectors of two models.
 """
-import sys
 import threading
 import zlib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from jina import Executor, requests
 
-from jina import Executor, requests  # noqa: E402
-
-from covidqa.docs import DocList, MatchDoc, QADoc, StoredDoc  # noqa: E402
-from covidqa.embedding import Embedder as EmbeddingModel  # noqa: E402
-from covidqa.models import service_home  # noqa: E402
-from covidqa.store import DocumentStore  # noqa: E402
-from covidqa.versions import ModelVersions  # noqa: E402
-from executors._common import BadRequest, check_parameters, positive_int  # noqa: E402
+from covidqa.docs import DocList, MatchDoc, QADoc, StoredDoc
+from covidqa.embedding import Embedder as EmbeddingModel
+from covidqa.paths import index_dir as default_index_dir
+from covidqa.store import DocumentStore
+from covidqa.versions import ModelVersions
+from executors._common import BadRequest, check_parameters, positive_int
 
 STORED_FIELDS = ('text', 'answer', 'wrong_answer', 'title', 'source', 'url', 'parent_id', 'offset_start',
                  'offset_end')
@@ -43,7 +40,7 @@ class Indexer(Executor):
         self.versions = ModelVersions(versions_dir or None, base_model=model)
         self._embedders = {}
         self._embedders_lock = threading.Lock()
-        directory = Path(index_dir) if index_dir else service_home() / 'index'
+        directory = Path(index_dir) if index_dir else default_index_dir()
         self.store = DocumentStore(directory / f'shard-{self.shard_id}', embedder_factory=self._embedder)
         stored = self.store.versions()
         self.version = max(stored, key=stored.get) if stored else self.versions.active()

@@ -3,15 +3,12 @@
 With ``shards: N`` every shard returns its own top-``limit``; the Flow concatenates them. This keeps the best
 ``limit`` per query (highest cosine first, one entry per id). Other endpoints pass through unchanged.
 """
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jina import Executor, requests  # noqa: E402
+from jina import Executor, requests
 
-from covidqa.docs import DocList, MatchDoc, QADoc  # noqa: E402
-from executors._common import positive_int  # noqa: E402
+from covidqa.docs import DocList, MatchDoc, QADoc
+from executors._common import positive_int
 
 
 def merge_matches(docs: DocList[QADoc], limit: int) -> DocList[QADoc]:

@@ -33,20 +33,18 @@ Files are resolved under ``data_dir``; a path that resolves outside it is refuse
 file parameters refused), ``model_dir`` (where ``/qa/train`` saves; '' = ``$COVIDQA_HOME/models/reader``).
 """
 import dataclasses
-import sys
 import threading
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from jina import Executor, requests
 
-from jina import Executor, requests  # noqa: E402
-
-from covidqa.docs import AnswerSpan, DocList, QADoc  # noqa: E402
-from covidqa.models import BASE_MODEL_NAME, default_reader_dir  # noqa: E402
-from covidqa.qa import QATrainArgsError, QuestionAnswering  # noqa: E402
-from covidqa.reader import DEFAULT_LEXICAL_WEIGHT, DEFAULT_NO_ANSWER_THRESHOLD, ExtractiveReader  # noqa: E402
-from executors._common import BadRequest, check_parameters, check_texts, positive_int  # noqa: E402
-from toydata.qa_files import QADataError, QARecord  # noqa: E402
+from covidqa.docs import AnswerSpan, DocList, QADoc
+from covidqa.models import BASE_MODEL_NAME
+from covidqa.paths import default_reader_dir
+from covidqa.qa import QATrainArgsError, QuestionAnswering
+from covidqa.qa_files import QADataError, QARecord
+from covidqa.reader import DEFAULT_LEXICAL_WEIGHT, DEFAULT_NO_ANSWER_THRESHOLD, ExtractiveReader
+from executors._common import BadRequest, check_parameters, check_texts, positive_int
 
 CONTEXT_FIELDS = ('auto', 'answer', 'text')
 QA_PARAMETERS = {

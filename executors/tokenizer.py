@@ -1,15 +1,11 @@
 """Tokenizer Executor: text -> unpadded ``input_ids`` (truncated to ``max_length``); the embedder pads per batch."""
-import sys
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from jina import Executor, requests
 
-from jina import Executor, requests  # noqa: E402
-
-from covidqa.docs import DocList, QADoc  # noqa: E402
-from covidqa.tokenization import DEFAULT_MAX_LENGTH, TextTokenizer  # noqa: E402
-from executors._common import check_parameters, check_texts, positive_int  # noqa: E402
+from covidqa.docs import DocList, QADoc
+from covidqa.tokenization import DEFAULT_MAX_LENGTH, TextTokenizer
+from executors._common import check_parameters, check_texts, positive_int
 
 
 class Tokenizer(Executor):

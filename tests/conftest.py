@@ -1,12 +1,10 @@
 """Shared test fixtures: where the data lives, free ports, and Flows started as a user starts them."""
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 
@@ -25,9 +23,7 @@ def shared_onnx_cache(tmp_path_factory):
         os.environ.pop('COVIDQA_ONNX_CACHE', None)
 
 
-def data_dir() -> Path:
-    """``$COVIDQA_DATA``, else ``../shared/data`` next to the repository (this environment's copy)."""
-    return Path(os.environ.get('COVIDQA_DATA') or REPO.parent / 'shared' / 'data')
+from covidqa.paths import data_dir  # noqa: E402  (after the offline default above)
 
 
 def data_file(relative: str) -> Path:

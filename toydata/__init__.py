@@ -1,7 +1,16 @@
 """Data in: CovidQA rows as DocLists (:func:`generate_qa`), and QA files (CSV / SQuAD JSON) as typed records."""
+from covidqa.qa_files import (
+                              QA_CSV_COLUMNS,
+                              QA_TEST_CSV_COLUMNS,
+                              QADataError,
+                              QARecord,
+                              QARecords,
+                              read_qa_csv,
+                              read_qa_file,
+                              read_squad_json,
+                              write_qa_csv,
+)
 from toydata.faq import DEFAULT_FAQ_URL, fetch, generate_qa
-from toydata.qa_files import (QA_CSV_COLUMNS, QA_TEST_CSV_COLUMNS, QADataError, QARecord, QARecords, read_qa_csv,
-                              read_qa_file, read_squad_json, write_qa_csv)
 
 __all__ = ['generate_qa', 'fetch', 'DEFAULT_FAQ_URL', 'QADataError', 'QARecord', 'QARecords', 'read_qa_csv',
            'read_squad_json', 'read_qa_file', 'write_qa_csv', 'QA_CSV_COLUMNS', 'QA_TEST_CSV_COLUMNS']

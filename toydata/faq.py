@@ -9,7 +9,7 @@ Each row becomes one :class:`covidqa.docs.QADoc` with ``text`` = the question (o
 ``title`` of xhlulu's community CSV), ``answer`` and ``wrong_answer`` kept on the document, and a stable id derived
 from the question and answer (re-indexing the same file replaces rather than duplicates).
 
-Bad rows (empty question or answer) raise :class:`toydata.qa_files.QADataError` naming file and row; with
+Bad rows (empty question or answer) raise :class:`covidqa.qa_files.QADataError` naming file and row; with
 ``skip_bad=True`` they are skipped, counted in the returned list's ``skipped`` and reported with a warning.
 
 Example::
@@ -26,14 +26,14 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 import urllib.request
 import warnings
 from pathlib import Path
 from typing import Optional, Union
 
+from covidqa.atomic import atomic_path
 from covidqa.docs import DocList, QADoc
-from toydata.qa_files import QADataError
+from covidqa.qa_files import QADataError
 
 PathLike = Union[str, os.PathLike]
 DEFAULT_FAQ_URL = 'https://raw.githubusercontent.com/deepset-ai/COVID-QA/master/data/faqs/faq_covidbert.csv'
@@ -57,14 +57,10 @@ def fetch(source: PathLike) -> Path:
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix='.download-')
     try:
-        with os.fdopen(fd, 'wb') as out, urllib.request.urlopen(text, timeout=60) as response:
+        with atomic_path(target) as tmp, open(tmp, 'wb') as out, urllib.request.urlopen(text, timeout=60) as response:
             shutil.copyfileobj(response, out)
-        os.replace(tmp, target)
     except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         if isinstance(exc, OSError):
             raise OSError(f'could not download {text}: {exc}; pass a local copy of the file instead') from exc
         raise

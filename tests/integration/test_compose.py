@@ -69,6 +69,7 @@ def test_compose_command_lines_start_a_working_flow(tmp_path, faq_csv):
             time.sleep(1)
 
         from jina import Client
+
         from covidqa.docs import DocList, QADoc
         from toydata import generate_qa
 

@@ -1,14 +1,10 @@
 """The Reader Executor inside a real jina Flow (gRPC on 127.0.0.1), called with a real jina Client."""
 import csv
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from client.flowctl import free_port  # noqa: E402
-from covidqa.docs import AnswerSpan, DocList, MatchDoc, QADoc  # noqa: E402
+from client.flowctl import free_port
+from covidqa.docs import AnswerSpan, DocList, MatchDoc, QADoc
 
 CONTEXT = 'The natural reservoir of SARS-CoV-2 is most likely bats. The incubation period is 2 to 14 days.'
 

@@ -1,22 +1,18 @@
 """The default reader's training set on the real COVID-QA files: no dev question leaks in, and question shares
 (``question_fraction``, for the learning curve) keep whole questions and nest."""
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from covidqa.qa import (  # noqa: E402
+from covidqa.qa import (
     ARTICLE_DEV,
     ARTICLE_TRAIN,
     PARAGRAPH_DEV,
     PARAGRAPH_TRAIN,
     build_default_training_data,
 )
-from tests.conftest import data_dir, data_file  # noqa: E402
-from toydata.qa_files import read_qa_file  # noqa: E402
+from covidqa.qa_files import read_qa_file
+from tests.conftest import data_dir, data_file
 
 
 def norm(text):

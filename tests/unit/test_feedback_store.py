@@ -4,8 +4,7 @@ import threading
 
 import pytest
 
-from covidqa.feedback import (FeedbackError, FeedbackStore, TrainingExample, examples_from_rows, read_rows,
-                              write_rows)
+from covidqa.feedback import FeedbackError, FeedbackStore, TrainingExample, examples_from_rows, read_rows, write_rows
 
 SHOWN = [{'id': 'd1', 'text': 'Can pets catch the virus?'}, {'id': 'd2', 'text': 'How long does it live on steel?'},
          {'id': 'd3', 'text': 'Is there a vaccine?'}]

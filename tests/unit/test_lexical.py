@@ -1,13 +1,9 @@
 """The lexical sentence prior (covidqa.lexical) and how the reader applies it."""
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from covidqa.lexical import sentence_bounds, sentence_matches, span_match  # noqa: E402
+from covidqa.lexical import sentence_bounds, sentence_matches, span_match
 
 ARTICLE = ('Masks reduce the spread of respiratory viruses. The incubation period of COVID-19 is 1-14 days.\n'
            'Patients were infected in Wuhan! Most patients recovered. Patients in the incubation period may '

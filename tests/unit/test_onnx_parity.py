@@ -12,8 +12,13 @@ import pytest
 
 from covidqa.embedding import Embedder
 from covidqa.models import base_model_dir, load_encoder, load_qa_model, load_tokenizer
-from covidqa.onnx_backend import (OnnxEncoderRunner, OnnxQARunner, checkpoint_fingerprint, ensure_exported,
-                                  onnx_cache_dir)
+from covidqa.onnx_backend import (
+    OnnxEncoderRunner,
+    OnnxQARunner,
+    checkpoint_fingerprint,
+    ensure_exported,
+    onnx_cache_dir,
+)
 from covidqa.reader import ExtractiveReader, TorchQARunner
 from covidqa.tokenization import TextTokenizer, pad_batch
 

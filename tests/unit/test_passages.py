@@ -1,13 +1,9 @@
 """Articles cut into reader-sized passages with exact offsets, and BM25 over them (covidqa.passages)."""
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from covidqa.passages import (  # noqa: E402
+from covidqa.passages import (
     DEFAULT_MAX_CHARS,
     BM25Retriever,
     Passage,
@@ -16,7 +12,7 @@ from covidqa.passages import (  # noqa: E402
     split_article,
     split_articles,
 )
-from tests.conftest import data_file  # noqa: E402
+from tests.conftest import data_file
 
 
 @pytest.fixture(scope='module')

@@ -1,14 +1,11 @@
 """QA data files: CSV and SQuAD JSON (nested + flat) readers, clear errors naming file + row, skip mode, writer."""
 import json
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from toydata.qa_files import (  # noqa: E402
+from covidqa.qa_files import (
     QADataError,
     QARecord,
     QARecords,
@@ -17,6 +14,7 @@ from toydata.qa_files import (  # noqa: E402
     read_squad_json,
     write_qa_csv,
 )
+from tests.conftest import data_file
 
 CTX = 'COVID-19 is caused by SARS-CoV-2. It spreads through respiratory droplets.'
 GOOD = (CTX, 'What causes COVID-19?', 'SARS-CoV-2', CTX.index('SARS-CoV-2'))
@@ -161,12 +159,7 @@ def test_write_then_read_round_trip(tmp_path):
 
 
 def test_real_covid_qa_files_if_present():
-    import os
-
-    root = Path(os.environ.get('COVIDQA_DATA') or Path(__file__).resolve().parents[2] / '..' / 'shared' / 'data')
-    path = root / 'covid_qa_paragraphs' / 'qa_dev.json'
-    if not path.is_file():
-        pytest.skip(f'{path} not available')
+    path = data_file('covid_qa_paragraphs/qa_dev.json')
     records = read_qa_file(path)
     assert len(records) == 191 and records.skipped == 0
     assert all(r.context[r.answer_start:r.answer_end] == r.answer_text for r in records)

@@ -1,17 +1,13 @@
 """QuestionAnswering train/eval/test/answer/save with the real packaged model on a few dozen synthetic rows."""
 import csv
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from covidqa.models import load_tokenizer  # noqa: E402
-from covidqa.qa import (  # noqa: E402
+from covidqa.models import load_tokenizer
+from covidqa.qa import (
     EvalResult,
     QATrainArgs,
     QATrainArgsError,
@@ -21,7 +17,7 @@ from covidqa.qa import (  # noqa: E402
     build_training_windows,
     main,
 )
-from toydata.qa_files import QADataError, QARecord  # noqa: E402
+from covidqa.qa_files import QADataError, QARecord
 
 VIRUSES = ['SARS-CoV-2', 'MERS-CoV', 'influenza A', 'Ebola virus', 'Zika virus', 'dengue virus', 'HIV-1',
            'rotavirus', 'norovirus', 'measles virus', 'hantavirus', 'chikungunya virus']

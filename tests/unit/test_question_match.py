@@ -1,22 +1,18 @@
 """Question-word token types: which context tokens get marked, and a reader trained with them (real packaged model)."""
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from covidqa.models import load_qa_model, load_tokenizer  # noqa: E402
-from covidqa.qa import QuestionAnswering  # noqa: E402
-from covidqa.question_match import (  # noqa: E402
+from covidqa.models import load_qa_model, load_tokenizer
+from covidqa.qa import QuestionAnswering
+from covidqa.question_match import (
     QUESTION_WORD_TYPE,
     add_question_word_type,
     question_word_marks,
     uses_question_word_type,
 )
-from covidqa.reader import ExtractiveReader, encode_pairs  # noqa: E402
-from tests.unit.test_qa_training import make_rows  # noqa: E402
+from covidqa.reader import ExtractiveReader, encode_pairs
+from tests.unit.test_qa_training import make_rows
 
 QUESTION = 'How is the coronavirus transmitted between humans?'
 CONTEXT = 'SARS-CoV-2 transmission among humans happens by droplets. The coronavirus is transmitted by air.'
@@ -96,7 +92,7 @@ def test_reader_trained_with_question_word_type_saves_and_reloads_marking(tmp_pa
 
 
 def _record(row):
-    from toydata.qa_files import QARecord
+    from covidqa.qa_files import QARecord
 
     context, question, answer, start = row
     return QARecord(context=context, question=question, answer_text=answer, answer_start=start)
@@ -104,7 +100,7 @@ def _record(row):
 
 def test_hard_negatives_are_the_windows_repeating_the_most_question_words(tokenizer):
     from covidqa.qa import QATrainArgs, build_training_windows
-    from toydata.qa_files import QARecord
+    from covidqa.qa_files import QARecord
 
     filler = ' '.join(f'Sentence number {i} talks about unrelated laboratory procedures.' for i in range(30))
     decoy = ' '.join(['Camels spread the reservoir virus among farms.'] * 4)

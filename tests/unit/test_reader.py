@@ -1,16 +1,12 @@
 """ExtractiveReader mechanics with the real packaged model (its span head is untrained, so the answers are arbitrary
 spans; what is checked is the machinery: windows, offsets, merging, ordering, no-answer, overrides)."""
 import logging
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from covidqa.models import load_tokenizer  # noqa: E402
-from covidqa.reader import (  # noqa: E402
+from covidqa.models import load_tokenizer
+from covidqa.reader import (
     Answer,
     ExtractiveReader,
     TorchQARunner,

@@ -6,7 +6,7 @@ import torch
 
 from covidqa.checkpoint import CheckpointMismatch, TrainingCheckpoint
 from covidqa.qa import QuestionAnswering
-from toydata.qa_files import QARecord
+from covidqa.qa_files import QARecord
 
 CITIES = ['Lisbon', 'Oslo', 'Nairobi', 'Lima', 'Hanoi', 'Quito', 'Accra', 'Riga', 'Dakar', 'Perth']
 MONTHS = ['March', 'June', 'October', 'January', 'May', 'August', 'April', 'July', 'December', 'February']

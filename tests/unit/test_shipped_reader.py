@@ -8,6 +8,7 @@ import torch
 from covidqa import shipped
 from covidqa.models import atomic_save_pretrained, load_qa_model, load_tokenizer
 from covidqa.qa import PARAGRAPH_DEV, QuestionAnswering
+from covidqa.qa_files import read_qa_file
 from covidqa.reader import resolve_reader_model
 from covidqa.shipped import (
     SHIPPED_READER_FILE,
@@ -21,7 +22,6 @@ from covidqa.shipped import (
 )
 from covidqa.squad_metrics import f1_score
 from tests.conftest import data_file
-from toydata.qa_files import read_qa_file
 
 
 @pytest.fixture(scope='module')

@@ -1,12 +1,8 @@
 """SQuAD EM/F1: normalisation, max over gold answers, v2 empty-answer rules, aggregation."""
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from covidqa.squad_metrics import SquadScores, exact_match, f1_score, normalize_answer, squad_scores  # noqa: E402
+from covidqa.squad_metrics import SquadScores, exact_match, f1_score, normalize_answer, squad_scores
 
 
 @pytest.mark.parametrize('raw, expected', [

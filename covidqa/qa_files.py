@@ -31,11 +31,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple, Union
+
+from covidqa.atomic import atomic_path
 
 __all__ = [
     'QARecord',
@@ -352,21 +353,13 @@ def write_qa_csv(records: Iterable[QARecord], path: PathLike) -> Path:
     path = Path(path)
     with_answers = any(r.answer_text is not None for r in records)
     columns = QA_CSV_COLUMNS if with_answers else QA_TEST_CSV_COLUMNS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'w', newline='', encoding='utf-8') as handle:
-            writer = csv.writer(handle)
-            writer.writerow(columns)
-            for record in records:
-                row = [record.context, record.question]
-                if with_answers:
-                    has = record.answer_text is not None
-                    row += [record.answer_text if has else '', record.answer_start if has else '']
-                writer.writerow(row)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, 'w', newline='', encoding='utf-8') as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for record in records:
+            row = [record.context, record.question]
+            if with_answers:
+                has = record.answer_text is not None
+                row += [record.answer_text if has else '', record.answer_start if has else '']
+            writer.writerow(row)
     return path
