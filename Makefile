@@ -10,7 +10,7 @@ FAQ_CSV ?= $(if $(wildcard $(COVIDQA_DATA)/covid_faq_deepset/faq_covidbert.csv),
 COVIDQA_HOME ?= $(abspath workspace)
 export COVIDQA_HOME
 
-.PHONY: serve test venv reader reader-pretrain reader-ship browser bench bench-reader bench-articles bench-curve \
+.PHONY: serve test test-fast lint venv reader reader-pretrain reader-ship browser bench bench-reader bench-articles bench-curve \
 	bench-feedback clean
 
 .venv/.installed: requirements.txt pyproject.toml
@@ -45,8 +45,16 @@ reader-ship: .venv/.installed
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: .venv/.installed browser
+# The whole suite (~5 min on 2 cores) after the linter
+test: .venv/.installed browser lint
 	$(PY) -m pytest tests -q
+
+# What a developer runs while editing: lint + the unit tests that neither train nor read whole data sets (< 1 min)
+test-fast: .venv/.installed lint
+	$(PY) -m pytest tests -q -m "unit and not slow"
+
+lint: .venv/.installed
+	.venv/bin/ruff check .
 
 bench: .venv/.installed
 	$(PY) benchmarks/bench_speed.py

@@ -41,18 +41,29 @@ import string
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from measure import (
+    PeakMemory,
+    cpu_state,
+    framework_floor,
+    memory_of,
+    per_process_rss,
+    process_tree,
+    run_load,
+    wait_quiet,
+)
+from speed_baseline import FAQ, bench_baseline, load_faq
+from speed_report import CONCURRENCY, compute_ratios, markdown, targets
 
 from covidqa.paths import data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
 OUT_DIR = REPO / 'benchmarks' / 'out'
-CONCURRENCY = (1, 4, 16)
 
 # Questions a user might ask that are not verbatim FAQ questions (the load phases cycle through these and
 # reworded FAQ questions).
@@ -66,142 +77,7 @@ USER_QUESTIONS = [
 ]
 
 
-# ------------------------------------------------------------------------------------------------ machine state
-def cpu_state(seconds: float = 1.0) -> dict:
-    """Load average and the share of idle CPU over ``seconds`` (a busy machine makes timings unreliable)."""
-    def snap():
-        parts = Path('/proc/stat').read_text().splitlines()[0].split()[1:]
-        values = list(map(int, parts))
-        return sum(values), values[3] + values[4]
-
-    total0, idle0 = snap()
-    time.sleep(seconds)
-    total1, idle1 = snap()
-    load = os.getloadavg()
-    return {'loadavg_1m': round(load[0], 2), 'idle_pct': round(100.0 * (idle1 - idle0) / max(1, total1 - total0), 1)}
-
-
-def wait_quiet(max_seconds: float, idle_pct: float = 85.0) -> dict:
-    """Wait (up to ``max_seconds``) until the CPU is mostly idle; returns the last state seen."""
-    deadline = time.monotonic() + max_seconds
-    state = cpu_state()
-    while state['idle_pct'] < idle_pct and time.monotonic() < deadline:
-        time.sleep(2)
-        state = cpu_state()
-    state['quiet'] = state['idle_pct'] >= idle_pct
-    return state
-
-
-def process_tree(root: int) -> List[int]:
-    """``root`` and all its descendants (from every /proc/<pid>/stat, so children of any thread count)."""
-    children: Dict[int, List[int]] = {}
-    for entry in Path('/proc').iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / 'stat').read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(')') + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    out, frontier = [], [root]
-    while frontier:
-        pid = frontier.pop()
-        out.append(pid)
-        frontier.extend(children.get(pid, []))
-    return out
-
-
-def memory_of(pids: Sequence[int]) -> Tuple[int, int, int]:
-    """(sum of RSS, sum of PSS, sum of USS) in bytes. RSS counts a shared page in every process that maps it;
-    PSS splits it between them; USS counts private pages only."""
-    rss = pss = uss = 0
-    for pid in pids:
-        try:
-            for line in Path(f'/proc/{pid}/smaps_rollup').read_text().splitlines():
-                key, _, rest = line.partition(':')
-                if key in ('Rss', 'Pss', 'Private_Clean', 'Private_Dirty'):
-                    value = int(rest.split()[0]) * 1024
-                    if key == 'Rss':
-                        rss += value
-                    elif key == 'Pss':
-                        pss += value
-                    else:
-                        uss += value
-        except (OSError, ValueError, IndexError):
-            continue
-    return rss, pss, uss
-
-
-class PeakMemory(threading.Thread):
-    """Samples the memory of a process tree every ``interval`` seconds; keeps the peaks."""
-
-    def __init__(self, root_pid: int, interval: float = 0.25):
-        super().__init__(daemon=True)
-        self.root_pid, self.interval = root_pid, interval
-        self.peak_rss = self.peak_pss = 0
-        self.processes = 0
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            pids = process_tree(self.root_pid)
-            rss, pss, _ = memory_of(pids)
-            if rss > self.peak_rss:
-                self.peak_rss, self.processes = rss, len(pids)
-            self.peak_pss = max(self.peak_pss, pss)
-            self._stop_event.wait(self.interval)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=5)
-
-
-def framework_floor() -> dict:
-    """Memory of a bare Python process that imports jina (docarray imports torch when it is installed): every
-    process of the Flow pays this before it loads any model."""
-    import subprocess
-
-    code = ('import jina, re; s = open("/proc/self/smaps_rollup").read(); '
-            'g = lambda k: int(re.search(k + r":\\s+(\\d+)", s).group(1)); '
-            'import sys; print(g("Rss"), g("Pss"), g("Private_Clean") + g("Private_Dirty"), "torch" in sys.modules)')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120).stdout.split()
-    if len(out) != 4:
-        return {}
-    return {'rss_mb': round(int(out[0]) / 1024, 1), 'pss_mb': round(int(out[1]) / 1024, 1),
-            'uss_mb': round(int(out[2]) / 1024, 1), 'imports_torch': out[3] == 'True'}
-
-
-def per_process_rss(root_pid: int) -> List[dict]:
-    """Memory of each process of the tree, with which inference libraries it has loaded."""
-    rows = []
-    for pid in process_tree(root_pid):
-        rss, pss, uss = memory_of([pid])
-        try:
-            maps = Path(f'/proc/{pid}/maps').read_text()
-        except OSError:
-            maps = ''
-        rows.append({'pid': pid, 'rss_mb': round(rss / 2**20, 1), 'pss_mb': round(pss / 2**20, 1),
-                     'uss_mb': round(uss / 2**20, 1), 'torch_loaded': 'libtorch_cpu' in maps,
-                     'onnxruntime_loaded': 'onnxruntime_pybind11' in maps})
-    return rows
-
-
 # ------------------------------------------------------------------------------------------------ data
-@dataclass
-class FAQ:
-    questions: List[str]
-    answers: List[str]
-    ids: List[str]
-
-
-def load_faq(path: Path) -> FAQ:
-    from toydata import generate_qa
-
-    docs = generate_qa(path)
-    return FAQ(list(docs.text), list(docs.answer), list(docs.id))
-
-
 def reword(text: str) -> str:
     return text.lower().translate(str.maketrans('', '', string.punctuation)).strip()
 
@@ -211,77 +87,6 @@ def bench_questions(faq: FAQ, n: int) -> List[str]:
     step = max(1, len(faq.questions) // max(1, n - len(USER_QUESTIONS)))
     reworded = [reword(q) for q in faq.questions[::step]]
     return (USER_QUESTIONS + reworded)[:n]
-
-
-# ------------------------------------------------------------------------------------------------ timing helpers
-def percentile(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else float('nan')
-
-
-@dataclass
-class LoadResult:
-    concurrency: int
-    requests: int
-    errors: int
-    seconds: float
-    qps: float
-    p50_ms: float
-    p95_ms: float
-    mean_ms: float
-    cpu: dict = field(default_factory=dict)
-    first_error: Optional[str] = None
-
-
-def run_load(make_caller: Callable[[], Callable[[str], object]], questions: Sequence[str], concurrency: int,
-             duration: float, min_requests: int, max_seconds: Optional[float] = None) -> LoadResult:
-    """``concurrency`` threads, each with its own caller, send one question per call back to back for
-    ``duration`` seconds (continuing until ``min_requests`` calls completed, but never starting one after
-    ``max_seconds``, default ``4 * duration + 30``). QPS = completed calls / elapsed."""
-    callers = [make_caller() for _ in range(concurrency)]
-    latencies: List[float] = []
-    errors: List[str] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(concurrency + 1)
-    counter = iter(range(10**9))
-    started = [0.0]
-    deadline = [0.0]
-    hard_deadline = [0.0]
-
-    def worker(call):
-        barrier.wait()
-        while True:
-            with lock:
-                k = next(counter)
-                done = len(latencies) + len(errors)
-            now = time.perf_counter()
-            if (now >= deadline[0] and done >= min_requests) or now >= hard_deadline[0]:
-                return
-            question = questions[k % len(questions)]
-            t0 = time.perf_counter()
-            try:
-                call(question)
-            except Exception as exc:  # keep going: a failed request counts as an error
-                with lock:
-                    errors.append(f'{type(exc).__name__}: {str(exc)[:300]}')
-                continue
-            with lock:
-                latencies.append(time.perf_counter() - t0)
-
-    threads = [threading.Thread(target=worker, args=(c,), daemon=True) for c in callers]
-    for t in threads:
-        t.start()
-    started[0] = time.perf_counter()
-    deadline[0] = started[0] + duration
-    hard_deadline[0] = started[0] + (max_seconds if max_seconds is not None else 4 * duration + 30)
-    barrier.wait()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started[0]
-    ms = [1000 * x for x in latencies]
-    return LoadResult(concurrency=concurrency, requests=len(latencies), errors=len(errors), seconds=round(elapsed, 2),
-                      qps=round(len(latencies) / elapsed, 2), p50_ms=round(percentile(ms, 50), 1),
-                      p95_ms=round(percentile(ms, 95), 1), mean_ms=round(float(np.mean(ms)) if ms else float('nan'), 1),
-                      first_error=errors[0] if errors else None)
 
 
 # ------------------------------------------------------------------------------------------------ embedding
@@ -442,109 +247,6 @@ def bench_quality(faq: FAQ, reader_dir: Path, threads: int, reader_batch: int) -
     return out
 
 
-# ------------------------------------------------------------------------------------------------ baseline
-class PipelineQA:
-    """transformers 4.x ``pipeline("question-answering")``, as it computed answers (transformers 5 removed the
-    task: ``pipeline('question-answering')`` raises ``KeyError: 'The task question-answering has been removed'``).
-
-    Per (question, context): windows of ``max_seq_len`` tokens with ``doc_stride`` overlap (``truncation=
-    'only_second'``), one forward pass per window (the pipeline's default ``batch_size=1``), logits outside the
-    context masked, softmax, best ``p_start * p_end`` span of at most ``max_answer_len`` tokens (upper band of the
-    outer product); the best span over all windows and contexts wins.
-    """
-
-    def __init__(self, model_dir: Path, max_seq_len: int = 384, doc_stride: int = 128, max_answer_len: int = 64):
-        from covidqa.models import load_qa_model, load_tokenizer
-
-        self.tokenizer = load_tokenizer(model_dir)
-        self.model = load_qa_model(model_dir)
-        self.max_seq_len, self.doc_stride, self.max_answer_len = max_seq_len, doc_stride, max_answer_len
-
-    def __call__(self, question: str, contexts: Sequence[str]) -> Tuple[str, float, int]:
-        import torch
-
-        best = ('', -1.0, -1)
-        for ci, context in enumerate(contexts):
-            enc = self.tokenizer(question, context, truncation='only_second', max_length=self.max_seq_len,
-                                 stride=min(self.doc_stride, self.max_seq_len // 2), return_overflowing_tokens=True,
-                                 return_offsets_mapping=True, return_token_type_ids=True, padding=False)
-            for w in range(len(enc['input_ids'])):
-                with torch.inference_mode():
-                    out = self.model(input_ids=torch.tensor([enc['input_ids'][w]]),
-                                     attention_mask=torch.tensor([enc['attention_mask'][w]]),
-                                     token_type_ids=torch.tensor([enc['token_type_ids'][w]]))
-                mask = np.array([s == 1 for s in enc.sequence_ids(w)])
-                start = np.where(mask, out.start_logits[0].numpy(), -10000.0)
-                end = np.where(mask, out.end_logits[0].numpy(), -10000.0)
-                p_start = np.exp(start - start.max())
-                p_start /= p_start.sum()
-                p_end = np.exp(end - end.max())
-                p_end /= p_end.sum()
-                outer = np.triu(np.tril(np.outer(p_start, p_end), self.max_answer_len - 1))
-                s, e = np.unravel_index(int(outer.argmax()), outer.shape)
-                score = float(outer[s, e])
-                if score > best[1]:
-                    offsets = enc['offset_mapping'][w]
-                    best = (context[offsets[s][0]:offsets[e][1]], score, ci)
-        return best
-
-
-class InProcessBaseline:
-    """numpy cosine search over torch [CLS] embeddings + a reader, all in this process."""
-
-    def __init__(self, faq: FAQ, reader_dir: Path, limit: int, reader_kind: str, reader_batch: int = 1):
-        from covidqa.embedding import Embedder
-        from covidqa.reader import ExtractiveReader
-
-        self.faq, self.limit = faq, limit
-        self.embedder = Embedder('base', backend='torch').load()
-        vectors = self.embedder.embed_texts(faq.questions)
-        self.doc_vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-        if reader_kind == 'pipeline':
-            self.pipeline = PipelineQA(reader_dir)
-            self.reader = None
-        else:
-            self.pipeline = None
-            self.reader = ExtractiveReader(reader_dir, backend='torch', top_k=1, batch_size=reader_batch).load()
-
-    def search(self, question: str) -> List[int]:
-        q = self.embedder.embed_texts([question])[0]
-        scores = self.doc_vectors @ (q / np.linalg.norm(q))
-        top = np.argpartition(-scores, self.limit - 1)[:self.limit]
-        return [int(i) for i in top[np.argsort(-scores[top], kind='stable')]]
-
-    def answer(self, question: str) -> str:
-        found = self.search(question)
-        contexts = [self.faq.answers[i] for i in found]
-        if self.pipeline is not None:
-            return self.pipeline(question, contexts)[0]
-        return self.reader.read(question, contexts)[0].answer
-
-
-def bench_baseline(faq: FAQ, reader_dir: Path, questions: List[str], limit: int, duration: float,
-                   concurrency: Sequence[int], kinds: Sequence[str],
-                   reader_batch: int = 1) -> Tuple[dict, Dict[str, List[str]]]:
-    results: dict = {}
-    answers: Dict[str, List[str]] = {}
-    for kind in kinds:
-        baseline = InProcessBaseline(faq, reader_dir, limit, kind, reader_batch)
-        answers[kind] = [baseline.answer(q) for q in questions[:8]]  # warm-up, and the answers to compare
-        rows = {'/search': [], '/answer': []} if kind == 'pipeline' else {'/answer': []}
-        for endpoint in rows:
-            call = baseline.search if endpoint == '/search' else baseline.answer
-            for c in concurrency:
-                cpu = cpu_state(0.5)
-                result = run_load(lambda: call, questions, c, duration, min_requests=max(4, c))
-                result.cpu = cpu
-                rows[endpoint].append(asdict(result))
-                print(f'  baseline[{kind}] {endpoint} c={c}: {result.qps} QPS, p50 {result.p50_ms} ms, '
-                      f'p95 {result.p95_ms} ms', flush=True)
-        results[kind] = rows
-        del baseline
-        gc.collect()
-    return results, answers
-
-
 # ------------------------------------------------------------------------------------------------ the Flow
 # a variant is the backend of the embedder, indexer and reader; 'onnx-int8' is flow.yml's (int8 dynamic quantization)
 FLOW_VARIANTS = ('onnx', 'onnx-int8', 'torch')
@@ -668,111 +370,6 @@ def resolve_reader(arg: Optional[str], home: Path) -> Tuple[Path, bool]:
     if str(model) == 'base':
         raise SystemExit('no trained reader and no shipped one: pass --reader DIR, or restore models/reader/ from git')
     return Path(model).resolve(), True
-
-
-# ------------------------------------------------------------------------------------------------ report
-def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
-    return round(a / b, 2) if a and b else None
-
-
-def find_row(rows: List[dict], c: int) -> Optional[dict]:
-    return next((r for r in rows if r['concurrency'] == c), None)
-
-
-def compute_ratios(report: dict) -> dict:
-    out = {}
-    base = report.get('baseline', {}).get('pipeline', {})
-    batched = report.get('baseline', {}).get('reader', {})
-    for backend, flow in report.get('flow', {}).items():
-        for endpoint in ('/search', '/answer'):
-            for c in CONCURRENCY:
-                f = find_row(flow.get('load', {}).get(endpoint, []), c)
-                b = find_row(base.get(endpoint, []), c)
-                if f and b:
-                    out[f'{backend}{endpoint}@{c}'] = {
-                        'qps_flow_over_baseline': ratio(f['qps'], b['qps']),
-                        'p50_flow_over_baseline': ratio(f['p50_ms'], b['p50_ms']),
-                    }
-                r = find_row(batched.get(endpoint, []), c)
-                if f and r:
-                    out[f'{backend}{endpoint}@{c}']['qps_flow_over_inprocess_reader'] = ratio(f['qps'], r['qps'])
-    return out
-
-
-def targets(report: dict) -> dict:
-    emb = report.get('embedding', {}).get('summary', {})
-    out = {
-        'embedding onnx/torch at batch 32 >= 2.5 (fp32)': {'value': emb.get('onnx_over_torch_bs32'),
-                                                          'met': (emb.get('onnx_over_torch_bs32') or 0) >= 2.5},
-    }
-    if emb.get('onnx_int8_bs32') and emb.get('torch_bs32'):
-        value = round(emb['onnx_int8_bs32'] / emb['torch_bs32'], 2)
-        out['embedding onnx/torch at batch 32 >= 2.5 (int8)'] = {'value': value, 'met': value >= 2.5}
-    for variant, flow in report.get('flow', {}).items():
-        answer4 = report.get('ratios', {}).get(f'{variant}/answer@4', {}).get('qps_flow_over_baseline')
-        out[f'[{variant}] /answer QPS Flow/baseline at 4 clients >= 1.5'] = {'value': answer4,
-                                                                           'met': (answer4 or 0) >= 1.5}
-        out[f'[{variant}] Flow peak RSS MB <= 1536'] = {'value': flow.get('peak_rss_mb'),
-                                                       'met': (flow.get('peak_rss_mb') or 1e9) <= 1536}
-        out[f'[{variant}] Flow ready seconds <= 15'] = {'value': flow.get('startup_seconds'),
-                                                       'met': (flow.get('startup_seconds') or 1e9) <= 15}
-    return out
-
-
-def markdown(report: dict) -> str:
-    lines = [f"Speed on {report['machine']['cpus']} CPU cores ({report['machine']['processor']}); "
-             f"{report.get('embedding', {}).get('docs', 213)} FAQ docs, {report['config']['questions']} questions, "
-             f"/answer reads the top {report['config']['limit']} FAQ answers; reader "
-             f"{'trained' if report['config']['reader_trained'] else 'UNTRAINED (seeded head)'}; "
-             f"{report['config']['threads'] or 'default'} threads per model.", '']
-    emb = report.get('embedding', {}).get('summary', {})
-    if emb:
-        lines += ['| Embedding (docs/s, best of reps) | batch 1 | batch 32 |', '|---|---:|---:|']
-        for name in ('torch', 'onnx', 'onnx_int8'):
-            lines.append(f"| {name} | {emb.get(f'{name}_bs1')} | {emb.get(f'{name}_bs32')} |")
-        lines.append(f"| onnx / torch | {emb.get('onnx_over_torch_bs1')}x | {emb.get('onnx_over_torch_bs32')}x |")
-        lines += ['', f"Length-sorted vs arrival-order batches of 32: onnx {emb.get('sorted_over_arrival_onnx_bs32')}x, "
-                      f"torch {emb.get('sorted_over_arrival_torch_bs32')}x.", '']
-    q = report.get('quality')
-    if q:
-        lines += ['| Quality | torch | onnx fp32 | onnx int8 |', '|---|---:|---:|---:|']
-        r, a = q['retrieval'], q['reader']
-        lines.append(f"| FAQ hit@1 (reworded, {r['queries']}) | {r['torch']['hit_at_1']} | {r['onnx']['hit_at_1']} | "
-                     f"{r['onnx_int8']['hit_at_1']} |")
-        lines.append(f"| paragraph hit@1 (COVID-QA dev, {r['paragraph_queries']}) | {r['torch']['paragraph_hit_at_1']} | "
-                     f"{r['onnx']['paragraph_hit_at_1']} | {r['onnx_int8']['paragraph_hit_at_1']} |")
-        lines.append(f"| reader F1 (paragraph dev, {a['questions']}) | {a['torch']['f1']} | {a['onnx']['f1']} | "
-                     f"{a['onnx_int8']['f1']} |")
-        lines.append(f"| reader EM | {a['torch']['exact_match']} | {a['onnx']['exact_match']} | "
-                     f"{a['onnx_int8']['exact_match']} |")
-        lines.append(f"| reader windows/s | {a['torch']['windows_per_s']} | {a['onnx']['windows_per_s']} | "
-                     f"{a['onnx_int8']['windows_per_s']} |")
-        lines.append('')
-    header = '| Endpoint | clients | ' + ' | '.join(
-        f'{name} QPS | {name} p50/p95 ms' for name in report.get('columns', [])) + ' |'
-    if report.get('columns'):
-        lines += [header, '|---|---:|' + '---:|---:|' * len(report['columns'])]
-        for endpoint in ('/search', '/answer'):
-            for c in CONCURRENCY:
-                cells = []
-                for name in report['columns']:
-                    row = find_row(report['_rows'].get(name, {}).get(endpoint, []), c)
-                    cells += [f"{row['qps']}" if row else '-',
-                              f"{row['p50_ms']:.0f}/{row['p95_ms']:.0f}" if row else '-']
-                lines.append(f'| {endpoint} | {c} | ' + ' | '.join(cells) + ' |')
-        lines.append('')
-    for backend, flow in report.get('flow', {}).items():
-        lines.append(f"Flow ({backend}): ready in {flow.get('startup_seconds')} s, peak RSS {flow.get('peak_rss_mb')} MB "
-                     f"(PSS {flow.get('peak_pss_mb')} MB) over {flow.get('peak_processes')} processes, "
-                     f"/index {flow.get('index_docs_per_s')} docs/s.")
-    floor = report.get('framework_floor_per_process') or {}
-    if floor:
-        lines.append(f"Every Flow process imports jina (docarray imports torch: {floor.get('imports_torch')}), "
-                     f"{floor.get('rss_mb')} MB RSS / {floor.get('uss_mb')} MB private before any model is loaded.")
-    lines.append('')
-    for name, t in report.get('targets', {}).items():
-        lines.append(f"- target {name}: {t['value']} -> {'met' if t['met'] else 'NOT met'}")
-    return '\n'.join(lines) + '\n'
 
 
 # ------------------------------------------------------------------------------------------------ main

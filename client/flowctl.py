@@ -112,6 +112,7 @@ class FlowProcess:
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
+        assert self.proc is not None, 'start() the Flow first'
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f'the Flow exited with {self.proc.returncode}; see {self.log_path}:\n'

@@ -73,7 +73,7 @@ class StoredDoc(BaseDoc):
     offset_start: Optional[int] = None
     offset_end: Optional[int] = None
     model_version: int = 0
-    embedding: NdArray = Field(space='cosine_sim')
+    embedding: NdArray = Field(space='cosine_sim')  # type: ignore[call-overload]  # docarray's index option
 
 
 __all__ = ['AnswerSpan', 'MatchDoc', 'QADoc', 'StoredDoc', 'DocList']

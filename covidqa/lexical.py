@@ -28,7 +28,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def sentence_matches(question: str, contexts: Sequence[str]) -> List[List[Senten
             for bs, r in zip(bounds, raw)]
 
 
-def span_match(sentences: Sequence[Sentence], start: int, end: int, starts: Sequence[int] = None) -> float:
+def span_match(sentences: Sequence[Sentence], start: int, end: int, starts: Optional[Sequence[int]] = None) -> float:
     """The best ``match`` of the sentences that overlap ``[start, end)`` (1.0 when none do). ``starts``: the
     sentences' ``start`` values, precomputed when calling this for many spans of one context."""
     starts = starts if starts is not None else [s.start for s in sentences]

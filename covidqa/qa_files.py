@@ -95,7 +95,7 @@ class QARecord:
         """Character end offset (exclusive) of the answer, ``-1`` for "no answer", ``None`` without answer."""
         if self.answer_text is None:
             return None
-        if self.answer_text == '':
+        if self.answer_text == '' or self.answer_start is None:
             return -1
         return self.answer_start + len(self.answer_text)
 
@@ -357,7 +357,7 @@ def write_qa_csv(records: Iterable[QARecord], path: PathLike) -> Path:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for record in records:
-            row = [record.context, record.question]
+            row: List[object] = [record.context, record.question]
             if with_answers:
                 has = record.answer_text is not None
                 row += [record.answer_text if has else '', record.answer_start if has else '']

@@ -1,10 +1,15 @@
-"""Shared test fixtures: where the data lives, free ports, and Flows started as a user starts them."""
+"""Shared test fixtures (helpers that are not fixtures live in ``tests/helpers.py``).
+
+Every test is marked by where it lives: ``tests/unit`` -> ``unit`` (in process, the real packaged model, no
+network), ``tests/integration`` -> ``integration`` (real Flows on 127.0.0.1 ports, real gRPC/HTTP clients, a real
+browser). ``slow`` marks unit tests that train or read whole data sets; ``make test-fast`` runs
+``-m "unit and not slow"``.
+"""
 import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 
@@ -23,14 +28,7 @@ def shared_onnx_cache(tmp_path_factory):
         os.environ.pop('COVIDQA_ONNX_CACHE', None)
 
 
-from covidqa.paths import data_dir  # noqa: E402  (after the offline default above)
-
-
-def data_file(relative: str) -> Path:
-    path = data_dir() / relative
-    if not path.is_file():
-        pytest.skip(f'data file {path} not found (set COVIDQA_DATA to the folder that holds {relative})')
-    return path
+from tests.helpers import REPO, data_dir, data_file  # noqa: E402,F401  (after the offline default above)
 
 
 @pytest.fixture(scope='session')
@@ -46,3 +44,12 @@ def community_csv() -> Path:
 @pytest.fixture(scope='session')
 def paragraphs_train() -> Path:
     return data_file('covid_qa_paragraphs/qa_train.json')
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if 'integration' in parts:
+            item.add_marker(pytest.mark.integration)
+        elif 'unit' in parts:
+            item.add_marker(pytest.mark.unit)

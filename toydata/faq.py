@@ -132,7 +132,7 @@ def generate_qa(
                     break
         url = next((row[c] for c in URL_COLUMNS if row.get(c)), None)
         docs.append(QADoc(
-            id=_doc_id(question, answer), text=question, answer=answer, wrong_answer=wrong or None,
+            id=_doc_id(question, answer),  # type: ignore[arg-type]  # docarray's ID is a str text=question, answer=answer, wrong_answer=wrong or None,
             title=row.get('title') or None, source=row.get('source') or None, url=url,
         ))
     if num_train is not None:
@@ -141,6 +141,6 @@ def generate_qa(
         raise ValueError('is_testset=True needs num_train (the size of the training part)')
     if problems:
         warnings.warn(f'{path}: skipped {len(problems)} bad row(s), e.g. {problems[0]}')
-    docs.skipped = len(problems)
-    docs.problems = problems
+    docs.skipped = len(problems)  # type: ignore[attr-defined]
+    docs.problems = problems  # type: ignore[attr-defined]
     return docs
