@@ -132,7 +132,7 @@ def generate_qa(
                     break
         url = next((row[c] for c in URL_COLUMNS if row.get(c)), None)
         docs.append(QADoc(
-            id=_doc_id(question, answer),  # type: ignore[arg-type]  # docarray's ID is a str text=question, answer=answer, wrong_answer=wrong or None,
+            id=_doc_id(question, answer), text=question, answer=answer, wrong_answer=wrong or None,  # type: ignore[arg-type]
             title=row.get('title') or None, source=row.get('source') or None, url=url,
         ))
     if num_train is not None:
