@@ -156,21 +156,24 @@ def test_bad_grpc_input_is_refused_clearly_and_the_flow_keeps_serving(flow, faq_
     with pytest.raises(BadServer) as error:
         flow.client().post('/search', DocList[QADoc](docs), parameters=parameters)
     assert message in error_text(error)
+    assert error.value.args[0].status.exception.name == 'BadRequest'  # a client error, told apart from a fault
     assert search(flow, [faq_docs[0].text], limit=1)[0].matches[0].id == faq_docs[0].id
 
 
-@pytest.mark.parametrize('body', [
-    {},                                             # no data at all
-    {'data': [{'txt': 'typo in the field name'}]},  # missing text
-    {'data': [{'text': ''}]},
-    {'data': 'not a list'},
-    {'data': [{'text': 'ok'}], 'parameters': {'top_k': 0}},
-    {'data': [{'text': 'ok'}], 'parameters': {'lexical_weight': -1}},
+@pytest.mark.parametrize('body, code, message', [
+    ({}, 422, 'data'),                                             # no data at all: the body does not parse
+    ({'data': 'not a list'}, 422, 'data'),
+    ({'data': [{'txt': 'typo in the field name'}]}, 400, 'empty text'),  # no text
+    ({'data': [{'text': ''}]}, 400, 'empty text'),
+    ({'data': [{'text': 'ok'}], 'parameters': {'top_k': 0}}, 400, "'top_k' must be an integer"),
+    ({'data': [{'text': 'ok'}], 'parameters': {'lexical_weight': -1}}, 400, "'lexical_weight' must be a number"),
+    ({'data': [{'text': 'ok'}], 'parameters': {'limt': 3}}, 400, "unknown parameter(s) ['limt']"),
 ])
-def test_bad_http_input_is_refused_clearly_and_the_flow_keeps_serving(flow, faq_docs, body):
+def test_bad_http_input_is_a_client_error_naming_the_problem_and_the_flow_keeps_serving(flow, faq_docs, body, code,
+                                                                                         message):
     status, answer = http_post(flow, '/answer', body)
-    assert 400 <= status < 600
-    assert answer.get('detail') or answer.get('header', {}).get('status'), answer
+    assert status == code, answer
+    assert message in json.dumps(answer['detail']).replace('\\"', '"'), answer
     status, ok = http_post(flow, '/search', {'data': [{'text': faq_docs[1].text}], 'parameters': {'limit': 1}})
     assert status == 200 and ok['data'][0]['matches'][0]['id'] == faq_docs[1].id
 
