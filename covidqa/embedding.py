@@ -1,5 +1,9 @@
 """Sentence vectors from a BERT encoder: the ``[CLS]`` vector of the last hidden state (default) or the mean of
-the token vectors (``pooling='mean'``).
+the token vectors (``pooling='mean'``). :func:`pool` is the one definition of both, for numpy arrays (here) and
+torch tensors (the finetuner, :mod:`covidqa.finetune`, with gradients).
+
+An embedder version (a directory written by :meth:`covidqa.versions.ModelVersions.save_new`) embeds with the pooling
+saved with it; asking it for another raises ``ValueError``. The base model embeds with the configured pooling.
 
 Inputs are unpadded token-id arrays (see :mod:`covidqa.tokenization`); batches are formed from similar lengths and
 padded to their longest member only. Two backends compute the same thing:
@@ -14,6 +18,7 @@ Example::
 
     emb = Embedder()                      # packaged all-MiniLM-L6-v2, CLS pooling, torch
     vectors = emb.embed_texts(['How does the virus spread?'])   # (1, 384) float32
+    Embedder('workspace/models/embedder/v0002').pooling         # the version's saved pooling, e.g. 'cls'
 """
 from __future__ import annotations
 
@@ -24,17 +29,52 @@ import numpy as np
 from covidqa.models import load_encoder, resolve_model_path
 from covidqa.paths import PathLike
 from covidqa.tokenization import TextTokenizer, length_sorted_batches, pad_batch
+from covidqa.versions import saved_pooling
 
 POOLINGS = ('cls', 'mean')
 BACKENDS = ('torch', 'onnx', 'onnx-int8')
 
 
-def pool(hidden: np.ndarray, attention_mask: np.ndarray, pooling: str) -> np.ndarray:
-    """``hidden`` (batch, seq, dim) -> (batch, dim) by CLS or masked mean."""
+def check_pooling(pooling) -> str:
+    """``pooling`` if it is one of :data:`POOLINGS`, else a ``ValueError`` naming it."""
+    if pooling not in POOLINGS:
+        raise ValueError(f'pooling must be one of {POOLINGS}, got {pooling!r}')
+    return pooling
+
+
+def pool(hidden, attention_mask, pooling: str):
+    """``hidden`` (batch, seq, dim) -> (batch, dim): the ``[CLS]`` (first) vector, or the mean of the vectors where
+    ``attention_mask`` (batch, seq) is 1. Numpy arrays in, numpy out; torch tensors in, torch out (gradients flow).
+
+    Example: ``pool(hidden, mask, 'mean')`` for ``hidden`` of shape (2, 7, 384) -> (2, 384).
+    """
+    check_pooling(pooling)
     if pooling == 'cls':
         return hidden[:, 0]
-    mask = attention_mask[..., None].astype(hidden.dtype)
-    return (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
+    if isinstance(hidden, np.ndarray):
+        mask = attention_mask[..., None].astype(hidden.dtype)
+        return (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
+    mask = attention_mask[..., None].to(hidden.dtype)  # torch
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def resolve_pooling(model: Optional[PathLike], pooling: Optional[str] = None) -> str:
+    """The pooling to embed with checkpoint ``model``: the one saved with an embedder version
+    (:func:`covidqa.versions.saved_pooling`), else ``pooling``, else ``'cls'``.
+
+    Raises ``ValueError`` when ``pooling`` is given and the version was trained with another one (its vectors
+    would silently differ from what it learned). Example: ``resolve_pooling('base', 'mean')`` -> ``'mean'``.
+    """
+    if pooling is not None:
+        check_pooling(pooling)
+    saved = saved_pooling(model)
+    if saved is None:
+        return pooling or 'cls'
+    check_pooling(saved)
+    if pooling is not None and pooling != saved:
+        raise ValueError(f'the embedder version {model} was trained with pooling={saved!r} (its version.json) and '
+                         f'cannot embed with pooling={pooling!r}: configure pooling {saved!r} (or leave it unset)')
+    return saved
 
 
 class _TorchRunner:
@@ -58,25 +98,28 @@ class _TorchRunner:
 
 
 class Embedder:
-    """Embeds texts or pre-tokenized ids. Heavy loading happens on first use (or :meth:`load`)."""
+    """Embeds texts or pre-tokenized ids. Heavy loading happens on first use (or :meth:`load`).
+
+    ``pooling``: ``'cls'`` or ``'mean'``; ``None`` (default): the pooling saved with an embedder version, ``'cls'``
+    for the base model. A version asked for another pooling than its own raises ``ValueError``
+    (:func:`resolve_pooling`).
+    """
 
     def __init__(
         self,
         model: Optional[PathLike] = None,
-        pooling: str = 'cls',
+        pooling: Optional[str] = None,
         backend: str = 'torch',
         batch_size: int = 32,
         max_length: int = 50,
         num_threads: Optional[int] = None,
     ):
-        if pooling not in POOLINGS:
-            raise ValueError(f'pooling must be one of {POOLINGS}, got {pooling!r}')
         if backend not in BACKENDS:
             raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}')
         self.model = model
-        self.pooling = pooling
+        self.pooling = resolve_pooling(model, pooling)
         self.backend = backend
         self.batch_size = batch_size
         self.num_threads = num_threads
@@ -89,8 +132,8 @@ class Embedder:
             if self.backend.startswith('onnx'):
                 from covidqa.onnx_backend import OnnxEncoderRunner
 
-                quantize = True if self.backend == 'onnx-int8' else None  # None: $COVIDQA_ONNX_INT8 decides
-                self._runner = OnnxEncoderRunner(model_dir, num_threads=self.num_threads, quantize=quantize)
+                self._runner = OnnxEncoderRunner(model_dir, num_threads=self.num_threads,
+                                                 quantize=self.backend == 'onnx-int8')
             else:
                 self._runner = _TorchRunner(model_dir, num_threads=self.num_threads)
         return self

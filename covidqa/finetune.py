@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Union
 
 import covidqa  # noqa: F401  (offline environment)
+from covidqa.embedding import pool, resolve_pooling
 from covidqa.feedback import FeedbackStore, TrainingExample, examples_from_rows, read_rows
 from covidqa.models import load_encoder, load_tokenizer
 from covidqa.paths import PathLike
@@ -131,11 +132,9 @@ class _TrainableEncoder:
     """A transformers encoder + tokenizer producing pooled sentence vectors with gradients."""
 
     def __init__(self, model: PathLike, pooling: str, max_length: int):
-        if pooling not in ('cls', 'mean'):
-            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        self.pooling = resolve_pooling(model, pooling)  # a version trained with another pooling is refused
         self.model = load_encoder(model)
         self.tokenizer = load_tokenizer(model)
-        self.pooling = pooling
         self.max_length = max_length
 
     def __call__(self, texts: Sequence[str]):
@@ -145,11 +144,7 @@ class _TrainableEncoder:
                              return_tensors='pt')
         out = self.model(input_ids=enc['input_ids'], attention_mask=enc['attention_mask'],
                          token_type_ids=torch.zeros_like(enc['input_ids']))
-        hidden = out.last_hidden_state
-        if self.pooling == 'cls':
-            return hidden[:, 0]
-        mask = enc['attention_mask'].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return pool(out.last_hidden_state, enc['attention_mask'], self.pooling)
 
 
 def _embed_unique(encoder: _TrainableEncoder, texts: Sequence[str]):
@@ -299,7 +294,8 @@ def fit(train_data: TrainData, *, versions: Optional[Union[ModelVersions, PathLi
     if save:
         info = {**result.summary(), **(meta or {}), 'trained_at': time.time()}
         info.pop('version', None)
-        result.version = versions.save_new(result.model, result.tokenizer, meta=info)
+        result.version = versions.save_new(result.model, result.tokenizer, meta=info,
+                                           pooling=result.config['pooling'])
         if set_target:
             versions.set_target(result.version)
     return result

@@ -24,13 +24,12 @@ Cache
     fatal.
 Run
     ``onnxruntime.InferenceSession`` on the CPU with all graph optimisations, ``num_threads`` intra-op threads
-    (``None``: ONNX Runtime's default, one per physical core) and, by default, no busy-waiting of idle worker
-    threads (``spin=False``): several Executors share few cores, and spinning threads steal them from each other
-    (measured: spinning halved throughput with other processes busy). ``arena=False`` trades ~5-20 % CPU for
-    returning activation memory after each call.
+    (``None``: ONNX Runtime's default, one per physical core) and no busy-waiting of idle worker threads: several
+    Executors share few cores, and spinning threads steal them from each other (measured: spinning halved
+    throughput with other processes busy).
 Int8
-    ``quantize=True`` (or ``$COVIDQA_ONNX_INT8=1`` for runners built without the argument) applies
-    ``onnxruntime.quantization.quantize_dynamic`` (int8 weights per output channel, 7-bit range; activations
+    Only when asked for: ``quantize=True`` (the ``onnx-int8`` backend of the embedder and the reader; ``onnx`` is
+    always fp32) applies ``onnxruntime.quantization.quantize_dynamic`` (int8 weights per output channel, 7-bit range; activations
     quantized on the fly per batch, VNNI kernels) to the exported graph: 2-3x faster, 4x smaller, not
     bit-identical to fp32 (a text's vector also depends slightly on its batch: cosine >= 0.99 between batch 1 and
     32). See ``benchmarks/bench_speed.py`` for its quality.
@@ -70,7 +69,6 @@ __all__ = [
     'OnnxEncoderRunner',
     'OnnxQARunner',
     'checkpoint_fingerprint',
-    'default_quantize',
     'ensure_exported',
     'export_info_dict',
     'make_session',
@@ -88,15 +86,6 @@ _INPUTS = {
 }
 _OUTPUTS = {'encoder': ('last_hidden_state',), 'qa': ('start_logits', 'end_logits')}
 _WEIGHT_PATTERNS = ('config.json', '*.safetensors', '*.safetensors.index.json', 'pytorch_model*.bin')
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, '').strip().lower() in ('1', 'true', 'yes', 'on')
-
-
-def default_quantize() -> bool:
-    """Whether runners quantize to int8 when not told: ``$COVIDQA_ONNX_INT8`` (default off)."""
-    return _env_flag('COVIDQA_ONNX_INT8')
 
 
 @dataclass(frozen=True)
@@ -378,13 +367,9 @@ def _clean_stale_temporaries(directory: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------- sessions
-def make_session(path: PathLike, num_threads: Optional[int] = None, spin: bool = False, arena: bool = True,
-                 profile_prefix: Optional[str] = None):
-    """A CPU ``InferenceSession`` with all graph optimisations and ``num_threads`` intra-op threads.
-
-    ``arena=False`` returns activation memory to the system after each call (the arena keeps the largest batch's
-    memory for good: ~270 MB for 16 QA windows of 384 tokens) at ~5-20 % more CPU time per call.
-    """
+def make_session(path: PathLike, num_threads: Optional[int] = None):
+    """A CPU ``InferenceSession`` on the ``.onnx`` file ``path`` with all graph optimisations, ``num_threads``
+    intra-op threads (``None``/0: ONNX Runtime's default) and idle threads that sleep instead of spinning."""
     import onnxruntime as ort
 
     if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
@@ -396,11 +381,7 @@ def make_session(path: PathLike, num_threads: Optional[int] = None, spin: bool =
     options.intra_op_num_threads = num_threads or 0
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    options.enable_cpu_mem_arena = bool(arena)
-    options.add_session_config_entry('session.intra_op.allow_spinning', '1' if spin else '0')
-    if profile_prefix:
-        options.enable_profiling = True
-        options.profile_file_prefix = profile_prefix
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     return ort.InferenceSession(str(path), sess_options=options, providers=['CPUExecutionProvider'])
 
 
@@ -413,7 +394,7 @@ def _session_matches(session, kind: str) -> None:
 
 
 def ensure_exported(model: Optional[PathLike], kind: str = 'encoder', quantize: bool = False, optimize: bool = False,
-                    force: bool = False, num_threads: Optional[int] = None, spin: bool = False, arena: bool = True):
+                    num_threads: Optional[int] = None):
     """The cached export of ``model`` (exporting first when missing, stale or unreadable) and a session on it.
 
     Returns ``(ExportInfo, InferenceSession)``. Raises ``FileNotFoundError`` when ``model`` is not a checkpoint and
@@ -423,7 +404,7 @@ def ensure_exported(model: Optional[PathLike], kind: str = 'encoder', quantize: 
     for attempt in range(3):
         model_dir = resolve_model_path(model).resolve()
         try:
-            return _ensure_exported_once(model_dir, kind, quantize, optimize, force, num_threads, spin, arena)
+            return _ensure_exported_once(model_dir, kind, quantize, optimize, num_threads)
         except FileNotFoundError:
             # the checkpoint directory was swapped under us (atomic_save_pretrained renames the old one away,
             # taking its onnx/ folder along): start over on the new one
@@ -433,8 +414,7 @@ def ensure_exported(model: Optional[PathLike], kind: str = 'encoder', quantize: 
     raise AssertionError('unreachable')
 
 
-def _ensure_exported_once(model_dir: Path, kind: str, quantize: bool, optimize: bool, force: bool,
-                          num_threads: Optional[int], spin: bool, arena: bool):
+def _ensure_exported_once(model_dir: Path, kind: str, quantize: bool, optimize: bool, num_threads: Optional[int]):
     directory = onnx_cache_dir(model_dir)
     stem = _file_stem(kind, quantize, optimize)
     onnx_path, meta_path = directory / f'{stem}.onnx', directory / f'{stem}.json'
@@ -442,9 +422,7 @@ def _ensure_exported_once(model_dir: Path, kind: str, quantize: bool, optimize: 
         fingerprint = checkpoint_fingerprint(model_dir, kind, quantize, optimize)
         meta = _read_meta(meta_path)
         reason = None
-        if force:
-            reason = 'forced'
-        elif meta is None or not onnx_path.is_file():
+        if meta is None or not onnx_path.is_file():
             reason = 'no cached export'
         elif meta.get('fingerprint') != fingerprint:
             reason = 'checkpoint changed'
@@ -453,7 +431,7 @@ def _ensure_exported_once(model_dir: Path, kind: str, quantize: bool, optimize: 
         session = None
         if reason is None:
             try:
-                session = make_session(onnx_path, num_threads, spin, arena)
+                session = make_session(onnx_path, num_threads)
                 _session_matches(session, kind)
             except Exception as exc:
                 session, reason = None, f'cached file unreadable ({type(exc).__name__}: {str(exc)[:200]})'
@@ -469,7 +447,7 @@ def _ensure_exported_once(model_dir: Path, kind: str, quantize: bool, optimize: 
             _write_json_atomic(meta_path, meta)
             exported_now = True
             try:
-                session = make_session(onnx_path, num_threads, spin, arena)
+                session = make_session(onnx_path, num_threads)
                 _session_matches(session, kind)
             except Exception as exc:
                 raise RuntimeError(f'ONNX export of {model_dir} ({kind}) at {onnx_path} cannot be loaded: {exc}') \
@@ -492,12 +470,17 @@ def _as_int64(name: str, array, ndim: int = 2) -> np.ndarray:
 class _OnnxRunner:
     kind = ''
 
-    def __init__(self, model_dir: Optional[PathLike], num_threads: Optional[int] = None,
-                 quantize: Optional[bool] = None, optimize: bool = False, spin: bool = False, arena: bool = True):
-        self.quantize = default_quantize() if quantize is None else bool(quantize)
+    """A session on the cached export of checkpoint ``model_dir``: fp32 unless ``quantize=True`` (int8),
+    ``optimize=True`` for ONNX Runtime's fused transformer graph (see the module docstring)."""
+
+    def __init__(self, model_dir: Optional[PathLike], num_threads: Optional[int] = None, quantize: bool = False,
+                 optimize: bool = False):
+        if not isinstance(quantize, bool) or not isinstance(optimize, bool):
+            raise ValueError(f'quantize and optimize must be True or False, got {quantize!r} and {optimize!r}')
+        self.quantize = quantize
         self.num_threads = num_threads
-        self.info, self.session = ensure_exported(model_dir, self.kind, quantize=self.quantize, optimize=optimize,
-                                                  num_threads=num_threads, spin=spin, arena=arena)
+        self.info, self.session = ensure_exported(model_dir, self.kind, quantize=quantize, optimize=optimize,
+                                                  num_threads=num_threads)
         self._output_names = list(_OUTPUTS[self.kind])
 
     @property

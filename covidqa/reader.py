@@ -1,25 +1,29 @@
 """Extractive question answering over one or many contexts (no jina needed).
 
-:class:`ExtractiveReader` finds answer spans for a question in a list of contexts:
+:class:`ExtractiveReader` finds answer spans for a question in a list of contexts, in steps (each its own
+function: encode -> logits -> decode -> priors -> rank):
 
 1. every (question, context) pair is tokenized as ``[CLS] question [SEP] context [SEP]``; a context longer than one
    window of ``max_seq_length`` tokens is split into overlapping windows (``doc_stride`` = overlap in tokens
    between consecutive windows, as in HuggingFace ``run_qa.py``), each keeping the character offsets of its tokens;
    for a model trained with the question-word token type (``type_vocab_size`` 3 in its config, see
-   :mod:`covidqa.question_match`) context tokens that repeat a question word get token type 2 instead of 1;
-2. all windows (of all contexts) are run through the span model in length-sorted, dynamically padded batches;
+   :mod:`covidqa.question_match`) context tokens that repeat a question word get token type 2 instead of 1
+   (:func:`covidqa.qa_windows.encode_pairs`);
+2. all windows (of all contexts) are run through the span model in length-sorted, dynamically padded batches
+   (:meth:`ExtractiveReader.window_logits`);
 3. start and end logits are turned into probabilities with one softmax per question over the context tokens plus
    ``[CLS]`` (the "no answer" slot) of all its windows, of all its contexts (shared normalisation, as the reader is
    trained: :mod:`covidqa.losses.shared_norm`; with a single window it is that window's softmax), so spans of
    different windows and contexts compare; a span's score is ``p_start * p_end`` (in ``[0, 1]``); spans end at or
-   after their start and are at most ``max_answer_length`` tokens long;
+   after their start and are at most ``max_answer_length`` tokens long (a pure function of the logits:
+   :func:`covidqa.span_decoding.decode_spans`);
 4. with ``lexical_weight`` > 0 (the default) a span's score is multiplied by ``exp(-lexical_weight * (1 - match))``,
    where ``match`` (in [0, 1], 1 for the best) is how well the context sentences it touches match the question's
    words (BM25 over the sentences of the question's contexts, :mod:`covidqa.lexical`; BERTserini's interpolation of
    reader and BM25 scores, per sentence): on COVID-QA full articles it is the window choice that the model gets
    wrong most, and the answer's sentence usually repeats the question's words;
 5. spans from all windows and contexts are merged, deduplicated by ``(context, start, end)`` (the best score wins)
-   and the ``top_k`` best returned, best first, with **character** offsets such that
+   and the ``top_k`` best returned (:func:`_rank`), best first, with **character** offsets such that
    ``contexts[i][answer.start:answer.end] == answer.answer``.
 
 "No answer": spans whose probability *within their window* (softmax over that window's ``[CLS]`` + context
@@ -49,17 +53,32 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 if TYPE_CHECKING:
     import torch
 
-from covidqa.lexical import Sentence, sentence_matches, span_match
+from covidqa.lexical import sentence_matches, span_match
 from covidqa.models import BASE_MODEL_NAME, load_qa_model, load_tokenizer
 from covidqa.paths import PathLike, default_reader_dir
-from covidqa.question_match import QUESTION_WORD_TYPE, QuestionWordMarker, uses_question_word_type
+from covidqa.qa_windows import (
+    DEFAULT_DOC_STRIDE,
+    DEFAULT_MAX_QUERY_LENGTH,
+    DEFAULT_MAX_SEQ_LENGTH,
+    QAWindows,
+    encode_pairs,
+    label_windows,
+)
+from covidqa.question_match import uses_question_word_type
+from covidqa.span_decoding import (
+    DecodedSpans,
+    SpanCandidate,
+    decode_spans,
+    question_normalisers,
+    window_probabilities,
+)
 from covidqa.tokenization import length_sorted_batches, pad_batch
 
 __all__ = [
@@ -80,10 +99,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BACKENDS = ('torch', 'onnx', 'onnx-int8')
-DEFAULT_MAX_SEQ_LENGTH = 384
-DEFAULT_DOC_STRIDE = 128
 DEFAULT_MAX_ANSWER_LENGTH = 64
-DEFAULT_MAX_QUERY_LENGTH = 64
 DEFAULT_BATCH_SIZE = 16
 # Spans below this probability are not answers. Low on purpose: COVID-QA answers are long (median ~12 tokens), so
 # even right answers often score 0.05-0.3; 0.01 only filters spans the model finds very unlikely.
@@ -166,150 +182,6 @@ class TorchQARunner:
             if was_training:
                 self.model.train()
         return out.start_logits.float().numpy(), out.end_logits.float().numpy()
-
-
-@dataclass
-class QAWindows:
-    """Tokenized windows of (question, context) pairs, unpadded, one entry per window.
-
-    - ``input_ids``/``token_type_ids``: int64 arrays;
-    - ``offsets``: (n_tokens, 2) int arrays of character offsets into the pair's context (``-1`` outside it);
-    - ``context_mask``: bool arrays, True on context tokens;
-    - ``pair``: for each window, the index of its (question, context) pair.
-    """
-
-    input_ids: List[np.ndarray]
-    token_type_ids: List[np.ndarray]
-    offsets: List[np.ndarray]
-    context_mask: List[np.ndarray]
-    pair: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-
-def encode_pairs(
-    tokenizer,
-    questions: Sequence[str],
-    contexts: Sequence[str],
-    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
-    doc_stride: int = DEFAULT_DOC_STRIDE,
-    max_query_length: int = DEFAULT_MAX_QUERY_LENGTH,
-    mark_question_words: bool = False,
-) -> QAWindows:
-    """Windows for aligned ``questions[i]``/``contexts[i]`` pairs (see :class:`QAWindows`).
-
-    Each window is ``[CLS] question [SEP] context piece [SEP]`` (the layout and windows of a HuggingFace fast
-    tokenizer called with ``truncation='only_second', stride=..., return_overflowing_tokens=True``), but every
-    distinct context and question is tokenized only once, so many questions over one long article stay cheap.
-    Questions longer than ``max_query_length`` tokens are cut. Consecutive windows overlap by ``doc_stride``
-    tokens, at most half of a window's context room (every window moves on by at least half a window).
-    With ``mark_question_words`` context tokens that repeat a question word get token type 2 instead of 1
-    (:mod:`covidqa.question_match`; for models trained with that third type).
-    Raises ``ValueError`` when ``max_seq_length`` leaves no room for the context.
-    """
-    if len(questions) != len(contexts):
-        raise ValueError(f'{len(questions)} questions but {len(contexts)} contexts')
-    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
-    if cls_id is None or sep_id is None or tokenizer.num_special_tokens_to_add(pair=True) != 3:
-        raise ValueError('encode_pairs needs a BERT-style tokenizer ([CLS] a [SEP] b [SEP])')
-    unique_q = list(dict.fromkeys(questions))
-    unique_c = list(dict.fromkeys(contexts))
-    q_ids = dict(zip(unique_q, tokenizer(unique_q, add_special_tokens=False, verbose=False)['input_ids']))
-    c_enc = tokenizer(unique_c, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    c_tok = {c: (np.asarray(ids, dtype=np.int64), np.asarray(off, dtype=np.int64).reshape(-1, 2))
-             for c, ids, off in zip(unique_c, c_enc['input_ids'], c_enc['offset_mapping'])}
-    marker = QuestionWordMarker(tokenizer) if mark_question_words else None
-
-    input_ids, token_types, offsets, masks, pairs = [], [], [], [], []
-    for pair, (question, context) in enumerate(zip(questions, contexts)):
-        q = np.asarray(q_ids[question][:max_query_length], dtype=np.int64)
-        room = max_seq_length - len(q) - 3
-        if room < 8:
-            raise ValueError(
-                f'max_seq_length={max_seq_length} leaves {room} tokens for the context after a {len(q)}-token '
-                f'question; use a larger max_seq_length (e.g. 256 or 384)'
-            )
-        step = room - max(0, min(doc_stride, room // 2))
-        ids, off = c_tok[context]
-        head = np.concatenate([[cls_id], q, [sep_id]]).astype(np.int64)
-        context_types = np.ones(len(ids), np.int64)
-        if marker is not None:
-            context_types[marker.marks(q, ids)] = QUESTION_WORD_TYPE
-        begin = 0
-        while True:
-            piece = slice(begin, begin + room)
-            n_ctx = len(ids[piece])
-            input_ids.append(np.concatenate([head, ids[piece], [sep_id]]).astype(np.int64))
-            token_types.append(np.concatenate([np.zeros(len(head), np.int64), context_types[piece], [1]]))
-            window_off = np.full((len(head) + n_ctx + 1, 2), -1, dtype=np.int64)
-            window_off[len(head) : len(head) + n_ctx] = off[piece]
-            mask = np.zeros(len(head) + n_ctx + 1, dtype=bool)
-            mask[len(head) : len(head) + n_ctx] = True
-            offsets.append(window_off)
-            masks.append(mask)
-            pairs.append(pair)
-            if begin + room >= len(ids):
-                break
-            begin += step
-    return QAWindows(input_ids, token_types, offsets, masks, np.asarray(pairs, dtype=np.int64))
-
-
-def label_windows(windows: QAWindows, char_spans: Sequence[Optional[Tuple[int, int]]]) -> Tuple[np.ndarray, np.ndarray]:
-    """Token start/end labels per window for the answer ``char_spans[pair] = (start, end)`` (end exclusive).
-
-    A window that does not hold the whole answer (or a pair whose span is ``None``/``(-1, -1)``: no answer) is
-    labelled ``(0, 0)``, the ``[CLS]`` position. Returns two int64 arrays of length ``len(windows)``.
-    """
-    starts = np.zeros(len(windows), dtype=np.int64)
-    ends = np.zeros(len(windows), dtype=np.int64)
-    for w in range(len(windows)):
-        span = char_spans[int(windows.pair[w])]
-        if span is None or span[0] < 0:
-            continue
-        a_start, a_end = span
-        off, mask = windows.offsets[w], windows.context_mask[w]
-        idx = np.nonzero(mask)[0]
-        if len(idx) == 0 or off[idx[0], 0] > a_start or off[idx[-1], 1] < a_end:
-            continue
-        token_start = idx[np.nonzero(off[idx, 1] > a_start)[0][0]]
-        token_end = idx[np.nonzero(off[idx, 0] < a_end)[0][-1]]
-        if token_end < token_start:
-            continue
-        starts[w], ends[w] = token_start, token_end
-    return starts, ends
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max()
-    e = np.exp(x)
-    return e / e.sum()
-
-
-def window_probabilities(start_logits: np.ndarray, end_logits: np.ndarray, context_mask: np.ndarray):
-    """Start/end probabilities over ``[CLS]`` + the context tokens of one window (0 elsewhere)."""
-    allowed = context_mask.copy()
-    allowed[0] = True
-    neg = np.float64(-1e9)
-    s = np.where(allowed, start_logits.astype(np.float64), neg)
-    e = np.where(allowed, end_logits.astype(np.float64), neg)
-    return _softmax(s), _softmax(e)
-
-
-def question_normalisers(logits: Sequence[Tuple[np.ndarray, np.ndarray]], context_masks: Sequence[np.ndarray],
-                         owners: Sequence[int], n_questions: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Per question, the log-sum-exp of the start (and end) logits over ``[CLS]`` + the context tokens of all its
-    windows (``owners[w]`` = the question of window ``w``): ``exp(logit - normaliser)`` is then one softmax over
-    every window and context of the question, as the reader is trained with shared normalisation
-    (:mod:`covidqa.losses.shared_norm`). With one window it equals :func:`window_probabilities`."""
-    norm_start = np.full(n_questions, -np.inf)
-    norm_end = np.full(n_questions, -np.inf)
-    for (start_logits, end_logits), mask, q in zip(logits, context_masks, owners):
-        allowed = mask.copy()
-        allowed[0] = True
-        norm_start[q] = np.logaddexp(norm_start[q], np.logaddexp.reduce(start_logits[allowed].astype(np.float64)))
-        norm_end[q] = np.logaddexp(norm_end[q], np.logaddexp.reduce(end_logits[allowed].astype(np.float64)))
-    return norm_start, norm_end
 
 
 def _check_positive_int(name: str, value, minimum: int = 1) -> int:
@@ -401,8 +273,8 @@ class ExtractiveReader:
                 if self.backend.startswith('onnx'):
                     from covidqa.onnx_backend import OnnxQARunner
 
-                    quantize = True if self.backend == 'onnx-int8' else None  # None: $COVIDQA_ONNX_INT8 decides
-                    self._runner = OnnxQARunner(self.model_path, num_threads=self.num_threads, quantize=quantize)
+                    self._runner = OnnxQARunner(self.model_path, num_threads=self.num_threads,
+                                                quantize=self.backend == 'onnx-int8')
                 else:
                     self._runner = TorchQARunner(self.model_path, num_threads=self.num_threads)
         return self
@@ -505,7 +377,11 @@ class ExtractiveReader:
         batch_size: Optional[int] = None,
         lexical_weight: Optional[float] = None,
     ) -> 'ReadDetails':
-        """:meth:`read_many` that also returns the windows and their logits (used for evaluation losses)."""
+        """:meth:`read_many` that also returns the windows and their logits (used for evaluation losses).
+
+        The steps: :meth:`_pairs` (check the inputs, one pair per non-empty context) -> :func:`encode_pairs`
+        (windows) -> :meth:`window_logits` (model calls) -> :func:`covidqa.span_decoding.decode_spans` (candidate
+        spans per question) -> :func:`_lexical_priors` -> :func:`_rank` (answers)."""
         top_k = _check_positive_int('top_k', top_k if top_k is not None else self.top_k)
         max_answer_length = _check_positive_int(
             'max_answer_length', max_answer_length if max_answer_length is not None else self.max_answer_length)
@@ -516,13 +392,44 @@ class ExtractiveReader:
         doc_stride = _check_positive_int('doc_stride', doc_stride if doc_stride is not None else self.doc_stride, 0)
         lexical_weight = _check_number(
             'lexical_weight', lexical_weight if lexical_weight is not None else self.lexical_weight, 100.0)
+        pair_q, pair_c, pair_owner = self._pairs(questions, contexts, context_ids)
+        if not pair_q:
+            return ReadDetails([[Answer('', 1.0, -1, -1)] for _ in questions],
+                               QAWindows([], [], [], [], np.zeros(0, np.int64)), [], [])
+        self.load()
+        windows = encode_pairs(self._tokenizer, pair_q, pair_c, max_seq_length, doc_stride, self.max_query_length,
+                               mark_question_words=self.marks_question_words)
+        logits = self.window_logits(windows, batch_size)
+
+        owners = [pair_owner[int(p)][0] for p in windows.pair]
+        norm_start, norm_end = question_normalisers(logits, windows.context_mask, owners, len(questions))
+        per_question: List[List[int]] = [[] for _ in questions]
+        for w, qi in enumerate(owners):
+            per_question[qi].append(w)
+        keep = max(top_k * 4, 20)  # candidates per window: the lexical prior may re-rank them
+        results = []
+        for qi, ws in enumerate(per_question):
+            decoded = decode_spans(
+                [logits[w] for w in ws], [windows.offsets[w] for w in ws], [windows.context_mask[w] for w in ws],
+                (norm_start[qi], norm_end[qi]), top_k=keep, max_answer_length=max_answer_length,
+                no_answer_threshold=threshold, windows=ws, contexts=[pair_owner[int(windows.pair[w])][1] for w in ws])
+            scores = [c.score for c in decoded.candidates]
+            if lexical_weight > 0 and decoded.candidates:
+                scores = _lexical_priors(questions[qi], contexts[qi], decoded.candidates, scores, lexical_weight)
+            ids = context_ids[qi] if context_ids is not None else None
+            results.append(_rank(decoded, scores, contexts[qi], ids, top_k))
+        return ReadDetails(results, windows, logits, pair_owner)
+
+    @staticmethod
+    def _pairs(questions, contexts, context_ids) -> Tuple[List[str], List[str], List[Tuple[int, int]]]:
+        """Checks the inputs of :meth:`read_many_detailed`; returns the (question, context) pairs to read, one per
+        non-empty context, and each pair's ``(question index, context index)``."""
         if isinstance(questions, str):
             raise ValueError('questions must be a list of strings (use read() for one question)')
         if len(contexts) != len(questions):
             raise ValueError(f'{len(questions)} questions but {len(contexts)} context lists')
         if context_ids is not None and len(context_ids) != len(questions):
             raise ValueError(f'{len(questions)} questions but {len(context_ids)} context id lists')
-
         pair_q: List[str] = []
         pair_c: List[str] = []
         pair_owner: List[Tuple[int, int]] = []  # (question index, context index)
@@ -541,78 +448,33 @@ class ExtractiveReader:
                     pair_q.append(question.strip())
                     pair_c.append(ctx)
                     pair_owner.append((qi, ci))
+        return pair_q, pair_c, pair_owner
 
-        results: List[List[Answer]] = [[] for _ in questions]
-        if not pair_q:
-            return ReadDetails([[Answer('', 1.0, -1, -1)] for _ in questions], QAWindows([], [], [], [], np.zeros(0, np.int64)), [], [])
-        self.load()
-        windows = encode_pairs(self._tokenizer, pair_q, pair_c, max_seq_length, doc_stride, self.max_query_length,
-                               mark_question_words=self.marks_question_words)
-        logits = self.window_logits(windows, batch_size)
 
-        best: List[Dict[Tuple[int, int, int], float]] = [{} for _ in questions]
-        no_answer = [1.0] * len(questions)
-        keep = max(top_k * 4, 20)
-        owners = [pair_owner[int(p)][0] for p in windows.pair]
-        norm_start, norm_end = question_normalisers(logits, windows.context_mask, owners, len(questions))
-        # per question and context: its sentences and how well each matches the question's words
-        sentences: List[Optional[List[Tuple[List[Sentence], List[int]]]]] = [None] * len(questions)
-        if lexical_weight > 0:
-            for qi, (question, ctxs) in enumerate(zip(questions, contexts)):
-                per_context = sentence_matches(question, ctxs)  # every context was checked to be a string
-                sentences[qi] = [(sents, [x.start for x in sents]) for sents in per_context]
-        for w, (start_logits, end_logits) in enumerate(logits):
-            pair = int(windows.pair[w])
-            qi, ci = pair_owner[pair]
-            mask = windows.context_mask[w]
-            w_start, w_end = window_probabilities(start_logits, end_logits, mask)
-            no_answer[qi] = min(no_answer[qi], float(w_start[0] * w_end[0]))
-            # spans compete across all windows and contexts of the question: one softmax over all of them
-            p_start = np.exp(start_logits.astype(np.float64) - norm_start[qi])
-            p_end = np.exp(end_logits.astype(np.float64) - norm_end[qi])
-            idx = np.nonzero(mask)[0]
-            if len(idx) == 0:
-                continue
-            scores = np.outer(p_start[idx], p_end[idx])
-            span_len = idx[None, :] - idx[:, None]
-            scores[(span_len < 0) | (span_len >= max_answer_length)] = 0.0
-            flat = scores.ravel()
-            n = min(keep, flat.size)
-            top = np.argpartition(-flat, n - 1)[:n]
-            off = windows.offsets[w]
-            for t in top:
-                score = float(flat[t])
-                if score <= 0.0:
-                    continue
-                s_tok, e_tok = idx[t // len(idx)], idx[t % len(idx)]
-                c_start, c_end = int(off[s_tok, 0]), int(off[e_tok, 1])
-                if c_end <= c_start:
-                    continue
-                key = (ci, c_start, c_end)
-                # the no-answer threshold applies to the span's probability within its own window
-                in_window = float(w_start[s_tok] * w_end[e_tok])
-                if in_window < threshold:
-                    continue
-                if sentences[qi] is not None:
-                    sents, sent_starts = sentences[qi][ci]
-                    score *= math.exp(-lexical_weight * (1.0 - span_match(sents, c_start, c_end, sent_starts)))
-                if score > best[qi].get(key, -1.0):
-                    best[qi][key] = score
+def _lexical_priors(question: str, contexts: Sequence[str], candidates: Sequence[SpanCandidate],
+                    scores: Sequence[float], lexical_weight: float) -> List[float]:
+    """``scores[i]`` (of ``candidates[i]``) times ``exp(-lexical_weight * (1 - match))``, ``match`` being how well
+    the context sentences the span touches match the question's words (:mod:`covidqa.lexical`)."""
+    per_context = sentence_matches(question, contexts)  # every context was checked to be a string
+    starts = [[x.start for x in sents] for sents in per_context]
+    return [score * math.exp(-lexical_weight * (1.0 - span_match(per_context[c.context], c.start, c.end,
+                                                                 starts[c.context])))
+            for c, score in zip(candidates, scores)]
 
-        for qi in range(len(questions)):
-            ranked = sorted(best[qi].items(), key=lambda kv: (-kv[1], kv[0]))
-            ids = context_ids[qi] if context_ids is not None else None
-            for (ci, c_start, c_end), score in ranked:
-                if len(results[qi]) >= top_k:
-                    break
-                context = contexts[qi][ci]
-                results[qi].append(Answer(
-                    answer=context[c_start:c_end], score=score, start=c_start, end=c_end,
-                    context_id=(ids[ci] if ids is not None else None), context_index=ci,
-                ))
-            if not results[qi]:
-                results[qi].append(Answer('', float(no_answer[qi]) if not math.isnan(no_answer[qi]) else 0.0, -1, -1))
-        return ReadDetails(results, windows, logits, pair_owner)
+
+def _rank(decoded: DecodedSpans, scores: Sequence[float], contexts: Sequence[str],
+          context_ids: Optional[Sequence[Optional[str]]], top_k: int) -> List[Answer]:
+    """The ``top_k`` best candidates (by ``scores``, ties by ``(context, start, end)``) as :class:`Answer`; the
+    no-answer result when there is none."""
+    ranked = sorted(zip(scores, decoded.candidates), key=lambda sc: (-sc[0], sc[1].key))[:top_k]
+    answers = [Answer(answer=contexts[c.context][c.start:c.end], score=score, start=c.start, end=c.end,
+                      context_id=(context_ids[c.context] if context_ids is not None else None),
+                      context_index=c.context)
+               for score, c in ranked]
+    if not answers:
+        no_answer = decoded.no_answer
+        answers.append(Answer('', float(no_answer) if not math.isnan(no_answer) else 0.0, -1, -1))
+    return answers
 
 
 @dataclass

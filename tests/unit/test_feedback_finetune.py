@@ -9,7 +9,8 @@ import pytest
 from covidqa.embedding import Embedder
 from covidqa.feedback import TrainingExample, write_rows
 from covidqa.finetune import load_training_data, train_encoder
-from covidqa.versions import ModelVersions
+from covidqa.models import load_encoder, load_tokenizer
+from covidqa.versions import ModelVersions, saved_pooling
 from tests.conftest import REPO
 
 # Two queries, each with the match a user accepted and the ones they rejected (as the labeler page sends them).
@@ -52,6 +53,7 @@ def test_cli_fit_saves_a_version_moves_target_and_learns(tmp_path):
     assert versions.active() == 0  # only the indexer moves ACTIVE
     meta = versions.meta(1)
     assert meta['config']['loss'] == 'mnr' and meta['examples'] == 2 and meta['source'] == str(train)
+    assert meta['pooling'] == 'cls' and versions.pooling(1) == 'cls'  # saved with the version it trained
     assert out['final_loss'] < out['epoch_losses'][0]
     before, after = _margins('base'), _margins(versions.model_path(1))
     assert (after > before).all(), (before, after)
@@ -69,3 +71,50 @@ def test_training_data_problems_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match='no training data'):
         load_training_data(tmp_path / 'missing.csv')
     assert load_training_data(_rows(EXAMPLES)) == EXAMPLES
+
+
+# ---- the pooling saved with each version ---------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def mean_versions(tmp_path_factory):
+    """Version 1 = the base encoder's weights, saved as trained with mean pooling."""
+    versions = ModelVersions(tmp_path_factory.mktemp('embedder'))
+    assert versions.save_new(load_encoder('base'), load_tokenizer('base'), {'note': 'test'}, pooling='mean') == 1
+    return versions
+
+
+def test_a_version_embeds_with_its_saved_pooling_and_refuses_another(mean_versions):
+    path = mean_versions.model_path(1)
+    assert json.loads((path / 'version.json').read_text())['pooling'] == 'mean'
+    assert mean_versions.pooling(1) == saved_pooling(path) == 'mean' and mean_versions.pooling(0) is None
+    texts = [e.query for e in EXAMPLES]
+    by_version = Embedder(path)  # pooling not given: the version's own
+    assert by_version.pooling == 'mean'
+    np.testing.assert_allclose(by_version.embed_texts(texts), Embedder('base', pooling='mean').embed_texts(texts),
+                               atol=1e-6)
+    assert Embedder(path, pooling='mean').pooling == 'mean'
+    with pytest.raises(ValueError, match=r"trained with pooling='mean' .* cannot embed with pooling='cls'"):
+        Embedder(path, pooling='cls')  # what the Embedder/Indexer Executors do when configured otherwise
+    # the base model (version 0) has no saved pooling: the configured one, 'cls' by default
+    assert Embedder(mean_versions.model_path(0)).pooling == 'cls'
+    assert Embedder(mean_versions.model_path(0), pooling='mean').pooling == 'mean'
+
+
+def test_finetuning_from_a_version_refuses_another_pooling(mean_versions):
+    with pytest.raises(ValueError, match="trained with pooling='mean'"):
+        train_encoder(EXAMPLES, model=mean_versions.model_path(1), pooling='cls', epochs=1)
+    with pytest.raises(ValueError, match="meta says pooling='cls' but pooling='mean'"):
+        mean_versions.save_new(None, None, {'pooling': 'cls'}, pooling='mean')
+    with pytest.raises(ValueError, match='pooling must be one of'):
+        mean_versions.save_new(None, None, pooling='max')
+    assert mean_versions.versions() == [0, 1]  # nothing was written by the refused saves
+
+
+def test_saved_pooling_of_older_and_damaged_version_files(tmp_path):
+    old = tmp_path / 'v0001'
+    old.mkdir()
+    assert saved_pooling(old) is None and saved_pooling('base') is None  # no version.json / the base model
+    (old / 'version.json').write_text(json.dumps({'version': 1, 'config': {'pooling': 'mean'}}))
+    assert saved_pooling(old) == 'mean'  # written by the finetuner before the pooling was saved on its own
+    (old / 'version.json').write_text('{not json')
+    with pytest.raises(ValueError, match='cannot read the embedder version file .*version.json'):
+        saved_pooling(old)

@@ -45,7 +45,6 @@ def onnx_home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv('COVIDQA_HOME', str(home))
         mp.delenv('COVIDQA_ONNX_CACHE', raising=False)
-        mp.delenv('COVIDQA_ONNX_INT8', raising=False)
         yield home
 
 
@@ -279,6 +278,17 @@ def test_int8_export_is_smaller_and_close(faq_questions, onnx_embedder):
     # int8 search still finds each FAQ question itself first
     top, _ = _cosine_top10(small, full)
     assert (top[:, 0] == np.arange(len(texts))).mean() >= 0.95
+
+
+def test_onnx_backend_is_fp32_unless_int8_is_asked_for(monkeypatch, onnx_embedder):
+    """``backend='onnx'`` never becomes int8 behind the user's back (the old ``$COVIDQA_ONNX_INT8`` switch is gone),
+    and ``quantize`` is a plain yes/no: ``None`` ("let something else decide") is refused."""
+    monkeypatch.setenv('COVIDQA_ONNX_INT8', '1')
+    fp32 = Embedder('base', backend='onnx', num_threads=1).load()
+    assert not fp32._runner.info.quantized and fp32._runner.info.path == onnx_embedder._runner.info.path
+    assert not OnnxEncoderRunner('base', num_threads=1).info.quantized
+    with pytest.raises(ValueError, match='quantize and optimize must be True or False'):
+        OnnxEncoderRunner('base', num_threads=1, quantize=None)
 
 
 def test_int8_reader_backend_keeps_answer_spans_valid(qa_checkpoint, paragraphs_train):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from covidqa.embedding import Embedder
+from covidqa.embedding import Embedder, pool
 from covidqa.tokenization import TextTokenizer, length_sorted_batches, pad_batch
 
 TEXTS = ['How does the virus spread?', 'What is COVID-19?',
@@ -60,6 +60,26 @@ def test_mean_pooling_differs_from_cls_and_ranks_paraphrases(embedder):
                                                     'How does the virus spread?', 'Can I cook pasta in a kettle?'])
     cos = lambda x, y: float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))  # noqa: E731
     assert cos(a, b) > cos(a, c)
+
+
+def test_one_pooling_for_numpy_and_torch():
+    """The finetuner pools torch tensors (with gradients) with the same function the embedder uses on numpy."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    hidden = rng.normal(size=(3, 5, 4)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=np.int64)
+    np.testing.assert_allclose(pool(hidden, mask, 'mean')[1], hidden[1, :2].mean(0), rtol=1e-6)
+    np.testing.assert_array_equal(pool(hidden, mask, 'cls'), hidden[:, 0])
+    t_hidden = torch.tensor(hidden, requires_grad=True)
+    for pooling in ('cls', 'mean'):
+        pooled = pool(t_hidden, torch.tensor(mask), pooling)
+        assert isinstance(pooled, torch.Tensor) and pooled.requires_grad
+        np.testing.assert_allclose(pooled.detach().numpy(), pool(hidden, mask, pooling), rtol=1e-6)
+    pool(t_hidden, torch.tensor(mask), 'mean').sum().backward()
+    assert (t_hidden.grad[1, 2:] == 0).all() and (t_hidden.grad[1, :2] != 0).all()  # padding gets no gradient
+    with pytest.raises(ValueError, match='pooling must be one of'):
+        pool(hidden, mask, 'max')
 
 
 @pytest.mark.parametrize('kwargs, message', [
