@@ -31,15 +31,10 @@ from pathlib import Path
 
 from covidqa.paths import data_dir
 from covidqa.pretrain import SQUAD_DEV
-from covidqa.qa import (
-    ARTICLE_DEV,
-    PARAGRAPH_DEV,
-    TRAINING_META_FILE,
-    QuestionAnswering,
-    train_default_reader,
-)
+from covidqa.qa import TRAINING_META_FILE, QuestionAnswering
 from covidqa.qa_files import read_qa_file
 from covidqa.reader import DEFAULT_LEXICAL_WEIGHT, resolve_reader_model
+from covidqa.reader_recipe import ARTICLE_DEV, PARAGRAPH_DEV, train_default_reader
 
 REPO = Path(__file__).resolve().parents[1]
 

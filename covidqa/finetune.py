@@ -39,6 +39,7 @@ import covidqa  # noqa: F401  (offline environment)
 from covidqa.embedding import pool, resolve_pooling
 from covidqa.feedback import FeedbackStore, TrainingExample, examples_from_rows, read_rows
 from covidqa.models import load_encoder, load_tokenizer
+from covidqa.optim import adamw, set_lr, warmup_decay
 from covidqa.paths import PathLike
 from covidqa.tokenization import DEFAULT_MAX_LENGTH
 from covidqa.versions import ModelVersions
@@ -211,21 +212,7 @@ def train_encoder(train_data: TrainData, model: PathLike = 'base', *, loss: str 
     steps_per_epoch = len(make_batches())
     rng = random.Random(seed)  # the probe above must not change the epochs' shuffles
     total_steps = max(1, steps_per_epoch * epochs)
-    warmup = int(total_steps * warmup_ratio)
-    no_decay = ('bias', 'LayerNorm.weight', 'LayerNorm.bias')
-    groups = [
-        {'params': [p for n, p in encoder.model.named_parameters() if not any(k in n for k in no_decay)],
-         'weight_decay': weight_decay},
-        {'params': [p for n, p in encoder.model.named_parameters() if any(k in n for k in no_decay)],
-         'weight_decay': 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=lr)
-    def schedule(s: int) -> float:  # linear warmup, then linear decay to 0
-        if s < warmup:
-            return (s + 1) / (warmup + 1)
-        return max(0.0, (total_steps - s) / max(1, total_steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    optimizer = adamw(encoder.model.named_parameters(), lr=lr, weight_decay=weight_decay)
 
     started = time.time()
     epoch_losses: List[float] = []
@@ -259,8 +246,8 @@ def train_encoder(train_data: TrainData, model: PathLike = 'base', *, loss: str 
             optimizer.zero_grad()
             value.backward()
             torch.nn.utils.clip_grad_norm_(encoder.model.parameters(), 1.0)
+            set_lr(optimizer, lr * warmup_decay((step + 0.5) / total_steps, warmup_ratio))  # linear warmup, decay
             optimizer.step()
-            scheduler.step()
             step += 1
             running.append(float(value.detach()))
             if callback is not None:

@@ -14,7 +14,7 @@ then adapt to the domain. This module is that first stage:
   command again continues where it stopped (same batches, the time already spent counted), so a long run can be done
   in pieces. ``--force --epochs/--max-minutes`` extends a finished run (the shipped reader's second piece).
 
-Stage 2 (:func:`covidqa.qa.train_default_reader` with ``start_from``) fine-tunes the result on COVID-QA.
+Stage 2 (:func:`covidqa.reader_recipe.train_default_reader` with ``start_from``) fine-tunes the result on COVID-QA.
 
 CLI (``make reader-pretrain``)::
 
@@ -33,15 +33,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from covidqa.models import BASE_MODEL_NAME
 from covidqa.paths import PathLike, checkpoint_dir, pretrained_reader_dir
 from covidqa.paths import data_dir as default_data_dir
-from covidqa.qa import (
-    QATrainArgs,
-    QATrainArgsError,
-    QuestionAnswering,
-    TrainResult,
-    cpu_has_native_bf16,
-    stop_on_signals,
-)
+from covidqa.qa import QuestionAnswering, TrainResult
+from covidqa.qa_args import QATrainArgs, QATrainArgsError
+from covidqa.qa_cli import stop_on_signals
 from covidqa.qa_files import QADataError, QARecord, read_qa_file
+from covidqa.reader_recipe import cpu_has_native_bf16
 from covidqa.shipped import ShippedReaderError
 
 SQUAD_TRAIN = 'squad_v1.1/derived/train-v1.1.from_explorer.json'
@@ -121,7 +117,7 @@ def pretrain_reader(output: Optional[PathLike] = None, data_dir: Optional[PathLi
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    if 'torch' not in sys.modules:  # sleeping OpenMP waits: see covidqa.qa.main
+    if 'torch' not in sys.modules:  # sleeping OpenMP waits: see covidqa.qa_cli.main
         os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     parser = argparse.ArgumentParser(prog='python -m covidqa.pretrain', description=__doc__.split('\n')[0])
     parser.add_argument('--data-dir', help='data root (default: $COVIDQA_DATA or ../shared/data)')

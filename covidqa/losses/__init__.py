@@ -7,10 +7,9 @@
 
 ``get_loss(name, **kwargs)`` builds one by name.
 
-The reader's training has its own auxiliary loss here too: :class:`covidqa.losses.span_inside.SpanInsideLoss`
-(per-token "inside the answer", ``QATrainArgs.inside_loss_weight``) and
-:class:`covidqa.losses.shared_norm.SharedNormLoss` (one softmax over all windows of a question,
-``QATrainArgs.shared_norm_weight``); they are not embedder losses, so not in ``LOSSES``.
+The reader's training has its own auxiliary loss here too: :class:`covidqa.losses.shared_norm.SharedNormLoss`
+(one softmax over all windows of a question, ``QATrainArgs.shared_norm_weight``); it is not an embedder loss, so
+not in ``LOSSES``.
 """
 from covidqa.losses.cosine_siamese import CosineSiameseLoss
 from covidqa.losses.multiple_negatives_ranking import MultipleNegativesRankingLoss

@@ -4,14 +4,14 @@ import re
 
 import pytest
 
-from covidqa.qa import (
+from covidqa.qa_files import read_qa_file
+from covidqa.reader_recipe import (
     ARTICLE_DEV,
     ARTICLE_TRAIN,
     PARAGRAPH_DEV,
     PARAGRAPH_TRAIN,
     build_default_training_data,
 )
-from covidqa.qa_files import read_qa_file
 from tests.conftest import data_dir, data_file
 
 

@@ -14,10 +14,10 @@ from covidqa.qa import (
     QuestionAnswering,
     QuestionAnsweringResult,
     TrainResult,
-    build_training_windows,
-    main,
 )
+from covidqa.qa_cli import main
 from covidqa.qa_files import QADataError, QARecord
+from covidqa.qa_training import bucketed_batches, build_training_windows
 
 VIRUSES = ['SARS-CoV-2', 'MERS-CoV', 'influenza A', 'Ebola virus', 'Zika virus', 'dengue virus', 'HIV-1',
            'rotavirus', 'norovirus', 'measles virus', 'hantavirus', 'chikungunya virus']
@@ -109,9 +109,11 @@ def test_answer_question_top_k(trained):
     ({'budget_clock': 'gpu'}, r"'budget_clock' must be 'wall' or 'cpu'"),
     ({'max_positives_per_question': -1}, r"'max_positives_per_question' must be >= 0"),
     ({'freeze_layers': -1}, r"'freeze_layers' must be >= 0"),
-    ({'freeze_word_embeddings': 1}, r"'freeze_word_embeddings' must be true or false"),
     ({'head_learning_rate_scale': 0}, r"'head_learning_rate_scale' must be > 0.0"),
-    ({'inside_loss_weight': -0.5}, r"'inside_loss_weight' must be >= 0.0"),
+    # options that lost in benchmarks/READER_RESULTS.md left the code: asking for one is an unknown key
+    ({'inside_loss_weight': 1.0}, r"unknown training argument\(s\) \['inside_loss_weight'\]"),
+    ({'freeze_word_embeddings': True, 'hard_negatives': True},
+     r"unknown training argument\(s\) \['freeze_word_embeddings', 'hard_negatives'\]"),
     ({'shared_norm_weight': 'on'}, r"'shared_norm_weight' must be a number, got 'on'"),
 ])
 def test_bad_training_args_raise_naming_the_key(data_dir, args, message):
@@ -172,7 +174,7 @@ def test_freeze_layers_keeps_the_lower_layers_fixed_and_trains_the_rest(data_dir
         qa.train(data_dir / 'train.csv', {'num_train_epochs': 1, 'max_seq_length': 96, 'freeze_layers': 7})
 
 
-def test_frozen_word_embeddings_and_inside_loss_train_the_rest_and_save_a_plain_reader(data_dir, tmp_path):
+def test_bf16_with_a_faster_head_trains_and_saves_a_reader_that_reloads(data_dir, tmp_path):
     import torch
 
     qa = QuestionAnswering('base')
@@ -180,25 +182,23 @@ def test_frozen_word_embeddings_and_inside_loss_train_the_rest_and_save_a_plain_
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     result = qa.train(data_dir / 'train.csv', {
         'num_train_epochs': 3, 'learning_rate': 3e-4, 'batch_size': 4, 'max_seq_length': 96, 'bf16': True,
-        'freeze_word_embeddings': True, 'inside_loss_weight': 1.0, 'head_learning_rate_scale': 2.0,
-        'output_dir': str(tmp_path / 'reader')})
+        'head_learning_rate_scale': 2.0, 'output_dir': str(tmp_path / 'reader')})
     changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
-    assert not any('word_embeddings' in n for n in changed)
+    assert any('word_embeddings' in n for n in changed)  # nothing frozen
     assert any('position_embeddings' in n for n in changed) and any('qa_outputs' in n for n in changed)
     assert result.final_loss < result.first_loss
-    # the auxiliary classifier is training-only: the saved checkpoint is a plain span model that loads and answers
+    # the saved reader is a plain span model with the trained weights: it loads and answers
     saved = QuestionAnswering(tmp_path / 'reader')
     assert set(saved.model.state_dict()) == set(model.state_dict())
+    assert torch.equal(saved.model.state_dict()['qa_outputs.weight'], model.state_dict()['qa_outputs.weight'])
     assert saved.answer_question(make_rows()[0][0], make_rows()[0][1])[0].answer
 
 
 def test_grouped_batches_keep_each_questions_windows_together():
-    from covidqa.qa import _bucketed_batches
-
     rng = np.random.default_rng(0)
     groups = [0, 0, 1, 2, 2, 2, 3, 4, 4, 5, 6, 6, 6, 6, 6]  # group 6 is larger than a batch
     lengths = [10 * (i + 1) for i in range(len(groups))]
-    batches = _bucketed_batches(lengths, 4, rng, groups)
+    batches = bucketed_batches(lengths, 4, rng, groups)
     assert sorted(i for b in batches for i in b) == list(range(len(groups)))
     for batch in batches:
         for g in {groups[i] for i in batch}:

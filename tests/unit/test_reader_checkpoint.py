@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from covidqa.checkpoint import CheckpointMismatch, TrainingCheckpoint
+from covidqa.checkpoint import CheckpointMismatch, TrainingCheckpoint, TrainingState
 from covidqa.qa import QuestionAnswering
 from covidqa.qa_files import QARecord
 
@@ -112,3 +112,17 @@ def test_losses_are_finite_and_fall(tmp_path):
     _, result = train(tmp_path / 'ckpt', num_train_epochs=4.0)
     assert np.isfinite(result.loss_history).all()
     assert result.final_loss < result.first_loss
+
+
+def test_a_checkpoint_from_before_options_left_the_code_resumes_when_they_were_off(tmp_path):
+    # what the training loop saved before inside_loss_weight, hard_negatives and freeze_word_embeddings left it
+    state = TrainingState(step=3, elapsed=1.0, model={}, optimizer={}, torch_rng=torch.get_rng_state())
+    fingerprint = {'learning_rate': 1e-4, 'windows': 20}
+    off = TrainingCheckpoint(tmp_path / 'off')
+    off.save(state, {**fingerprint, 'inside_loss_weight': 0.0, 'hard_negatives': False,
+                     'freeze_word_embeddings': False})
+    assert off.load(fingerprint).step == 3
+    on = TrainingCheckpoint(tmp_path / 'on')
+    on.save(state, {**fingerprint, 'inside_loss_weight': 0.5, 'hard_negatives': False})
+    with pytest.raises(CheckpointMismatch, match='inside_loss_weight: 0.5 -> None'):
+        on.load(fingerprint)

@@ -7,9 +7,10 @@ import torch
 
 from covidqa import shipped
 from covidqa.models import atomic_save_pretrained, load_qa_model, load_tokenizer
-from covidqa.qa import PARAGRAPH_DEV, QuestionAnswering
+from covidqa.qa import QuestionAnswering
 from covidqa.qa_files import read_qa_file
 from covidqa.reader import resolve_reader_model
+from covidqa.reader_recipe import PARAGRAPH_DEV
 from covidqa.shipped import (
     SHIPPED_READER_FILE,
     ShippedReaderError,
