@@ -12,7 +12,7 @@ from covidqa.reader_recipe import (
     PARAGRAPH_TRAIN,
     build_default_training_data,
 )
-from tests.conftest import data_dir, data_file
+from tests.helpers import data_dir, data_file
 
 
 def norm(text):

@@ -11,7 +11,7 @@ from covidqa.feedback import TrainingExample, write_rows
 from covidqa.finetune import load_training_data, train_encoder
 from covidqa.models import load_encoder, load_tokenizer
 from covidqa.versions import ModelVersions, saved_pooling
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 # Two queries, each with the match a user accepted and the ones they rejected (as the labeler page sends them).
 EXAMPLES = [

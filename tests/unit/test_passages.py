@@ -12,7 +12,7 @@ from covidqa.passages import (
     split_article,
     split_articles,
 )
-from tests.conftest import data_file
+from tests.helpers import data_file
 
 
 @pytest.fixture(scope='module')

@@ -14,7 +14,7 @@ from covidqa.qa_files import (
     read_squad_json,
     write_qa_csv,
 )
-from tests.conftest import data_file
+from tests.helpers import data_file
 
 CTX = 'COVID-19 is caused by SARS-CoV-2. It spreads through respiratory droplets.'
 GOOD = (CTX, 'What causes COVID-19?', 'SARS-CoV-2', CTX.index('SARS-CoV-2'))

@@ -18,23 +18,7 @@ from covidqa.qa import (
 from covidqa.qa_cli import main
 from covidqa.qa_files import QADataError, QARecord
 from covidqa.qa_training import bucketed_batches, build_training_windows
-
-VIRUSES = ['SARS-CoV-2', 'MERS-CoV', 'influenza A', 'Ebola virus', 'Zika virus', 'dengue virus', 'HIV-1',
-           'rotavirus', 'norovirus', 'measles virus', 'hantavirus', 'chikungunya virus']
-HOSTS = ['bats', 'camels', 'wild birds', 'fruit bats', 'mosquitoes', 'monkeys', 'chimpanzees', 'children',
-         'oysters', 'ferrets', 'rodents', 'Aedes mosquitoes']
-DAYS = ['5 days', '2 to 14 days', '1 to 4 days', '8 to 10 days', '3 to 12 days', '4 to 7 days', '2 to 4 weeks',
-        '1 to 3 days', '12 to 48 hours', '10 to 12 days', '1 to 5 weeks', '3 to 7 days']
-
-
-def make_rows():
-    rows = []
-    for i, (virus, host, days) in enumerate(zip(VIRUSES, HOSTS, DAYS)):
-        context = (f'{virus} is a pathogen studied in many laboratories. The natural reservoir of {virus} is {host}. '
-                   f'The incubation period of {virus} is {days}. Vaccines against it are under development.')
-        rows.append((context, f'What is the natural reservoir of {virus}?', host, context.index(f'is {host}') + 3))
-        rows.append((context, f'What is the incubation period of {virus}?', days, context.index(f'is {days}') + 3))
-    return rows  # 24 rows
+from tests.helpers import make_rows
 
 
 @pytest.fixture(scope='module')

@@ -12,7 +12,7 @@ from covidqa.question_match import (
     uses_question_word_type,
 )
 from covidqa.reader import ExtractiveReader, encode_pairs
-from tests.unit.test_qa_training import make_rows
+from tests.helpers import make_rows
 
 QUESTION = 'How is the coronavirus transmitted between humans?'
 CONTEXT = 'SARS-CoV-2 transmission among humans happens by droplets. The coronavirus is transmitted by air.'

@@ -22,7 +22,7 @@ from covidqa.shipped import (
     verify,
 )
 from covidqa.squad_metrics import f1_score
-from tests.conftest import data_file
+from tests.helpers import data_file
 
 
 @pytest.fixture(scope='module')
