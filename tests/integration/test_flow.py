@@ -214,12 +214,12 @@ def test_qa_test_and_eval_score_the_reader_that_answer_serves(flow):
                               parameters={'limit': 1, 'no_answer_threshold': 0}, return_type=DocList[QADoc])[0].answers[0]
     assert span.answer and span.context
     asked = DocList[QADoc]([QADoc(text=question, answers=DocList[AnswerSpan]([AnswerSpan(context=span.context)]))])
-    (tested,) = reader_result(flow.client().post('/qa/test', asked, return_responses=True)[0])['results']
+    (tested,) = reader_result(flow.client().post('/qa/test', asked, return_responses=True))['results']
     assert (tested['answer'], tested['start'], tested['end']) == (span.answer, span.start, span.end)
     assert tested['score'] == pytest.approx(span.score, abs=1e-6)
     gold = DocList[QADoc]([QADoc(text=question, answers=DocList[AnswerSpan](
         [AnswerSpan(answer=span.answer, start=span.start, context=span.context)]))])
-    scored = reader_result(flow.client().post('/qa/eval', gold, return_responses=True)[0])
+    scored = reader_result(flow.client().post('/qa/eval', gold, return_responses=True))
     assert (scored['backend'], scored['count'], scored['exact_match'], scored['f1']) == ('onnx-int8', 1, 1.0, 1.0)
 
 
@@ -240,17 +240,17 @@ def test_qa_train_and_eval_read_files_from_the_service_data_dir(flow):
             w.writerow([QA_CONTEXT, question, answer, QA_CONTEXT.index(answer)])
     client = flow.client()
     before = reader_result(client.post('/qa/eval', DocList[QADoc](), parameters={'file': 'small.csv'},
-                                       return_responses=True)[0])
+                                       return_responses=True))
     assert before['count'] == 3 and before['backend'] == 'onnx-int8'
     trained = reader_result(client.post('/qa/train', DocList[QADoc](), parameters={
         'file': 'small.csv', 'eval_file': 'small.csv',
         'args': {'num_train_epochs': 1, 'batch_size': 2, 'max_seq_length': 128, 'learning_rate': 1e-4}},
-        return_responses=True)[0])
+        return_responses=True))
     assert trained['records'] == 3 and trained['steps'] >= 1 and trained['model_dir'] == str(
         (flow.home / 'models' / 'reader').resolve())
     assert trained['eval']['count'] == 3 and trained['backend'] == 'onnx-int8'
     after = reader_result(client.post('/qa/eval', DocList[QADoc](), parameters={'file': 'small.csv'},
-                                      return_responses=True)[0])
+                                      return_responses=True))
     assert after['loss'] == pytest.approx(trained['eval']['loss'], rel=1e-6)  # the trained reader is served now
     assert after['loss'] != pytest.approx(before['loss'], rel=1e-6)
     with pytest.raises(BadServer) as error:
