@@ -12,6 +12,7 @@ Layout of the service home (``$COVIDQA_HOME``, default ``./workspace``)::
       checkpoints/<run>/         resumable training checkpoints (covidqa.checkpoint)
       index/                     the indexer's persisted document index
       feedback/                  the append-only label store
+      data/                      files the Flow's /qa/train, /qa/eval, /qa/test read (parameters {'file': ...})
 
 The data root (``$COVIDQA_DATA``, default ``../shared/data`` beside the repository) holds COVID-QA, SQuAD and the
 FAQ files, one folder each, as in this environment's ``shared/data``.
@@ -68,6 +69,11 @@ def feedback_dir(home: Optional[PathLike] = None) -> Path:
     return service_home(home) / 'feedback'
 
 
+def qa_files_dir(home: Optional[PathLike] = None) -> Path:
+    """Where the Flow's reader looks for the files named in ``/qa/train``, ``/qa/eval``, ``/qa/test`` requests."""
+    return service_home(home) / 'data'
+
+
 def onnx_cache_root(home: Optional[PathLike] = None) -> Path:
     """Where ONNX exports of read-only checkpoints go: ``$COVIDQA_ONNX_CACHE``, else ``<home>/onnx-cache``."""
     env = os.environ.get('COVIDQA_ONNX_CACHE')
@@ -91,4 +97,4 @@ def data_file(relative: PathLike, root: Optional[PathLike] = None) -> Path:
 
 __all__ = ['PathLike', 'REPO_ROOT', 'SHIPPED_READER_FILE', 'service_home', 'default_reader_dir',
            'pretrained_reader_dir', 'shipped_reader_home', 'embedder_versions_dir', 'checkpoint_dir', 'index_dir',
-           'feedback_dir', 'onnx_cache_root', 'data_dir', 'data_file']
+           'feedback_dir', 'qa_files_dir', 'onnx_cache_root', 'data_dir', 'data_file']

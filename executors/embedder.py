@@ -10,7 +10,8 @@ from jina import Executor, requests
 from covidqa.docs import DocList, QADoc
 from covidqa.embedding import Embedder as EmbeddingModel
 from covidqa.versions import ModelVersions
-from executors._common import BadRequest, check_parameters, positive_int
+from executors._common import BadRequest
+from executors.parameters import AnswerParameters, IndexParameters, SearchParameters, or_default
 
 
 class Embedder(Executor):
@@ -36,32 +37,27 @@ class Embedder(Executor):
                 self._version = version
             return self._version, self._model
 
-    def _embed(self, endpoint: str, docs: DocList[QADoc], parameters: dict) -> DocList[QADoc]:
-        params = check_parameters(endpoint, parameters)
-        batch_size = positive_int(params, 'batch_size', self.config['batch_size'], maximum=1024)
+    def _embed(self, endpoint: str, docs: DocList[QADoc], batch_size) -> DocList[QADoc]:
         missing = [d.id for d in docs if d.input_ids is None]
         if missing:
             raise BadRequest(f'{endpoint}: documents {missing[:5]} have no input_ids; the tokenizer must run first')
         version, model = self._current()
-        vectors = model.embed_ids(list(docs.input_ids), batch_size=batch_size)
+        vectors = model.embed_ids(list(docs.input_ids), batch_size=or_default(batch_size, self.config['batch_size']))
         for doc, vector in zip(docs, vectors):
             doc.embedding = vector
             doc.model_version = version
             doc.input_ids = None  # tokenized once, used once: keep messages small
         return docs
 
-    @requests(on='/index')
+    @requests(on=['/index', '/update'])
     def index(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        return self._embed('/index', docs, parameters)
-
-    @requests(on='/update')
-    def update(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        return self._embed('/update', docs, parameters)
+        endpoint = '/index or /update'
+        return self._embed(endpoint, docs, IndexParameters.parse(parameters, endpoint).batch_size)
 
     @requests(on='/search')
     def search(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        return self._embed('/search', docs, parameters)
+        return self._embed('/search', docs, SearchParameters.parse(parameters, '/search').batch_size)
 
     @requests(on='/answer')
     def answer(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        return self._embed('/answer', docs, parameters)
+        return self._embed('/answer', docs, AnswerParameters.parse(parameters, '/answer').batch_size)

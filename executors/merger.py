@@ -8,7 +8,7 @@ With ``shards: N`` every shard returns its own top-``limit``; the Flow concatena
 from jina import Executor, requests
 
 from covidqa.docs import DocList, MatchDoc, QADoc
-from executors._common import positive_int
+from executors.parameters import AnswerParameters, SearchParameters, or_default
 
 
 def merge_matches(docs: DocList[QADoc], limit: int) -> DocList[QADoc]:
@@ -27,15 +27,21 @@ class MatchMerger(Executor):
         super().__init__(**kwargs)
         self.default_limit = limit
 
-    @requests(on=['/search', '/answer'])
-    def merge(self, docs: DocList[QADoc], parameters: dict, docs_matrix=None, **kwargs) -> DocList[QADoc]:
-        limit = positive_int(parameters or {}, 'limit', self.default_limit, maximum=1000)
+    def _merge(self, docs: DocList[QADoc], docs_matrix, limit) -> DocList[QADoc]:
         if docs_matrix and len(docs_matrix) > 1:  # one DocList per shard, same queries in the same order
             docs = docs_matrix[0]
             for other in docs_matrix[1:]:
                 for doc, twin in zip(docs, other):
                     doc.matches = DocList[MatchDoc](list(doc.matches) + list(twin.matches))
-        return merge_matches(docs, limit)
+        return merge_matches(docs, or_default(limit, self.default_limit))
+
+    @requests(on='/search')
+    def search(self, docs: DocList[QADoc], parameters: dict, docs_matrix=None, **kwargs) -> DocList[QADoc]:
+        return self._merge(docs, docs_matrix, SearchParameters.parse(parameters, '/search').limit)
+
+    @requests(on='/answer')
+    def answer(self, docs: DocList[QADoc], parameters: dict, docs_matrix=None, **kwargs) -> DocList[QADoc]:
+        return self._merge(docs, docs_matrix, AnswerParameters.parse(parameters, '/answer').limit)
 
     @requests(on=['/index', '/update'])  # the indexer's other endpoints, exactly: the Flow checks the chain
     def pass_through(self, docs: DocList[QADoc], **kwargs) -> DocList[QADoc]:

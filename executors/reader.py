@@ -16,21 +16,24 @@ Endpoints:
   (``'current'`` | ``'base'``). The model is saved atomically to ``model_dir`` and served from then on. Returns
   (in ``response.parameters['__results__'][<executor name>]``) the training summary and the optional evaluation.
 - ``/qa/eval``: ``{'loss', 'exact_match', 'f1', 'count', 'windows', 'seconds'}`` for ``parameters['file']`` or the
-  labelled documents.
+  labelled documents, scored with the reader ``/answer`` serves (same backend, e.g. ONNX int8;
+  :mod:`covidqa.reader_scoring`); ``/qa/train``'s ``eval_file`` too, with the newly trained reader.
 - ``/qa/test``: ``{'results': [{'answer', 'score', 'start', 'end'}, ...]}`` in file/document order for
-  ``parameters['file']`` (answers not needed) or the documents (which also get ``answers``).
+  ``parameters['file']`` (answers not needed) or the documents (which also get ``answers``), from the served
+  reader.
 
 Documents for ``/qa/*``: ``text`` = question; the context is ``answers[0].context`` when given, else the first
 match's ``answer``/``text``; a labelled document carries its gold answer in ``answers[0]`` (``answer`` and
 ``start``, character offset into the context).
 
-Files are resolved under ``data_dir``; a path that resolves outside it is refused. Every client error raises
+Files are resolved under ``data_dir`` (default ``$COVIDQA_HOME/data``, created on start); a path that resolves
+outside it is refused. Parameters: :mod:`executors.parameters`. Every client error raises
 :class:`executors._common.BadRequest` with a message naming the problem; the Flow keeps serving.
 
 ``uses_with``: ``model`` ('' = the trained default reader, else the base model with a warning), ``backend``
 ('torch' | 'onnx' | 'onnx-int8'), ``max_seq_length`` (384), ``doc_stride`` (128), ``max_answer_length`` (64), ``top_k`` (1),
 ``no_answer_threshold`` (0.01), ``lexical_weight`` (the reader's default), ``batch_size`` (16), ``num_threads`` (0 = library default), ``data_dir`` ('' =
-file parameters refused), ``model_dir`` (where ``/qa/train`` saves; '' = ``$COVIDQA_HOME/models/reader``).
+``$COVIDQA_HOME/data``), ``model_dir`` (where ``/qa/train`` saves; '' = ``$COVIDQA_HOME/models/reader``).
 """
 import dataclasses
 import threading
@@ -40,25 +43,16 @@ from jina import Executor, requests
 
 from covidqa.docs import AnswerSpan, DocList, QADoc
 from covidqa.models import BASE_MODEL_NAME
-from covidqa.paths import default_reader_dir
+from covidqa.paths import default_reader_dir, qa_files_dir
 from covidqa.qa import QATrainArgsError, QuestionAnswering
 from covidqa.qa_files import QADataError, QARecord
 from covidqa.reader import DEFAULT_LEXICAL_WEIGHT, DEFAULT_NO_ANSWER_THRESHOLD, ExtractiveReader
-from executors._common import BadRequest, check_parameters, check_texts, positive_int
+from covidqa.reader_scoring import evaluate, predict
+from executors._common import BadRequest, check_texts
+from executors.parameters import AnswerParameters, QAFileParameters, QATrainParameters, or_default
 
-CONTEXT_FIELDS = ('auto', 'answer', 'text')
-QA_PARAMETERS = {
-    '/qa/train': {'file', 'eval_file', 'args', 'start_from'},
-    '/qa/eval': {'file'},
-    '/qa/test': {'file'},
-}
-
-
-def _float_param(parameters: dict, key: str, default: float, low: float = 0.0, high: float = 1.0) -> float:
-    value = parameters.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= float(value) <= high:
-        raise BadRequest(f'parameter {key!r} must be a number between {low} and {high}, got {value!r}')
-    return float(value)
+# endpoints that answer a dict (in response.parameters['__results__']): no return annotation, the schemas given
+RESULTS = dict(request_schema=DocList[QADoc], response_schema=DocList[QADoc])
 
 
 class Reader(Executor):
@@ -72,12 +66,16 @@ class Reader(Executor):
         self.config = dict(backend=backend, max_seq_length=max_seq_length, doc_stride=doc_stride,
                            max_answer_length=max_answer_length, top_k=top_k, no_answer_threshold=no_answer_threshold,
                            batch_size=batch_size, num_threads=num_threads or None, lexical_weight=lexical_weight)
-        self.data_dir = Path(data_dir).resolve() if data_dir else None
+        self.data_dir = Path(data_dir).resolve() if data_dir else qa_files_dir()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.model_dir = Path(model_dir).resolve() if model_dir else default_reader_dir()
         self._swap_lock = threading.Lock()  # guards the reader swap
         self._train_lock = threading.Lock()  # one training at a time
-        self._qa = None  # QuestionAnswering over the served checkpoint (eval/test/train), made on first use
         self.reader = ExtractiveReader(model or None, **self.config).load()  # ready means ready
+
+    def _served(self) -> ExtractiveReader:
+        with self._swap_lock:
+            return self.reader
 
     # ------------------------------------------------------------------------------------------------- /answer
     @requests
@@ -87,31 +85,16 @@ class Reader(Executor):
 
     @requests(on='/answer')
     def answer(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        params = check_parameters('/answer', parameters)
+        params = AnswerParameters.parse(parameters, '/answer')
         check_texts(docs, '/answer')
-        top_k = positive_int(params, 'top_k', self.config['top_k'], maximum=100)
-        overrides = dict(
-            top_k=top_k,
-            max_answer_length=positive_int(params, 'max_answer_length', self.config['max_answer_length'], 512),
-            doc_stride=positive_int(params, 'doc_stride', self.config['doc_stride'], 512)
-            if 'doc_stride' in params else None,
-            max_seq_length=positive_int(params, 'max_seq_length', self.config['max_seq_length'], 512),
-            batch_size=positive_int(params, 'batch_size', self.config['batch_size'], 1024),
-            no_answer_threshold=_float_param(params, 'no_answer_threshold', self.config['no_answer_threshold']),
-            lexical_weight=_float_param(params, 'lexical_weight', self.config['lexical_weight'], high=100.0),
-        )
-        field = params.get('context_field', 'auto')
-        if field not in CONTEXT_FIELDS:
-            raise BadRequest(f'parameter context_field must be one of {CONTEXT_FIELDS}, got {field!r}')
-        contexts, ids = [], []
-        for doc in docs:
-            texts = [self._context_of(m, field) for m in doc.matches]
-            contexts.append(texts)
-            ids.append([m.id for m in doc.matches])
-        with self._swap_lock:
-            reader = self.reader
-        try:
-            results = reader.read_many([d.text for d in docs], contexts, ids, **overrides)
+        field = or_default(params.context_field, 'auto')
+        contexts = [[self._context_of(m, field) for m in doc.matches] for doc in docs]
+        ids = [[m.id for m in doc.matches] for doc in docs]
+        try:  # None: the reader's configured default
+            results = self._served().read_many(
+                [d.text for d in docs], contexts, ids, top_k=params.top_k, max_answer_length=params.max_answer_length,
+                doc_stride=params.doc_stride, max_seq_length=params.max_seq_length, batch_size=params.batch_size,
+                no_answer_threshold=params.no_answer_threshold, lexical_weight=params.lexical_weight)
         except ValueError as error:
             raise BadRequest(f'/answer: {error}') from None
         for doc, ctxs, answers in zip(docs, contexts, results):
@@ -131,16 +114,12 @@ class Reader(Executor):
         return match.answer if match.answer else (match.text or '')
 
     # ----------------------------------------------------------------------------------------------- /qa/*
-    def _resolve_file(self, value, key: str) -> Path:
-        if self.data_dir is None:
-            raise BadRequest(f'parameter {key!r}: this Reader has no data_dir configured (uses_with data_dir)')
-        if not isinstance(value, str) or not value.strip():
-            raise BadRequest(f'parameter {key!r} must be a file name under the data directory, got {value!r}')
+    def _resolve_file(self, value: str, key: str) -> Path:
         path = (self.data_dir / value).resolve()
         if not path.is_relative_to(self.data_dir):
             raise BadRequest(f'parameter {key!r}: {value!r} resolves outside the data directory; refused')
         if not path.is_file():
-            raise BadRequest(f'parameter {key!r}: no file {value!r} in the data directory')
+            raise BadRequest(f'parameter {key!r}: no file {value!r} in the data directory {self.data_dir}')
         if path.suffix.lower() not in ('.csv', '.json'):
             raise BadRequest(f'parameter {key!r}: {value!r} must be a .csv or SQuAD .json file')
         return path
@@ -172,68 +151,59 @@ class Reader(Executor):
                 records.append(QARecord(context, doc.text.strip(), id=doc.id, source_row=position + 1))
         return records
 
-    def _inputs(self, docs, params: dict, endpoint: str, labelled: bool, key: str = 'file'):
-        if key in params:
-            return self._resolve_file(params[key], key)
+    def _inputs(self, docs, file, endpoint: str, labelled: bool):
+        if file is not None:
+            return self._resolve_file(file, 'file')
         return self._records_from_docs(docs, endpoint, labelled)
 
-    def _qa_model(self) -> QuestionAnswering:
-        with self._swap_lock:
-            if self._qa is None:
-                self._qa = QuestionAnswering(self.reader.model_path, max_seq_length=self.config['max_seq_length'],
-                                             doc_stride=self.config['doc_stride'],
-                                             max_answer_length=self.config['max_answer_length'])
-            return self._qa
-
-    @requests(on='/qa/train', request_schema=DocList[QADoc], response_schema=DocList[QADoc])
-    def qa_train(self, docs, parameters: dict, **kwargs):
-        params = check_parameters('/qa/train', parameters, QA_PARAMETERS['/qa/train'])
-        data = self._inputs(docs, params, '/qa/train', labelled=True)
-        eval_data = self._resolve_file(params['eval_file'], 'eval_file') if 'eval_file' in params else None
-        args = params.get('args') or {}
-        if not isinstance(args, dict):
-            raise BadRequest(f"parameter 'args' must be an object of training arguments, got {args!r}")
-        start_from = params.get('start_from', 'current')
-        if start_from not in ('current', 'base'):
-            raise BadRequest(f"parameter 'start_from' must be 'current' or 'base', got {start_from!r}")
+    @requests(on='/qa/train', **RESULTS)
+    def qa_train(self, docs: DocList[QADoc], parameters: dict, **kwargs):
+        params = QATrainParameters.parse(parameters, '/qa/train')
+        data = self._inputs(docs, params.file, '/qa/train', labelled=True)
+        eval_data = self._resolve_file(params.eval_file, 'eval_file') if params.eval_file is not None else None
+        args = or_default(params.args, {})
         if not self._train_lock.acquire(blocking=False):
             raise BadRequest('/qa/train: a training run is already in progress')
         try:
-            qa = QuestionAnswering(BASE_MODEL_NAME if start_from == 'base' else self.reader.model_path,
-                                   max_seq_length=self.config['max_seq_length'], doc_stride=self.config['doc_stride'],
+            start = BASE_MODEL_NAME if params.start_from == 'base' else self._served().model_path
+            qa = QuestionAnswering(start, max_seq_length=self.config['max_seq_length'],
+                                   doc_stride=self.config['doc_stride'],
                                    max_answer_length=self.config['max_answer_length'])
-            result = qa.train(data, dict(args, output_dir=None), eval_filepath=eval_data)
+            result = qa.train(data, dict(args, output_dir=None))
             qa.save(self.model_dir)
             new_reader = ExtractiveReader(self.model_dir, **self.config).load()
             with self._swap_lock:
-                self.reader, self._qa = new_reader, qa
+                self.reader = new_reader
+            # the optional evaluation scores what is served from now on (same backend), not the torch copy trained
+            scores = evaluate(new_reader, eval_data) if eval_data is not None else None
         except (QADataError, QATrainArgsError, ValueError) as error:
             raise BadRequest(f'/qa/train: {error}') from None
         finally:
             self._train_lock.release()
         summary = dataclasses.asdict(result)
         summary.pop('loss_history', None)
-        summary['model_dir'] = str(self.model_dir)
+        summary.update(eval=dataclasses.asdict(scores) if scores else None, model_dir=str(self.model_dir),
+                       backend=self.config['backend'])
         return summary
 
-    @requests(on='/qa/eval', request_schema=DocList[QADoc], response_schema=DocList[QADoc])
-    def qa_eval(self, docs, parameters: dict, **kwargs):
-        params = check_parameters('/qa/eval', parameters, QA_PARAMETERS['/qa/eval'])
-        data = self._inputs(docs, params, '/qa/eval', labelled=True)
+    @requests(on='/qa/eval', **RESULTS)
+    def qa_eval(self, docs: DocList[QADoc], parameters: dict, **kwargs):
+        params = QAFileParameters.parse(parameters, '/qa/eval')
+        data = self._inputs(docs, params.file, '/qa/eval', labelled=True)
         try:
-            return dataclasses.asdict(self._qa_model().eval(data))
+            return {**dataclasses.asdict(evaluate(self._served(), data)), 'backend': self.config['backend']}
         except (QADataError, ValueError) as error:
             raise BadRequest(f'/qa/eval: {error}') from None
 
-    @requests(on='/qa/test', request_schema=DocList[QADoc], response_schema=DocList[QADoc])
-    def qa_test(self, docs, parameters: dict, **kwargs):
-        params = check_parameters('/qa/test', parameters, QA_PARAMETERS['/qa/test'])
-        data = self._inputs(docs, params, '/qa/test', labelled=False)
+    @requests(on='/qa/test', **RESULTS)
+    def qa_test(self, docs: DocList[QADoc], parameters: dict, **kwargs):
+        params = QAFileParameters.parse(parameters, '/qa/test')
+        data = self._inputs(docs, params.file, '/qa/test', labelled=False)
         try:
-            results = self._qa_model().test(data)
+            results = predict(self._served(), data)
         except (QADataError, ValueError) as error:
             raise BadRequest(f'/qa/test: {error}') from None
-        if 'file' not in params:
+        if params.file is None:
             for doc, record, r in zip(docs, data, results):
                 doc.answers = DocList[AnswerSpan]([AnswerSpan(answer=r.answer, score=r.score, start=r.start,
                                                               end=r.end, context_id=doc.id, context=record.context)])

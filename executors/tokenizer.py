@@ -5,14 +5,15 @@ from jina import Executor, requests
 
 from covidqa.docs import DocList, QADoc
 from covidqa.tokenization import DEFAULT_MAX_LENGTH, TextTokenizer
-from executors._common import check_parameters, check_texts, positive_int
+from executors._common import check_texts
+from executors.parameters import AnswerParameters, IndexParameters, SearchParameters, or_default
 
 
 class Tokenizer(Executor):
     """``uses_with``: ``model`` (path or 'base'), ``max_length`` (default 50, as in finetuner's CovidQA example).
 
-    It is the first Executor of the chain, so it also checks every request's parameters and texts: a bad request is
-    refused here with a message that names the problem, before any work is done.
+    It is the first Executor of the chain, so it also checks every request's parameters (:mod:`executors.parameters`)
+    and texts: a bad request is refused here with a message that names the problem, before any work is done.
     """
 
     def __init__(self, model: str = 'base', max_length: int = DEFAULT_MAX_LENGTH, **kwargs):
@@ -20,29 +21,25 @@ class Tokenizer(Executor):
         self.tokenizer = TextTokenizer(model, max_length=max_length)
         self.tokenizer.tokenizer  # load now: the Flow is ready only when its Executors are
 
-    def _tokenize(self, endpoint: str, docs: DocList[QADoc], parameters: dict) -> DocList[QADoc]:
-        params = check_parameters(endpoint, parameters)
+    def _tokenize(self, endpoint: str, docs: DocList[QADoc], max_length) -> DocList[QADoc]:
         check_texts(docs, endpoint)
-        max_length = positive_int(params, 'max_length', self.tokenizer.max_length, maximum=512)
         for doc in docs:
             if not doc.id:  # HTTP clients may leave ids out; give one here, once, before any shard sees it
                 doc.id = uuid.uuid4().hex
-        for doc, ids in zip(docs, self.tokenizer.encode(docs.text, max_length=max_length)):
-            doc.input_ids = ids
+        ids = self.tokenizer.encode(docs.text, max_length=or_default(max_length, self.tokenizer.max_length))
+        for doc, row in zip(docs, ids):
+            doc.input_ids = row
         return docs
 
-    @requests(on='/index')
+    @requests(on=['/index', '/update'])
     def index(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        return self._tokenize('/index', docs, parameters)
-
-    @requests(on='/update')
-    def update(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        return self._tokenize('/update', docs, parameters)
+        endpoint = '/index or /update'
+        return self._tokenize(endpoint, docs, IndexParameters.parse(parameters, endpoint).max_length)
 
     @requests(on='/search')
     def search(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        return self._tokenize('/search', docs, parameters)
+        return self._tokenize('/search', docs, SearchParameters.parse(parameters, '/search').max_length)
 
     @requests(on='/answer')
     def answer(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        return self._tokenize('/answer', docs, parameters)
+        return self._tokenize('/answer', docs, AnswerParameters.parse(parameters, '/answer').max_length)

@@ -52,6 +52,8 @@ def test_new_embedder_version_reembeds_the_index_and_rollback_restores_it(tmp_pa
             assert client.post('/search', DocList[QADoc]([QADoc(text=docs[0].text)]),
                                return_type=DocList[QADoc])[0].matches
             searched_while += 1
+        # loading v1 and re-embedding take far longer than one search, so at least one ran while they did
+        assert searched_while >= 1
         state = wait_for_version(flow, v1)
         assert state['count'] == len(set(docs.id))
         assert versions.active() == v1

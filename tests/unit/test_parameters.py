@@ -1,0 +1,57 @@
+"""The endpoints' parameter models: keys, bounds, defaults (None = the Executor's), refusals that name the key."""
+import pytest
+
+from executors._common import BadRequest
+from executors.parameters import (
+    AnswerParameters,
+    IndexParameters,
+    NoParameters,
+    QATrainParameters,
+    RollbackParameters,
+    RoundParameters,
+    SearchParameters,
+)
+
+
+def test_values_are_checked_and_converted():
+    params = AnswerParameters.parse({'limit': 3.0, 'top_k': 2, 'lexical_weight': 0, 'context_field': 'text',
+                                     '__results__': {'indexer': {}}}, '/answer')  # jina's own keys are ignored
+    assert (params.limit, params.top_k, params.lexical_weight, params.context_field) == (3, 2, 0.0, 'text')
+    assert params.max_seq_length is None and params.no_answer_threshold is None  # None: the Executor's default
+    assert SearchParameters.parse(None).limit is None
+    assert RollbackParameters.parse({'version': 0.0}).version == 0
+    assert RoundParameters.parse({'wait': True, 'timeout': 5}).timeout == 5.0
+
+
+@pytest.mark.parametrize('model, parameters, message', [
+    (SearchParameters, {'limt': 3}, "unknown parameter(s) ['limt'] for /x; known parameters: ['batch_size', 'limit', "
+                                    "'max_length']"),
+    (SearchParameters, {'top_k': 3}, "unknown parameter(s) ['top_k'] for /x"),  # a reader key is not a /search key
+    (SearchParameters, {'limit': -1}, "parameter 'limit' must be an integer between 1 and 1000, got -1"),
+    (SearchParameters, {'limit': 'ten'}, "parameter 'limit' must be an integer between 1 and 1000, got 'ten'"),
+    (SearchParameters, {'limit': True}, "parameter 'limit' must be an integer between 1 and 1000, got True"),
+    (SearchParameters, {'limit': 2.5}, "parameter 'limit' must be an integer between 1 and 1000, got 2.5"),
+    (IndexParameters, {'max_length': 513}, "parameter 'max_length' must be an integer between 1 and 512"),
+    (AnswerParameters, {'top_k': 0}, "parameter 'top_k' must be an integer between 1 and 100, got 0"),
+    (AnswerParameters, {'lexical_weight': -1}, "parameter 'lexical_weight' must be a number between 0.0 and 100.0"),
+    (AnswerParameters, {'no_answer_threshold': 1.5}, "'no_answer_threshold' must be a number between 0.0 and 1.0"),
+    (AnswerParameters, {'context_field': 'body'}, "parameter 'context_field' must be one of ('auto', 'answer', "
+                                                  "'text'), got 'body'"),
+    (NoParameters, {'foo': 1}, "unknown parameter(s) ['foo'] for /x; known parameters: none"),
+    (RoundParameters, {'wait': 'yes'}, "parameter 'wait' must be true or false, got 'yes'"),
+    (RoundParameters, {'timeout': 0}, "parameter 'timeout' must be a number between 1 and 3600, got 0"),
+    (RollbackParameters, {'version': -1}, "parameter 'version' must be an integer between 0 and 1000000"),
+    (QATrainParameters, {'file': ''}, "parameter 'file' must be a file name under the data directory, got ''"),
+    (QATrainParameters, {'args': [1]}, "parameter 'args' must be an object of training arguments, got [1]"),
+    (QATrainParameters, {'start_from': 'x'}, "parameter 'start_from' must be one of ('current', 'base'), got 'x'"),
+])
+def test_bad_parameters_are_refused_by_name(model, parameters, message):
+    with pytest.raises(BadRequest) as error:
+        model.parse(parameters, '/x')
+    assert message in str(error.value)
+
+
+def test_every_bad_key_is_named_at_once():
+    with pytest.raises(BadRequest) as error:
+        AnswerParameters.parse({'limit': 0, 'top_k': 0})
+    assert "'limit' must be" in str(error.value) and "'top_k' must be" in str(error.value)
