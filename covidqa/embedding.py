@@ -22,7 +22,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, cast
 
 import numpy as np
 
@@ -77,6 +77,10 @@ def resolve_pooling(model: Optional[PathLike], pooling: Optional[str] = None) ->
     return saved
 
 
+EncoderRunner = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``(input_ids, attention_mask) -> (batch, seq, dim)`` last hidden states (:class:`_TorchRunner`, ONNX runner)."""
+
+
 class _TorchRunner:
     def __init__(self, model_dir, num_threads: Optional[int] = None):
         import torch
@@ -124,7 +128,7 @@ class Embedder:
         self.batch_size = batch_size
         self.num_threads = num_threads
         self.tokenizer = TextTokenizer(model, max_length=max_length)
-        self._runner = None
+        self._runner: Optional[EncoderRunner] = None
 
     def load(self) -> 'Embedder':
         if self._runner is None:
@@ -145,16 +149,18 @@ class Embedder:
     def embed_ids(self, ids: Sequence[np.ndarray], batch_size: Optional[int] = None) -> np.ndarray:
         """(n, dim) float32 vectors for n unpadded id arrays, in input order."""
         self.load()
+        runner = self._runner
+        assert runner is not None  # set by load()
         out: List[Optional[np.ndarray]] = [None] * len(ids)
         if len(ids) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         for positions in length_sorted_batches([len(x) for x in ids], batch_size or self.batch_size):
             input_ids, attention_mask = pad_batch([ids[p] for p in positions], pad_id=self.tokenizer.pad_id)
-            hidden = self._runner(input_ids, attention_mask)
+            hidden = runner(input_ids, attention_mask)
             vectors = pool(hidden, attention_mask, self.pooling)
             for p, v in zip(positions, vectors):
                 out[p] = v
-        return np.stack(out).astype(np.float32)
+        return np.stack(cast(List[np.ndarray], out)).astype(np.float32)  # every position filled above
 
     def embed_texts(self, texts: Sequence[str], batch_size: Optional[int] = None) -> np.ndarray:
         return self.embed_ids(self.tokenizer.encode(texts), batch_size=batch_size)

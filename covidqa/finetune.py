@@ -33,7 +33,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, Union, cast
 
 import covidqa  # noqa: F401  (offline environment)
 from covidqa.embedding import pool, resolve_pooling
@@ -44,9 +44,9 @@ from covidqa.paths import PathLike
 from covidqa.tokenization import DEFAULT_MAX_LENGTH
 from covidqa.versions import ModelVersions
 
-DEFAULTS = dict(loss='mnr', epochs=8, lr=5e-5, batch_size=8, max_length=DEFAULT_MAX_LENGTH, pooling='cls',
-                max_hard_negatives=4, scale=20.0, symmetric=False, negative_target=-1.0, weight_decay=0.01,
-                warmup_ratio=0.1, seed=0)
+DEFAULTS: Dict[str, Any] = dict(
+    loss='mnr', epochs=8, lr=5e-5, batch_size=8, max_length=DEFAULT_MAX_LENGTH, pooling='cls', max_hard_negatives=4,
+    scale=20.0, symmetric=False, negative_target=-1.0, weight_decay=0.01, warmup_ratio=0.1, seed=0)
 
 
 class TrainingCancelled(RuntimeError):
@@ -87,7 +87,7 @@ def load_training_data(train_data: TrainData) -> List[TrainingExample]:
         if not path.is_file():
             raise FileNotFoundError(f'no training data at {path}: expected a .csv/.jsonl file or a label-store folder')
         return examples_from_rows(read_rows(path))
-    items = list(train_data)
+    items: List[Any] = list(cast(Sequence[Any], train_data))  # neither store nor path: a sequence
     if all(isinstance(x, TrainingExample) for x in items):
         return [TrainingExample(x.query, list(x.positives), list(x.negatives)) for x in items]
     if all(isinstance(x, dict) for x in items):
@@ -96,19 +96,26 @@ def load_training_data(train_data: TrainData) -> List[TrainingExample]:
                     'TrainingExample objects')
 
 
+_MnrPair = Tuple[str, str, List[str], FrozenSet[str]]  # (query, positive, hard negatives, all positives)
+
+
 def _mnr_batches(examples: List[TrainingExample], batch_size: int, max_hard_negatives: int, rng: random.Random):
     """(query, positive, hard negatives, all positives of the query) tuples, grouped into batches in which no query
     and no positive document appears twice (a duplicate would be a false in-batch negative)."""
-    pairs = []
+    pairs: List[_MnrPair] = []
     for ex in examples:
         for pos in ex.positives:
             negs = list(ex.negatives)
             rng.shuffle(negs)
             pairs.append((ex.query, pos, negs[:max_hard_negatives], frozenset(ex.positives)))
     rng.shuffle(pairs)
-    batches, pending = [], pairs
+    batches: List[List[_MnrPair]] = []
+    pending = pairs
     while pending:
-        batch, rest, queries, positives = [], [], set(), set()
+        batch: List[_MnrPair] = []
+        rest: List[_MnrPair] = []
+        queries: Set[str] = set()
+        positives: Set[str] = set()
         for pair in pending:
             if len(batch) < batch_size and pair[0] not in queries and pair[1] not in positives:
                 batch.append(pair)
@@ -322,6 +329,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                  negative_target=args.negative_target, seed=args.seed, num_threads=args.num_threads,
                  meta={'source': str(args.train_data)})
     versions = ModelVersions(args.versions_dir, base_model=args.model)
+    assert result.version is not None  # fit saves a version unless save=False
     print(json.dumps({**result.summary(), 'target': versions.target(),
                       'path': str(versions.model_path(result.version))}))
     return 0

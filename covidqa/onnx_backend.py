@@ -54,7 +54,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -133,7 +133,7 @@ def onnx_cache_dir(model: Optional[PathLike]) -> Path:
 
 
 def _weight_files(model_dir: Path) -> List[Path]:
-    files = set()
+    files: Set[Path] = set()
     for pattern in _WEIGHT_PATTERNS:
         files.update(p for p in model_dir.glob(pattern) if p.is_file())
     return sorted(files)
@@ -270,6 +270,7 @@ def _torch_export(module, kind: str, target: Path) -> str:
         warnings.simplefilter('ignore')
         program = torch.onnx.export(module, args, dynamo=True, input_names=list(inputs), output_names=list(outputs),
                                     dynamic_shapes=shapes, external_data=False)
+    assert program is not None  # dynamo=True returns the ONNXProgram
     program.save(str(target), external_data=False)
     return 'dynamo'
 
@@ -452,6 +453,7 @@ def _ensure_exported_once(model_dir: Path, kind: str, quantize: bool, optimize: 
             except Exception as exc:
                 raise RuntimeError(f'ONNX export of {model_dir} ({kind}) at {onnx_path} cannot be loaded: {exc}') \
                     from exc
+    assert meta is not None  # read above (reason is None only then) or written by the export
     info = ExportInfo(path=onnx_path, kind=kind, model_dir=model_dir, fingerprint=fingerprint, quantized=quantize,
                       optimized=optimize, exporter=str(meta.get('exporter', '?')),
                       fused_ops=dict(meta.get('fused_ops') or {}), exported_now=exported_now,

@@ -126,8 +126,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--checkpoint-dir', help='resumable checkpoints (default: $COVIDQA_HOME/checkpoints/'
                                                  'reader-pretrain)')
     parser.add_argument('--epochs', type=float, help=f'share of an epoch (default {PRETRAIN_ARGS.num_train_epochs})')
+    budget = PRETRAIN_ARGS.max_train_seconds
+    assert budget is not None  # PRETRAIN_ARGS sets one
     parser.add_argument('--max-minutes', type=float,
-                        help=f'time budget of the whole run in minutes (default {PRETRAIN_ARGS.max_train_seconds / 60:g})')
+                        help=f'time budget of the whole run in minutes (default {budget / 60:g})')
     parser.add_argument('--args', help='extra QATrainArgs as a JSON object')
     parser.add_argument('--force', action='store_true', help='train again even if the output exists')
     ns = parser.parse_args(argv)

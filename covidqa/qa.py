@@ -120,17 +120,17 @@ class TrainResult:
 def _load_records(inputs: InputFiles, require_answers: bool) -> List[QARecord]:
     if isinstance(inputs, (str, os.PathLike)):
         return list(read_qa_file(inputs, require_answers=require_answers))
-    inputs = list(inputs)
-    if not inputs:
+    items: List[Any] = list(inputs)  # records or paths, checked below
+    if not items:
         raise QADataError('no training/eval input given (empty list)')
-    if all(isinstance(x, QARecord) for x in inputs):
+    if all(isinstance(x, QARecord) for x in items):
         if require_answers:
-            for r in inputs:
+            for r in items:
                 if r.answer_text is None:
                     raise QADataError(f'record {r.id!r} (row {r.source_row}) has no answer')
-        return inputs
+        return items
     records: List[QARecord] = []
-    for item in inputs:
+    for item in items:
         if not isinstance(item, (str, os.PathLike)):
             raise QADataError(f'inputs must be file paths or QARecord objects, got {type(item).__name__}')
         records.extend(read_qa_file(item, require_answers=require_answers))
@@ -251,6 +251,7 @@ class QuestionAnswering:
         em = f1 = 0.0
         for record, answers in zip(records, details.answers):
             prediction = answers[0].answer
+            assert record.answer_text is not None  # _load_records(require_answers=True) checked it
             gold = list(record.gold_answers) or [record.answer_text]
             em += exact_match(prediction, gold)
             f1 += f1_score(prediction, gold)

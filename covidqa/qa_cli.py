@@ -49,7 +49,9 @@ def _json_arg(text: Optional[str]) -> Dict[str, Any]:
 
 
 def _print_json(obj) -> None:
-    print(json.dumps(dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj, indent=2, default=str))
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # an instance (asdict refuses classes)
+        obj = dataclasses.asdict(obj)
+    print(json.dumps(obj, indent=2, default=str))
 
 
 def _cmd_train(ns) -> int:

@@ -73,6 +73,8 @@ def answer_char_span(record: QARecord) -> Optional[Tuple[int, int]]:
     """``(start, end)`` character offsets of the record's answer in its context; ``None`` without an answer."""
     if not record.answer_text:
         return None
+    if record.answer_start is None:  # validated records always have one (covidqa.qa_files)
+        raise TypeError(f'record {record.id!r} has answer_text {record.answer_text!r} but no answer_start')
     return record.answer_start, record.answer_start + len(record.answer_text)
 
 
@@ -240,6 +242,7 @@ def train_span_model(model, tokenizer, records: Sequence[QARecord], args: QATrai
     resumed = checkpoint.load(fingerprint) if checkpoint else None
     loop_start = clock()
     if resumed is not None:
+        assert checkpoint is not None  # resumed comes from the checkpoint
         model.load_state_dict(resumed.model)
         optimizer.load_state_dict(resumed.optimizer)
         torch.set_rng_state(resumed.torch_rng)
@@ -248,6 +251,7 @@ def train_span_model(model, tokenizer, records: Sequence[QARecord], args: QATrai
         logger.info('resuming from %s at step %d of %d', checkpoint.path, step, total_steps)
 
     def save_checkpoint() -> None:
+        assert checkpoint is not None  # called only with a checkpoint_dir
         checkpoint.save(TrainingState(
             step=step, elapsed=clock() - loop_start, model=model.state_dict(),
             optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state(), losses=losses, history=history,

@@ -21,12 +21,13 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 
 QUESTION_WORD_TYPE = 2
 STEM_LENGTH = 6
+TokenIds = Union[Sequence[int], np.ndarray]  # token ids, a list or a 1-D integer array
 
 STOP_WORDS = frozenset('''
 a about above after again against all am an and any are as at be because been before being below between both but by
@@ -63,7 +64,7 @@ class QuestionWordMarker:
     """Marks context tokens that repeat a question word; caches each context's words (long articles are shared by
     many questions)."""
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer) -> None:
         self.tokenizer = tokenizer
         self._contexts: Dict[bytes, Tuple[List[str], np.ndarray]] = {}
 
@@ -73,7 +74,7 @@ class QuestionWordMarker:
             self._contexts[key] = _word_keys(self.tokenizer.convert_ids_to_tokens([int(i) for i in ids]))
         return self._contexts[key]
 
-    def marks(self, question_ids: Sequence[int], context_ids: Sequence[int]) -> np.ndarray:
+    def marks(self, question_ids: TokenIds, context_ids: TokenIds) -> np.ndarray:
         """Bool array over ``context_ids``: True on tokens of a word that is (or shares a stem with) a question
         content word."""
         q_words, _ = _word_keys(self.tokenizer.convert_ids_to_tokens([int(i) for i in question_ids]))
@@ -84,7 +85,7 @@ class QuestionWordMarker:
         return hit[word_of] if len(word_of) else np.zeros(0, dtype=bool)
 
 
-def question_word_marks(tokenizer, question_ids: Sequence[int], context_ids: Sequence[int]) -> np.ndarray:
+def question_word_marks(tokenizer, question_ids: TokenIds, context_ids: TokenIds) -> np.ndarray:
     """One-off :meth:`QuestionWordMarker.marks`."""
     return QuestionWordMarker(tokenizer).marks(question_ids, context_ids)
 

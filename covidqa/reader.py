@@ -53,7 +53,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -251,7 +251,7 @@ class ExtractiveReader:
         self.num_threads = num_threads
         self.lexical_weight = _check_number('lexical_weight', lexical_weight, 100.0)
         self._runner: Optional[Runner] = runner
-        self._tokenizer = None
+        self._tokenizer: Optional[Any] = None  # a transformers tokenizer, loaded by load()
         self._model_path: Optional[PathLike] = None
         self._marks_question_words: Optional[bool] = None
         self._lock = threading.Lock()
@@ -301,13 +301,15 @@ class ExtractiveReader:
     def window_logits(self, windows: QAWindows, batch_size: Optional[int] = None) -> List[Tuple[np.ndarray, np.ndarray]]:
         """(start_logits, end_logits) per window (unpadded length), computed in length-sorted padded batches."""
         self.load()
+        tokenizer, runner = self._tokenizer, self._runner
+        assert tokenizer is not None and runner is not None  # set by load()
         batch_size = _check_positive_int('batch_size', batch_size or self.batch_size)
         out: List[Optional[Tuple[np.ndarray, np.ndarray]]] = [None] * len(windows)
-        pad_id = int(self._tokenizer.pad_token_id or 0)
+        pad_id = int(tokenizer.pad_token_id or 0)
         for positions in length_sorted_batches([len(x) for x in windows.input_ids], batch_size):
             input_ids, attention_mask = pad_batch([windows.input_ids[p] for p in positions], pad_id=pad_id)
             token_type_ids, _ = pad_batch([windows.token_type_ids[p] for p in positions], pad_id=0)
-            start, end = self._runner(input_ids, attention_mask, token_type_ids)
+            start, end = runner(input_ids, attention_mask, token_type_ids)
             start, end = np.asarray(start), np.asarray(end)
             for row, p in enumerate(positions):
                 n = len(windows.input_ids[p])
