@@ -1,0 +1,91 @@
+"""Who may write, and how much one request may carry: the gateway's checks, before any Executor or model runs.
+
+- **A token for writes.** When ``$COVIDQA_TOKEN`` is set, the endpoints in :data:`WRITE_ENDPOINTS` (they change
+  the index, the labels or a model) need it: HTTP header ``Authorization: Bearer <token>``, gRPC metadata
+  ``('authorization', 'Bearer <token>')``. Reads (``/search``, ``/answer``, ``/count``, ``/status``) stay open.
+  Without the variable every endpoint is open, and the gateway serves on 127.0.0.1 only (:func:`bind_host`).
+- **Bounded requests.** At most :data:`MAX_DOCS` documents a request (``$COVIDQA_MAX_DOCS``, default 256) and
+  :data:`MAX_REQUEST_BYTES` bytes (``$COVIDQA_MAX_REQUEST_BYTES``, default 8 MiB): one large request cannot
+  occupy the Flow for minutes. Clients send more in several requests (jina's client does: ``request_size``).
+
+Each check returns ``None`` (allowed) or a :class:`Refusal` (status code and a message naming the problem).
+
+Example::
+
+    refusal = check_token('/delete', 'Bearer wrong', expected='s3cret')
+    refusal.http_status, refusal.message   # 401, "/delete needs the service token: ..."
+"""
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+WRITE_ENDPOINTS = frozenset({'/index', '/update', '/delete', '/qa/train', '/train', '/rollback', '/save_model',
+                             '/feedback'})
+TOKEN_ENV = 'COVIDQA_TOKEN'
+LOOPBACK = '127.0.0.1'
+
+
+def _positive_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, '')
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        raise ValueError(f'${name} must be a positive integer, got {raw!r}') from None
+    if value < 1:
+        raise ValueError(f'${name} must be a positive integer, got {raw!r}')
+    return value
+
+
+MAX_DOCS = _positive_env('COVIDQA_MAX_DOCS', 256)
+MAX_REQUEST_BYTES = _positive_env('COVIDQA_MAX_REQUEST_BYTES', 8 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is refused: HTTP status (401 no/wrong token, 413 too large) and a message naming the fix."""
+
+    http_status: int
+    message: str
+
+
+def service_token() -> Optional[str]:
+    """The write token (``$COVIDQA_TOKEN``; empty counts as unset)."""
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def bind_host(host: str, token: Optional[str]) -> str:
+    """Where the gateway may listen: anywhere with a token, only on 127.0.0.1 without one."""
+    return host if token else LOOPBACK
+
+
+def check_token(endpoint: str, authorization: Optional[str], expected: Optional[str]) -> Optional[Refusal]:
+    """``authorization``: the ``Authorization`` header / metadata value the client sent (``Bearer <token>``)."""
+    if not expected or endpoint not in WRITE_ENDPOINTS:
+        return None
+    presented = (authorization or '').strip()
+    if presented.lower().startswith('bearer '):
+        presented = presented[7:].strip()
+    if not presented:
+        return Refusal(401, f'{endpoint} needs the service token: send the header "Authorization: Bearer <token>" '
+                            f'(gRPC metadata "authorization"); /search, /answer, /count and /status need none')
+    if not hmac.compare_digest(presented.encode(), expected.encode()):
+        return Refusal(401, f'{endpoint}: wrong service token')
+    return None
+
+
+def check_size(endpoint: str, docs: int, size_bytes: Optional[int] = None) -> Optional[Refusal]:
+    """``docs`` documents in one request of ``size_bytes`` bytes (None: unknown)."""
+    if size_bytes is not None and size_bytes > MAX_REQUEST_BYTES:
+        return Refusal(413, f'{endpoint}: the request has {size_bytes} bytes; the limit is {MAX_REQUEST_BYTES} '
+                            f'(COVIDQA_MAX_REQUEST_BYTES): send the documents in several requests')
+    if docs > MAX_DOCS:
+        return Refusal(413, f'{endpoint}: the request has {docs} documents; the limit is {MAX_DOCS} a request '
+                            f'(COVIDQA_MAX_DOCS): send them in several requests (jina client: request_size)')
+    return None
+
+
+__all__ = ['WRITE_ENDPOINTS', 'MAX_DOCS', 'MAX_REQUEST_BYTES', 'Refusal', 'service_token', 'bind_host',
+           'check_token', 'check_size']

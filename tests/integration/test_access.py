@@ -1,0 +1,90 @@
+"""A token for writes and bounded requests, on a real Flow, over HTTP and gRPC (executors/access.py, gateway.py).
+
+The Flow runs with ``COVIDQA_TOKEN`` set and ``COVIDQA_MAX_DOCS=8``: writes without the token are refused with 401
+(HTTP) / UNAUTHENTICATED (gRPC), reads stay open, a request of more than 8 documents is refused with 413 /
+RESOURCE_EXHAUSTED before any Executor runs, and the Flow keeps serving and keeps what it stored."""
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from client.flowctl import FlowProcess
+from covidqa.docs import DocList, QADoc
+
+TOKEN = 'test-token-4f1c'
+AUTH = (('authorization', f'Bearer {TOKEN}'),)
+FAQ = [QADoc(id=f'faq-{i}', text=text, answer=answer) for i, (text, answer) in enumerate([
+    ('How does the virus spread?', 'Mainly through respiratory droplets from coughs and sneezes.'),
+    ('What are the symptoms?', 'Fever, dry cough and tiredness are the most common symptoms.'),
+    ('Can pets get infected?', 'A few pets have tested positive after close contact with sick people.'),
+])]
+
+
+def http_post(flow, endpoint, body, token=None):
+    headers = {'Content-Type': 'application/json'}
+    if token:
+        headers['Authorization'] = f'Bearer {token}'
+    request = urllib.request.Request(f'{flow.http_url}{endpoint}', data=json.dumps(body).encode(), headers=headers,
+                                     method='POST')
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b'{}')
+
+
+@pytest.fixture(scope='module')
+def flow(tmp_path_factory):
+    with FlowProcess(home=tmp_path_factory.mktemp('access-home'),
+                     env={'COVIDQA_TOKEN': TOKEN, 'COVIDQA_MAX_DOCS': '8'}) as running:
+        running.client().post('/index', DocList[QADoc](FAQ), metadata=AUTH)
+        yield running
+
+
+def count(flow):
+    status, body = http_post(flow, '/count', {'data': [{'text': 'count'}]})
+    assert status == 200, body
+    return sum(r['count'] for r in body['parameters']['__results__'].values() if 'count' in r)
+
+
+def test_http_writes_need_the_token_and_reads_stay_open(flow):
+    new = {'data': [{'id': 'new-1', 'text': 'Is there a vaccine?', 'answer': 'Several vaccines are approved.'}]}
+    status, body = http_post(flow, '/index', new)
+    assert status == 401 and '/index needs the service token' in body['detail']
+    status, body = http_post(flow, '/delete', {'data': [{'id': 'faq-0'}]}, token='wrong')
+    assert status == 401 and 'wrong service token' in body['detail']
+    assert count(flow) == 3  # nothing written, nothing lost
+    status, body = http_post(flow, '/search', {'data': [{'text': FAQ[0].text}], 'parameters': {'limit': 1}})
+    assert status == 200 and body['data'][0]['matches'][0]['id'] == 'faq-0'
+    status, body = http_post(flow, '/index', new, token=TOKEN)
+    assert status == 200, body
+    assert count(flow) == 4
+
+
+def test_grpc_writes_need_the_token_in_the_metadata(flow):
+    client = flow.client()
+    with pytest.raises(Exception) as refused:
+        client.post('/delete', DocList[QADoc]([QADoc(id='faq-1')]))
+    assert '/delete needs the service token' in str(refused.value)
+    found = client.post('/search', DocList[QADoc]([QADoc(text='What are the symptoms?')]), parameters={'limit': 1},
+                        return_type=DocList[QADoc])
+    assert found[0].matches[0].id == 'faq-1'
+    client.post('/index', DocList[QADoc]([QADoc(id='new-2', text='Should I wear a mask?', answer='Yes, indoors.')]),
+                metadata=AUTH)
+    assert count(flow) >= 4 and 'new-2' in [m.id for m in client.post(
+        '/search', DocList[QADoc]([QADoc(text='Should I wear a mask?')]), parameters={'limit': 1},
+        return_type=DocList[QADoc])[0].matches]
+
+
+def test_a_request_over_the_document_limit_is_refused_at_once_on_both_protocols(flow):
+    questions = [{'text': f'question number {i}?'} for i in range(9)]
+    status, body = http_post(flow, '/answer', {'data': questions})
+    assert status == 413 and 'the request has 9 documents; the limit is 8' in body['detail']
+    with pytest.raises(Exception) as refused:
+        flow.client().post('/search', DocList[QADoc]([QADoc(text=q['text']) for q in questions]), request_size=9)
+    assert 'the limit is 8' in str(refused.value)
+    # the same documents in requests of 8 at most are served
+    answered = flow.client().post('/search', DocList[QADoc]([QADoc(text=q['text']) for q in questions]),
+                                  request_size=5, return_type=DocList[QADoc])
+    assert len(answered) == 9
