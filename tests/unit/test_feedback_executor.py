@@ -61,6 +61,7 @@ def test_feedback_is_validated_with_a_named_problem(finetuner):
     assert finetuner.status(docs=DocList[QADoc](), parameters={})['positive'] == 0
 
 
+@pytest.mark.slow
 def test_rounds_floods_rollback_and_save_model(finetuner, tmp_path):
     searched(finetuner, 13)
     status = lambda: finetuner.status(docs=DocList[QADoc](), parameters={'__results__': {}})  # noqa: E731

@@ -13,6 +13,8 @@ from covidqa.models import load_encoder, load_tokenizer
 from covidqa.versions import ModelVersions, saved_pooling
 from tests.helpers import REPO
 
+pytestmark = pytest.mark.slow  # trains models or exports ONNX graphs: left out by make test-fast
+
 # Two queries, each with the match a user accepted and the ones they rejected (as the labeler page sends them).
 EXAMPLES = [
     TrainingExample('my dog sneezes, can pets catch the coronavirus from people?',

@@ -5,6 +5,8 @@ from covidqa.feedback import FeedbackStore
 from covidqa.feedback_rounds import FeedbackRounds, RoundsError
 from covidqa.versions import ModelVersions
 
+pytestmark = pytest.mark.slow  # trains models or exports ONNX graphs: left out by make test-fast
+
 SHOWN = [{'id': 'd0', 'text': 'Can pets catch the cold?'}, {'id': 'd1', 'text': 'Is there a vaccine?'},
          {'id': 'd2', 'text': 'Should I wear a mask outside?'}]
 

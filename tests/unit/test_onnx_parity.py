@@ -22,6 +22,8 @@ from covidqa.onnx_backend import (
 from covidqa.reader import ExtractiveReader, TorchQARunner
 from covidqa.tokenization import TextTokenizer, pad_batch
 
+pytestmark = pytest.mark.slow  # trains models or exports ONNX graphs: left out by make test-fast
+
 QUESTIONS = [
     'How does the coronavirus spread?',
     'what are the symptoms of covid 19',

@@ -20,6 +20,8 @@ from covidqa.qa_files import QADataError, QARecord
 from covidqa.qa_training import bucketed_batches, build_training_windows
 from tests.helpers import make_rows
 
+pytestmark = pytest.mark.slow  # trains models or exports ONNX graphs: left out by make test-fast
+
 
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory):

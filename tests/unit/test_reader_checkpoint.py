@@ -8,6 +8,8 @@ from covidqa.checkpoint import CheckpointMismatch, TrainingCheckpoint, TrainingS
 from covidqa.qa import QuestionAnswering
 from covidqa.qa_files import QARecord
 
+pytestmark = pytest.mark.slow  # trains models or exports ONNX graphs: left out by make test-fast
+
 CITIES = ['Lisbon', 'Oslo', 'Nairobi', 'Lima', 'Hanoi', 'Quito', 'Accra', 'Riga', 'Dakar', 'Perth']
 MONTHS = ['March', 'June', 'October', 'January', 'May', 'August', 'April', 'July', 'December', 'February']
 

@@ -104,6 +104,7 @@ def test_the_shipped_reader_is_verified_unpacked_once_and_used_by_default(tmp_pa
     assert read_metadata(SHIPPED_READER_FILE)['meta']['args']['question_word_type'] is True
 
 
+@pytest.mark.slow
 def test_the_shipped_reader_beats_the_untrained_head_on_dev_questions(tmp_path, monkeypatch):
     monkeypatch.setenv('COVIDQA_HOME', str(tmp_path))
     records = list(read_qa_file(data_file(PARAGRAPH_DEV)))[::12][:16]

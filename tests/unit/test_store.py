@@ -54,6 +54,7 @@ def test_empty_store_search_returns_no_matches(tmp_path):
     assert len(found) == 0 and len(scores) == 0
 
 
+@pytest.mark.slow
 def test_reembed_moves_every_document_to_the_new_version_and_keeps_concurrent_writes(tmp_path):
     store = DocumentStore(tmp_path, embedder_factory=FakeVersionedEmbedder)
     store.upsert(docs(*[(str(i), f'text {i}') for i in range(200)]))
