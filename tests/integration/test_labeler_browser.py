@@ -1,6 +1,7 @@
 """The labeler page in a real headless Chromium against the whole Flow (gRPC + HTTP gateway with the labeler page).
 
-It searches a question, labels the matches with the keyboard (digits toggle, space submits), checks the labels in the
+The service runs with a write token (``COVIDQA_TOKEN``): the page asks for it once, on the first refused write, and
+sends it from then on. It searches a question, labels the matches with the keyboard (digits toggle, space submits), checks the labels in the
 label store and in ``/status`` (over gRPC too), then clicks "Save model" and waits until the new embedder version is
 trained, targeted and re-indexed (the page's version badge follows).
 
@@ -29,6 +30,7 @@ GATEWAY = {'uses': 'LabelerGateway', 'py_modules': ['executors/gateway.py']}
 FINETUNER = {'name': 'finetuner', 'uses': 'Finetuner', 'py_modules': ['executors/finetuner.py'], 'host': '127.0.0.1',
              'allow_concurrent': True}
 REPO = Path(__file__).resolve().parents[2]
+TOKEN = 'labeler-test-token'
 
 playwright_api = pytest.importorskip('playwright.sync_api')
 if not Path(CHROMIUM).exists():
@@ -68,8 +70,10 @@ def finetuner_results(parameters):
 @pytest.fixture(scope='module')
 def flow(tmp_path_factory, faq_csv):
     home = tmp_path_factory.mktemp('labeler-home')
-    with FlowProcess(home=home, flow_yml=labeler_flow_yml(home / 'labeler-flow.yml')) as running:
-        running.client().post('/index', generate_qa(faq_csv)[:60], request_size=64)
+    with FlowProcess(home=home, flow_yml=labeler_flow_yml(home / 'labeler-flow.yml'),
+                     env={'COVIDQA_TOKEN': TOKEN}) as running:
+        running.client().post('/index', generate_qa(faq_csv)[:60], request_size=64,
+                              metadata=(('authorization', f'Bearer {TOKEN}'),))
         yield running
 
 
@@ -91,8 +95,14 @@ def test_label_a_round_in_the_browser_and_save_the_model(flow, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={'width': 1360, 'height': 900})
-            errors = []
+            errors, dialogs = [], []
             page.on('pageerror', lambda exc: errors.append(str(exc)))
+
+            def give_token(dialog):
+                dialogs.append(dialog.message)
+                dialog.accept(TOKEN)
+
+            page.on('dialog', give_token)
             page.goto(f'{flow.http_url}/labeler')
             page.wait_for_function("document.getElementById('model-version').textContent === 'v0'")
 
@@ -119,6 +129,7 @@ def test_label_a_round_in_the_browser_and_save_the_model(flow, tmp_path):
             page.keyboard.press(' ')  # submit
             page.wait_for_function("document.getElementById('message').textContent.startsWith('Saved')")
             assert page.inner_text('#message').startswith('Saved 1 accepted and 1 rejected')
+            assert len(dialogs) == 1 and '/feedback' in dialogs[0]  # asked once, on the first write
             page.wait_for_function("document.getElementById('n-pos').textContent === '1' && "
                                    "document.getElementById('n-neg').textContent === '1'")
 
@@ -145,6 +156,7 @@ def test_label_a_round_in_the_browser_and_save_the_model(flow, tmp_path):
                                    timeout=180_000)
             shot(page, tmp_path, 'labeler-saved.png')
             assert not errors, errors
+            assert len(dialogs) == 1, dialogs  # the token was kept: "Save model" did not ask again
         finally:
             browser.close()
 
