@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Optional
+from typing import Any, Dict, Optional, TypedDict
 
 from covidqa.feedback import FeedbackStore
 from covidqa.finetune import DEFAULTS, TrainingCancelled, fit
@@ -34,6 +34,18 @@ from covidqa.versions import ModelVersions
 
 log = logging.getLogger(__name__)
 INITS = ('base', 'target')
+
+
+class TrainConfig(TypedDict):
+    """The training knobs of every round, handed to :func:`covidqa.finetune.fit` as keyword arguments."""
+
+    loss: str
+    epochs: int
+    lr: float
+    batch_size: int
+    max_length: int
+    pooling: str
+    num_threads: Optional[int]
 
 
 class RoundsError(ValueError):
@@ -63,7 +75,7 @@ class FeedbackRounds:
             raise ValueError(f'init must be one of {INITS}, got {init!r}')
         self.store, self.versions = store, versions
         self.train_every, self.auto_train, self.init = train_every, auto_train, init
-        self.train_config = dict(loss=loss, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
+        self.train_config = TrainConfig(loss=loss, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
                                  pooling=pooling, num_threads=num_threads or None)
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -71,7 +83,7 @@ class FeedbackRounds:
         self._finished = 0  # generation covered by the last finished round (success or not)
         self._running = False
         self._rollbacks = 0
-        self._state = {'state': 'idle', 'round': 0, 'last_loss': None, 'last_version': None, 'last_error': None,
+        self._state: Dict[str, Any] = {'state': 'idle', 'round': 0, 'last_loss': None, 'last_version': None, 'last_error': None,
                        'last_round_seconds': None, 'started_at': None, 'finished_at': None, 'step': 0, 'steps': 0,
                        'reason': None, 'current_loss': None}
         self._trained_labels = self._labels_in_newest_version()
@@ -190,6 +202,7 @@ class FeedbackRounds:
         except Exception as exc:  # keep serving; the labels stay in the store for the next round
             log.error('training round failed: %r', exc)
             return dict(state='failed', last_error=f'{type(exc).__name__}: {exc}')
+        assert result.version is not None  # fit saves a version unless save=False
         with self._cond:
             if self._rollbacks == rollbacks:  # a rollback during the round wins over its result
                 self.versions.set_target(result.version)

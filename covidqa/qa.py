@@ -3,7 +3,8 @@
 :class:`QuestionAnswering` wraps a BERT span model (``AutoModelForQuestionAnswering``): by default the reader
 trained into :func:`covidqa.paths.default_reader_dir`, else the reader shipped in ``models/reader/``
 (:mod:`covidqa.shipped`), else the packaged all-MiniLM-L6-v2 with a fresh span head. Results are
-:class:`EvalResult`, :class:`QuestionAnsweringResult` and :class:`TrainResult`.
+:class:`EvalResult`, :class:`QuestionAnsweringResult` (both from :mod:`covidqa.reader_scoring`, which scores
+:meth:`~QuestionAnswering.eval` / ``test``) and :class:`TrainResult`.
 
 Input files are HappyTransformer CSVs (``context, question, answer_text, answer_start``; test files only
 ``context, question``) or SQuAD JSON (nested or flat), read by :mod:`covidqa.qa_files`. Training arguments are
@@ -37,24 +38,23 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import numpy as np
 
 from covidqa.models import atomic_save_pretrained, load_qa_model, load_tokenizer
 from covidqa.paths import PathLike
 from covidqa.qa_args import QATrainArgs, QATrainArgsError
-from covidqa.qa_files import QADataError, QARecord, read_qa_file
-from covidqa.qa_training import answer_char_span, train_span_model
+from covidqa.qa_files import QADataError, QARecord
+from covidqa.qa_training import train_span_model
 from covidqa.reader import (
     DEFAULT_LEXICAL_WEIGHT,
     DEFAULT_MAX_ANSWER_LENGTH,
     ExtractiveReader,
     TorchQARunner,
-    label_windows,
     resolve_reader_model,
 )
-from covidqa.squad_metrics import exact_match, f1_score
+from covidqa.reader_scoring import EvalResult, Inputs, QuestionAnsweringResult, evaluate, predict, records_of
 
 __all__ = [
     'QATrainArgs',
@@ -68,33 +68,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 TRAINING_META_FILE = 'reader_training.json'
-InputFiles = Union[PathLike, Sequence[PathLike], Sequence[QARecord]]
+InputFiles = Inputs  # a file, several files, or QARecords
 
 
 # ------------------------------------------------------------------------------------------------------ results
-@dataclass
-class EvalResult:
-    """Evaluation of a labelled file: mean window loss (start/end cross-entropy, windows without the answer
-    labelled ``[CLS]``), SQuAD exact match and F1 (fractions in [0, 1], max over gold answers) of the top answer."""
-
-    loss: float
-    exact_match: float
-    f1: float
-    count: int = 0
-    windows: int = 0
-    seconds: float = 0.0
-
-
-@dataclass
-class QuestionAnsweringResult:
-    """One answer: ``context[start:end] == answer`` (character offsets); ``score`` is a probability in [0, 1]."""
-
-    answer: str
-    score: float
-    start: int
-    end: int
-
-
 @dataclass
 class TrainResult:
     """What :meth:`QuestionAnswering.train` did: data (records, skipped records, windows kept), optimisation
@@ -119,28 +96,11 @@ class TrainResult:
 # ------------------------------------------------------------------------------------------------- data helpers
 def _load_records(inputs: InputFiles, require_answers: bool) -> List[QARecord]:
     if isinstance(inputs, (str, os.PathLike)):
-        return list(read_qa_file(inputs, require_answers=require_answers))
-    items: List[Any] = list(inputs)  # records or paths, checked below
+        return records_of(inputs, require_answers=require_answers)
+    items: List[Any] = list(inputs)  # records or paths: records_of checks them
     if not items:
         raise QADataError('no training/eval input given (empty list)')
-    if all(isinstance(x, QARecord) for x in items):
-        if require_answers:
-            for r in items:
-                if r.answer_text is None:
-                    raise QADataError(f'record {r.id!r} (row {r.source_row}) has no answer')
-        return items
-    records: List[QARecord] = []
-    for item in items:
-        if not isinstance(item, (str, os.PathLike)):
-            raise QADataError(f'inputs must be file paths or QARecord objects, got {type(item).__name__}')
-        records.extend(read_qa_file(item, require_answers=require_answers))
-    return records
-
-
-def _cross_entropy(logits: np.ndarray, label: int) -> float:
-    x = logits.astype(np.float64)
-    m = x.max()
-    return float(m + np.log(np.exp(x - m).sum()) - x[label])
+    return records_of(items, require_answers=require_answers)
 
 
 # ---------------------------------------------------------------------------------------------------- main class
@@ -227,12 +187,9 @@ class QuestionAnswering:
         return result
 
     # ------------------------------------------------------------------------------------------------- evaluation
-    def _predict(self, records: Sequence[QARecord], top_k: int = 1):
-        return self._reader.read_many_detailed(
-            [r.question for r in records], [[r.context] for r in records], top_k=top_k, no_answer_threshold=0.0)
-
     def eval(self, input_filepath: InputFiles) -> EvalResult:
-        """Loss, SQuAD exact match and F1 of the top answer on a labelled CSV / SQuAD JSON file.
+        """Loss, SQuAD exact match and F1 of the top answer on a labelled CSV / SQuAD JSON file (or several files,
+        or QARecords), scored by :func:`covidqa.reader_scoring.evaluate` with :attr:`reader`.
 
         Long contexts are windowed (``max_seq_length``/``doc_stride`` of this object) and the best span over all
         windows is the prediction. Returns :class:`EvalResult`.
@@ -242,33 +199,15 @@ class QuestionAnswering:
         records = _load_records(input_filepath, require_answers=True)
         if not records:
             raise QADataError(f'{input_filepath}: no records to evaluate')
-        started = time.perf_counter()
-        details = self._predict(records)
-        starts, ends = label_windows(details.windows, [answer_char_span(r) for r in records])
-        total = 0.0
-        for w, (s_logits, e_logits) in enumerate(details.logits):
-            total += 0.5 * (_cross_entropy(s_logits, int(starts[w])) + _cross_entropy(e_logits, int(ends[w])))
-        em = f1 = 0.0
-        for record, answers in zip(records, details.answers):
-            prediction = answers[0].answer
-            assert record.answer_text is not None  # _load_records(require_answers=True) checked it
-            gold = list(record.gold_answers) or [record.answer_text]
-            em += exact_match(prediction, gold)
-            f1 += f1_score(prediction, gold)
-        n = len(records)
-        return EvalResult(loss=total / max(1, len(details.windows)), exact_match=em / n, f1=f1 / n, count=n,
-                          windows=len(details.windows), seconds=time.perf_counter() - started)
+        return evaluate(self._reader, records)
 
     def test(self, input_filepath: InputFiles) -> List[QuestionAnsweringResult]:
-        """The best answer for every record of a CSV / SQuAD JSON file (answers not needed), in file order.
+        """The best answer for every record of a CSV / SQuAD JSON file (answers not needed), in file order
+        (:func:`covidqa.reader_scoring.predict` with :attr:`reader`).
 
         Example: ``[r.answer for r in qa.test('test.csv')]``
         """
-        records = _load_records(input_filepath, require_answers=False)
-        if not records:
-            return []
-        details = self._predict(records)
-        return [QuestionAnsweringResult(a[0].answer, a[0].score, a[0].start, a[0].end) for a in details.answers]
+        return predict(self._reader, _load_records(input_filepath, require_answers=False))
 
     def answer_question(self, context: str, question: str, top_k: int = 1) -> List[QuestionAnsweringResult]:
         """The ``top_k`` best answers to ``question`` in ``context`` (any length), best first.

@@ -1,9 +1,10 @@
-"""Scoring a reader as it is served: SQuAD exact match / F1 and window loss (:func:`evaluate`), best answers
-(:func:`predict`), for any :class:`covidqa.reader.ExtractiveReader`, whatever its backend (torch, ONNX, int8).
+"""Scoring a reader: SQuAD exact match / F1 and window loss (:func:`evaluate`), best answers (:func:`predict`),
+for any :class:`covidqa.reader.ExtractiveReader`, whatever its backend (torch, ONNX, int8), and their result types
+(:class:`EvalResult`, :class:`QuestionAnsweringResult`).
 
-:meth:`covidqa.qa.QuestionAnswering.eval` / ``test`` score the in-memory torch model being trained; the service's
-``/qa/eval`` and ``/qa/test`` score the reader that ``/answer`` serves, with these (same metrics, same results
-types). No jina here.
+The one home of these metrics: :meth:`covidqa.qa.QuestionAnswering.eval` / ``test`` call them with the reader over
+the in-memory torch model being trained; the service's ``/qa/eval`` and ``/qa/test`` with the reader that ``/answer``
+serves. No jina here.
 
 Example::
 
@@ -15,35 +16,64 @@ from __future__ import annotations
 
 import os
 import time
-from typing import List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, List, Sequence, Union
 
 import numpy as np
 
 from covidqa.paths import PathLike
-from covidqa.qa import EvalResult, QuestionAnsweringResult
 from covidqa.qa_files import QADataError, QARecord, read_qa_file
-from covidqa.reader import ExtractiveReader, label_windows
+from covidqa.qa_training import answer_char_span
+from covidqa.reader import ExtractiveReader, ReadDetails, label_windows
 from covidqa.squad_metrics import exact_match, f1_score
 
-Inputs = Union[PathLike, Sequence[QARecord]]
+Inputs = Union[PathLike, Sequence[PathLike], Sequence[QARecord]]
+
+
+@dataclass
+class EvalResult:
+    """Evaluation of a labelled file: mean window loss (start/end cross-entropy, windows without the answer
+    labelled ``[CLS]``), SQuAD exact match and F1 (fractions in [0, 1], max over gold answers) of the top answer."""
+
+    loss: float
+    exact_match: float
+    f1: float
+    count: int = 0
+    windows: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class QuestionAnsweringResult:
+    """One answer: ``context[start:end] == answer`` (character offsets); ``score`` is a probability in [0, 1]."""
+
+    answer: str
+    score: float
+    start: int
+    end: int
 
 
 def records_of(inputs: Inputs, require_answers: bool) -> List[QARecord]:
-    """The records of a CSV / SQuAD JSON file, or ``inputs`` itself when it is a sequence of :class:`QARecord`."""
+    """The records of a CSV / SQuAD JSON file (or of several files, in order), or ``inputs`` itself when it is a
+    sequence of :class:`QARecord`. ``require_answers``: every record needs an answer (else :class:`QADataError`).
+
+    Example: ``records_of('dev.csv', require_answers=True)[0].answer_text``
+    """
     if isinstance(inputs, (str, os.PathLike)):
         return list(read_qa_file(inputs, require_answers=require_answers))
-    records = list(inputs)
-    if require_answers:
-        for record in records:
-            if record.answer_text is None:
-                raise QADataError(f'record {record.id!r} (row {record.source_row}) has no answer')
+    items: List[Any] = list(inputs)  # records or paths, checked below
+    if all(isinstance(x, QARecord) for x in items):
+        if require_answers:
+            for record in items:
+                if record.answer_text is None:
+                    raise QADataError(f'record {record.id!r} (row {record.source_row}) has no answer')
+        return items
+    records: List[QARecord] = []
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)):
+            raise QADataError(f'inputs must be file paths or QARecord objects, got {type(item).__name__}')
+        records.extend(read_qa_file(item, require_answers=require_answers))
     return records
-
-
-def _char_span(record: QARecord) -> Optional[Tuple[int, int]]:
-    if not record.answer_text:
-        return None
-    return record.answer_start, record.answer_start + len(record.answer_text)
 
 
 def _cross_entropy(logits: np.ndarray, label: int) -> float:
@@ -52,35 +82,47 @@ def _cross_entropy(logits: np.ndarray, label: int) -> float:
     return float(m + np.log(np.exp(x - m).sum()) - x[label])
 
 
-def _read(reader: ExtractiveReader, records: Sequence[QARecord]):
-    # threshold 0: the best span always answers, as in QuestionAnswering.eval / test
+def _read(reader: ExtractiveReader, records: Sequence[QARecord]) -> ReadDetails:
+    # threshold 0: the best span always answers
     return reader.read_many_detailed([r.question for r in records], [[r.context] for r in records], top_k=1,
                                      no_answer_threshold=0.0)
 
 
 def evaluate(reader: ExtractiveReader, inputs: Inputs) -> EvalResult:
-    """Mean window loss, SQuAD exact match and F1 of the top answer of ``reader`` on labelled ``inputs``."""
+    """Mean window loss, SQuAD exact match and F1 of the top answer of ``reader`` on labelled ``inputs``.
+
+    Long contexts are windowed (the reader's ``max_seq_length``/``doc_stride``) and the best span over all windows
+    is the prediction. Raises :class:`QADataError` when ``inputs`` hold no record or a record without an answer.
+
+    Example: ``evaluate(reader, 'dev.csv').f1`` -> ``0.71``
+    """
     records = records_of(inputs, require_answers=True)
     if not records:
         raise QADataError(f'{inputs}: no records to evaluate')
     started = time.perf_counter()
     details = _read(reader, records)
-    starts, ends = label_windows(details.windows, [_char_span(r) for r in records])
+    starts, ends = label_windows(details.windows, [answer_char_span(r) for r in records])
     total = 0.0
     for w, (s_logits, e_logits) in enumerate(details.logits):
         total += 0.5 * (_cross_entropy(s_logits, int(starts[w])) + _cross_entropy(e_logits, int(ends[w])))
     em = f1 = 0.0
     for record, answers in zip(records, details.answers):
+        prediction = answers[0].answer
+        assert record.answer_text is not None  # records_of(require_answers=True) checked it
         gold = list(record.gold_answers) or [record.answer_text]
-        em += exact_match(answers[0].answer, gold)
-        f1 += f1_score(answers[0].answer, gold)
+        em += exact_match(prediction, gold)
+        f1 += f1_score(prediction, gold)
     n = len(records)
     return EvalResult(loss=total / max(1, len(details.windows)), exact_match=em / n, f1=f1 / n, count=n,
                       windows=len(details.windows), seconds=time.perf_counter() - started)
 
 
 def predict(reader: ExtractiveReader, inputs: Inputs) -> List[QuestionAnsweringResult]:
-    """The best answer of ``reader`` for every record of ``inputs`` (answers not needed), in order."""
+    """The best answer of ``reader`` for every record of ``inputs`` (answers not needed), in order; ``[]`` for no
+    record.
+
+    Example: ``[r.answer for r in predict(reader, 'test.csv')]``
+    """
     records = records_of(inputs, require_answers=False)
     if not records:
         return []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple, cast
 
 import numpy as np
 from docarray import DocList
@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 INDEX_FILE = 'index.bin'
 
 
+class TextEmbedder(Protocol):
+    """What ``embedder_factory`` returns (e.g. :class:`covidqa.embedding.Embedder`): texts -> one vector a row."""
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
 class DocumentStore:
     """Thread-safe exact-NN store of :class:`StoredDoc`, persisted under ``directory``.
 
@@ -33,7 +39,7 @@ class DocumentStore:
     re-embed stored documents (and stale queries) when the service moves to another embedder version.
     """
 
-    def __init__(self, directory, embedder_factory: Optional[Callable[[int], object]] = None):
+    def __init__(self, directory, embedder_factory: Optional[Callable[[int], TextEmbedder]] = None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / INDEX_FILE
@@ -46,7 +52,8 @@ class DocumentStore:
     def _load(self) -> InMemoryExactNNIndex:
         index = InMemoryExactNNIndex[StoredDoc]()
         if self.path.is_file():
-            docs = DocList[StoredDoc].load_binary(file=str(self.path))
+            # docarray types load_binary as "DocList or generator"; it is a generator only with streaming=True
+            docs = cast(DocList[StoredDoc], DocList[StoredDoc].load_binary(file=str(self.path)))
             if len(docs):
                 index.index(docs)
             log.info('loaded %d documents from %s', len(docs), self.path)
@@ -84,7 +91,9 @@ class DocumentStore:
             if self._index.num_docs() == 0:
                 return [(DocList[StoredDoc](), np.zeros(0, dtype=np.float32)) for _ in range(len(vectors))]
             limit = min(limit, self._index.num_docs())
-            result = self._index.find_batched(np.asarray(vectors, dtype=np.float32), search_field='embedding',
+            queries = np.asarray(vectors, dtype=np.float32)
+            # docarray's annotation says NdArray | DocList; it takes a plain numpy array (what it converts to)
+            result = self._index.find_batched(queries, search_field='embedding',  # type: ignore[arg-type]
                                               limit=limit)
             return [(DocList[StoredDoc](docs), np.asarray(scores)) for docs, scores in
                     zip(result.documents, result.scores)]

@@ -45,7 +45,7 @@ class VersionedIndex:
         self._embedders_lock = threading.Lock()
         self.store = DocumentStore(directory, embedder_factory=self.embedder)
         stored = self.store.versions()
-        self.version = max(stored, key=stored.get) if stored else versions.active()
+        self.version = max(stored, key=lambda v: stored[v]) if stored else versions.active()
         self.reembedding = False
         self._stop = threading.Event()
         self.sync()  # finish a re-embedding that a crash interrupted, before serving

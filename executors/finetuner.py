@@ -23,6 +23,8 @@ The rounds themselves (when to train, the background thread, coalescing, cancell
 moves ``TARGET``; the indexer then re-embeds the stored documents and moves ``ACTIVE``, and the embedder follows
 (see :mod:`covidqa.versions`). Parameters: :mod:`executors.parameters`.
 """
+from typing import Dict, List, Tuple
+
 from jina import Executor, requests
 
 from covidqa.docs import DocList, QADoc
@@ -80,18 +82,19 @@ class Finetuner(Executor):
         if len(docs) == 0:
             raise BadRequest('/feedback: no documents: send the searched query docs (same ids as in /search) with '
                              "match.label set to 'accepted' or 'rejected'")
-        batches = []
+        batches: List[Tuple[str, Dict[str, str]]] = []
         for position, doc in enumerate(docs):
-            labels = {}
+            labels: Dict[str, str] = {}  # document id (as the store compares them: str) -> label
             for match in doc.matches:
                 if match.label is None:
                     continue
-                if match.id in labels and labels[match.id] != match.label:
+                if str(match.id) in labels and labels[str(match.id)] != match.label:
                     raise BadRequest(f'/feedback: query id={doc.id!r}: document id={match.id!r} is labeled both '
-                                     f'{labels[match.id]!r} and {match.label!r}')
-                labels[match.id] = match.label
+                                     f'{labels[str(match.id)]!r} and {match.label!r}')
+                labels[str(match.id)] = match.label
+            query_id = doc.id or ''  # no id: the store refuses it by name
             try:
-                batches.append((doc.id, self.store.validate(doc.id, labels)))
+                batches.append((query_id, self.store.validate(query_id, labels)))
             except FeedbackError as exc:
                 raise BadRequest(f'/feedback: document {position}: {exc}') from None
         accepted = rejected = 0

@@ -13,6 +13,7 @@ re-embeds queries or documents that arrive embedded with another version. Parame
 """
 import zlib
 from pathlib import Path
+from typing import List
 
 from jina import Executor, requests
 
@@ -27,6 +28,17 @@ STORED_FIELDS = ('text', 'answer', 'wrong_answer', 'title', 'source', 'url', 'pa
                  'offset_end')
 # endpoints that answer a dict (in response.parameters['__results__']): no return annotation, the schemas given
 RESULTS = dict(request_schema=DocList[QADoc], response_schema=DocList[QADoc])
+
+
+def _ids(docs: DocList[QADoc], endpoint: str) -> List[str]:
+    """The documents' ids; a document without one (``id=None``) is refused by position (the tokenizer gives every
+    ``/index`` and ``/update`` document an id)."""
+    ids: List[str] = []
+    for position, doc in enumerate(docs):
+        if doc.id is None:
+            raise BadRequest(f'{endpoint}: document {position} has no id')
+        ids.append(doc.id)
+    return ids
 
 
 class Indexer(Executor):
@@ -58,7 +70,7 @@ class Indexer(Executor):
 
     def _store(self, docs: DocList[QADoc], parameters: dict, endpoint: str, must_exist: bool) -> DocList[QADoc]:
         IndexParameters.parse(parameters, endpoint)
-        mine = DocList[QADoc]([d for d in docs if self._mine(d.id)])
+        mine = DocList[QADoc]([d for d, doc_id in zip(docs, _ids(docs, endpoint)) if self._mine(doc_id)])
         if must_exist:
             known = set(self.store.ids())
             unknown = [d.id for d in mine if d.id not in known]
@@ -108,7 +120,7 @@ class Indexer(Executor):
         NoParameters.parse(parameters, '/delete')
         if len(docs) == 0:
             raise BadRequest('/delete: send the documents to delete (only their ids are used)')
-        deleted, missing = self.store.delete([d.id for d in docs if self._mine(d.id)])
+        deleted, missing = self.store.delete([i for i in _ids(docs, '/delete') if self._mine(i)])
         return {'deleted': deleted, 'missing': missing, 'count': self.store.count(), 'shard': self.shard_id}
 
     @requests(on='/count', **RESULTS)

@@ -5,6 +5,8 @@ With ``shards: N`` every shard returns its own top-``limit``; the Flow concatena
 """
 
 
+from typing import Dict, Optional
+
 from jina import Executor, requests
 
 from covidqa.docs import DocList, MatchDoc, QADoc
@@ -13,7 +15,7 @@ from executors.parameters import AnswerParameters, SearchParameters, or_default
 
 def merge_matches(docs: DocList[QADoc], limit: int) -> DocList[QADoc]:
     for doc in docs:
-        best = {}
+        best: Dict[Optional[str], MatchDoc] = {}
         for match in doc.matches:
             if match.id not in best or (match.score or 0) > (best[match.id].score or 0):
                 best[match.id] = match

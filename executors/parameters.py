@@ -21,22 +21,34 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Dict, Literal, Optional, Tuple
+from typing import Annotated, Any, Callable, ClassVar, Dict, Literal, Optional, Tuple, Type, TypeVar, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from executors._common import BadRequest
 
 MAX_WAIT_S = 3600
+T = TypeVar('T', bound='Parameters')
+V = TypeVar('V')
 
 
-def or_default(value, default):
+def or_default(value: Optional[V], default: V) -> V:
     """``value`` unless it is ``None`` (the parameter was not given)."""
     return default if value is None else value
 
 
 # ---------------------------------------------------------------------------------------------------- field types
-def _integer(minimum: int, maximum: int, description: str):
+# Each factory returns the metadata of one field (its check, description and JSON-schema extras), used as
+# ``name: Annotated[Optional[int], _integer(1, 100, 'what it is')] = None``: the type stays visible to type checkers.
+def _field(kind: Any, check: Callable[[Any, ValidationInfo], Any], description: str,
+           extra: Optional[Dict[str, Any]] = None) -> FieldInfo:
+    annotated: Any = Annotated[kind, BeforeValidator(check), Field(description=description, json_schema_extra=extra)]
+    return FieldInfo.from_annotation(annotated)
+
+
+def _integer(minimum: int, maximum: int, description: str) -> FieldInfo:
     def check(value, info: ValidationInfo):
         if value is None:
             return None
@@ -46,11 +58,10 @@ def _integer(minimum: int, maximum: int, description: str):
             raise ValueError(f'parameter {info.field_name!r} must be an integer between {minimum} and {maximum}, '
                              f'got {value!r}')
         return value
-    return Annotated[Optional[int], BeforeValidator(check),
-                     Field(description=description, json_schema_extra={'minimum': minimum, 'maximum': maximum})]
+    return _field(Optional[int], check, description, {'minimum': minimum, 'maximum': maximum})
 
 
-def _number(minimum: float, maximum: float, description: str):
+def _number(minimum: float, maximum: float, description: str) -> FieldInfo:
     def check(value, info: ValidationInfo):
         if value is None:
             return None
@@ -58,46 +69,47 @@ def _number(minimum: float, maximum: float, description: str):
             raise ValueError(f'parameter {info.field_name!r} must be a number between {minimum} and {maximum}, '
                              f'got {value!r}')
         return float(value)
-    return Annotated[Optional[float], BeforeValidator(check),
-                     Field(description=description, json_schema_extra={'minimum': minimum, 'maximum': maximum})]
+    return _field(Optional[float], check, description, {'minimum': minimum, 'maximum': maximum})
 
 
-def _choice(choices: Tuple[str, ...], description: str):
+def _choice(choices: Tuple[str, ...], description: str) -> FieldInfo:
     def check(value, info: ValidationInfo):
         if value is not None and value not in choices:
             raise ValueError(f'parameter {info.field_name!r} must be one of {choices}, got {value!r}')
         return value
-    return Annotated[Optional[Literal[choices]], BeforeValidator(check), Field(description=description)]
+    return _field(Optional[Literal[choices]], check, description)
 
 
-def _flag(description: str):
+def _flag(description: str) -> FieldInfo:
     def check(value, info: ValidationInfo):
         if value is not None and not isinstance(value, bool):
             raise ValueError(f'parameter {info.field_name!r} must be true or false, got {value!r}')
         return value
-    return Annotated[Optional[bool], BeforeValidator(check), Field(description=description)]
+    return _field(Optional[bool], check, description)
 
 
-def _file(description: str):
+def _file(description: str) -> FieldInfo:
     def check(value, info: ValidationInfo):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ValueError(f'parameter {info.field_name!r} must be a file name under the data directory, '
                              f'got {value!r}')
         return value
-    return Annotated[Optional[str], BeforeValidator(check), Field(description=description)]
+    return _field(Optional[str], check, description)
 
 
-def _object(description: str):
+def _object(description: str) -> FieldInfo:
     def check(value, info: ValidationInfo):
         if value is not None and not isinstance(value, dict):
             raise ValueError(f'parameter {info.field_name!r} must be an object of training arguments, got {value!r}')
         return value
-    return Annotated[Optional[Dict[str, Any]], BeforeValidator(check), Field(description=description)]
+    return _field(Optional[Dict[str, Any]], check, description)
 
 
-Limit = _integer(1, 1000, 'matches per query (indexer; default: its uses_with limit, 10)')
-MaxLength = _integer(1, 512, 'tokens per query/document embedded (tokenizer; default 50)')
-BatchSize = _integer(1, 1024, 'texts (embedder) or windows (reader) per forward pass')
+Limit = Annotated[Optional[int], _integer(1, 1000, 'matches per query (indexer; default: its uses_with limit, 10)')]
+MaxLength = Annotated[Optional[int], _integer(1, 512, 'tokens per query/document embedded (tokenizer; default 50)')]
+BatchSize = Annotated[Optional[int], _integer(1, 1024, 'texts (embedder) or windows (reader) per forward pass')]
+ContextField = Literal['auto', 'answer', 'text']  # AnswerParameters.context_field
+StartFrom = Literal['current', 'base']  # QATrainParameters.start_from
 
 
 # ------------------------------------------------------------------------------------------------------ the models
@@ -123,7 +135,7 @@ class Parameters(BaseModel):
         return data
 
     @classmethod
-    def parse(cls, parameters: Optional[dict], endpoint: str = '') -> 'Parameters':
+    def parse(cls: Type[T], parameters: Optional[dict], endpoint: str = '') -> T:
         """The validated parameters of a request to ``endpoint`` (named in messages); raises :class:`BadRequest`
         naming the bad key(s)."""
         try:
@@ -132,7 +144,7 @@ class Parameters(BaseModel):
             raise BadRequest('; '.join(_describe(e) for e in error.errors())) from None
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     message = error['msg']
     if error['type'] == 'value_error':  # our own messages, which name the key
         return message.removeprefix('Value error, ')
@@ -161,15 +173,18 @@ class AnswerParameters(SearchParameters):
     """``/answer``: the ``/search`` knobs plus the reader's (defaults: the reader's ``uses_with``)."""
 
     endpoints: ClassVar[Tuple[str, ...]] = ('/answer',)
-    top_k: _integer(1, 100, 'answers per question') = None
-    max_answer_length: _integer(1, 512, 'longest answer, in tokens') = None
-    doc_stride: _integer(1, 512, 'overlap of the reader windows, in tokens') = None
-    max_seq_length: _integer(1, 512, 'reader window length, in tokens') = None
-    no_answer_threshold: _number(0.0, 1.0, 'best span scores below this answer "no answer"') = None
-    lexical_weight: _number(0.0, 100.0, 'discount of spans outside the context sentences that best match the '
-                                        "question's words (0 = the model alone)") = None
-    context_field: _choice(('auto', 'answer', 'text'), "what the reader reads of a match ('auto': answer, else "
-                                                        'text)') = None
+    top_k: Annotated[Optional[int], _integer(1, 100, 'answers per question')] = None
+    max_answer_length: Annotated[Optional[int], _integer(1, 512, 'longest answer, in tokens')] = None
+    doc_stride: Annotated[Optional[int], _integer(1, 512, 'overlap of the reader windows, in tokens')] = None
+    max_seq_length: Annotated[Optional[int], _integer(1, 512, 'reader window length, in tokens')] = None
+    no_answer_threshold: Annotated[Optional[float],
+                                   _number(0.0, 1.0, 'best span scores below this answer "no answer"')] = None
+    lexical_weight: Annotated[Optional[float],
+                              _number(0.0, 100.0, 'discount of spans outside the context sentences that best match '
+                                                  "the question's words (0 = the model alone)")] = None
+    context_field: Annotated[Optional[ContextField],
+                             _choice(get_args(ContextField), "what the reader reads of a match ('auto': answer, "
+                                                             'else text)')] = None
 
 
 class NoParameters(Parameters):
@@ -182,29 +197,31 @@ class RoundParameters(Parameters):
     """``/train`` and ``/save_model``: whether to wait for the training round, and how long at most."""
 
     endpoints: ClassVar[Tuple[str, ...]] = ('/train', '/save_model')
-    wait: _flag('wait for the round to finish (default false)') = None
-    timeout: _number(1, MAX_WAIT_S, 'seconds to wait at most (default 600)') = None
+    wait: Annotated[Optional[bool], _flag('wait for the round to finish (default false)')] = None
+    timeout: Annotated[Optional[float], _number(1, MAX_WAIT_S, 'seconds to wait at most (default 600)')] = None
 
 
 class RollbackParameters(Parameters):
     """``/rollback``: the embedder version to go back to (required)."""
 
     endpoints: ClassVar[Tuple[str, ...]] = ('/rollback',)
-    version: _integer(0, 10 ** 6, 'an existing embedder version (0 = the base model)') = None
+    version: Annotated[Optional[int],
+                       _integer(0, 10 ** 6, 'an existing embedder version (0 = the base model)')] = None
 
 
 class QATrainParameters(Parameters):
     """``/qa/train``: a training file (else the request's labelled documents), evaluation file, arguments."""
 
     endpoints: ClassVar[Tuple[str, ...]] = ('/qa/train',)
-    file: _file('CSV or SQuAD JSON file under the reader data directory') = None
-    eval_file: _file('labelled file evaluated after training') = None
-    args: _object('QATrainArgs keys, e.g. {"num_train_epochs": 1}') = None
-    start_from: _choice(('current', 'base'), "the served reader ('current', default) or the base model") = None
+    file: Annotated[Optional[str], _file('CSV or SQuAD JSON file under the reader data directory')] = None
+    eval_file: Annotated[Optional[str], _file('labelled file evaluated after training')] = None
+    args: Annotated[Optional[Dict[str, Any]], _object('QATrainArgs keys, e.g. {"num_train_epochs": 1}')] = None
+    start_from: Annotated[Optional[StartFrom],
+                          _choice(get_args(StartFrom), "the served reader ('current', default) or the base model")] = None
 
 
 class QAFileParameters(Parameters):
     """``/qa/eval`` and ``/qa/test``: a file under the reader data directory (else the request's documents)."""
 
     endpoints: ClassVar[Tuple[str, ...]] = ('/qa/eval', '/qa/test')
-    file: _file('CSV or SQuAD JSON file under the reader data directory') = None
+    file: Annotated[Optional[str], _file('CSV or SQuAD JSON file under the reader data directory')] = None

