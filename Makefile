@@ -45,16 +45,17 @@ reader-ship: .venv/.installed
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# The whole suite (~5 min on 2 cores) after the linter
+# The whole suite (~5 min on 2 cores) after the linter and the type checker
 test: .venv/.installed browser lint
 	$(PY) -m pytest tests -q
 
-# What a developer runs while editing: lint + the unit tests that neither train nor read whole data sets (< 1 min)
+# What a developer runs while editing: ruff + mypy + the unit tests that neither train nor read whole data sets (< 1 min)
 test-fast: .venv/.installed lint
 	$(PY) -m pytest tests -q -m "unit and not slow"
 
 lint: .venv/.installed
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 
 bench: .venv/.installed
 	$(PY) benchmarks/bench_speed.py
