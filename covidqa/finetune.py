@@ -176,10 +176,10 @@ def train_encoder(train_data: TrainData, model: PathLike = 'base', *, loss: str 
     every step; setting ``stop_event`` cancels with :class:`TrainingCancelled`."""
     import torch
 
-    from covidqa.losses import CosineSiameseLoss, MultipleNegativesRankingLoss
+    from covidqa.losses import LOSSES, CosineSiameseLoss, MultipleNegativesRankingLoss
 
-    if loss not in ('mnr', 'cosine'):
-        raise ValueError(f"loss must be 'mnr' or 'cosine', got {loss!r}")
+    if loss not in LOSSES:
+        raise ValueError(f'loss must be one of {sorted(LOSSES)}, got {loss!r}')
     for name, value in (('epochs', epochs), ('batch_size', batch_size), ('max_length', max_length)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f'{name} must be a positive integer, got {value!r}')
@@ -296,6 +296,8 @@ def fit(train_data: TrainData, *, versions: Optional[Union[ModelVersions, PathLi
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from covidqa.losses import LOSSES
+
     parser = argparse.ArgumentParser(prog='python -m covidqa.finetune',
                                      description='Finetune the embedder from feedback labels')
     sub = parser.add_subparsers(dest='command', required=True)
@@ -304,7 +306,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help='labels: .csv/.jsonl with columns query,document,label (accepted|rejected), or a label-store '
                         'folder')
     p.add_argument('--epochs', type=int, default=DEFAULTS['epochs'])
-    p.add_argument('--loss', choices=['mnr', 'cosine'], default=DEFAULTS['loss'])
+    p.add_argument('--loss', choices=sorted(LOSSES), default=DEFAULTS['loss'])
     p.add_argument('--lr', type=float, default=DEFAULTS['lr'])
     p.add_argument('--batch-size', type=int, default=DEFAULTS['batch_size'])
     p.add_argument('--max-length', type=int, default=DEFAULTS['max_length'])
