@@ -11,7 +11,7 @@ COVIDQA_HOME ?= $(abspath workspace)
 export COVIDQA_HOME
 
 .PHONY: serve test test-fast lint venv reader reader-pretrain reader-ship browser bench bench-reader bench-articles bench-curve \
-	bench-feedback clean
+	bench-feedback soak clean
 
 .venv/.installed: requirements.txt pyproject.toml
 	python3 -m venv .venv
@@ -73,6 +73,11 @@ bench-curve: .venv/.installed
 
 bench-feedback: .venv/.installed
 	$(PY) benchmarks/bench_feedback.py
+
+# Soak test with a fuzzer (not part of `make test`): 16 clients for 5 minutes of real + malformed requests over gRPC and
+# HTTP, then checks that no acknowledged write is lost (also after a restart) -> benchmarks/out/soak.json, docs/soak.png
+soak: .venv/.installed
+	$(PY) benchmarks/soak.py
 
 clean:
 	rm -rf workspace benchmarks/out

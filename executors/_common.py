@@ -13,7 +13,18 @@ class BadRequest(ValueError):
 
 
 def check_texts(docs, endpoint: str) -> None:
-    """Every document needs a non-empty ``text`` of at most MAX_TEXT_CHARS characters."""
+    """A request needs at least one document, and every document a non-empty ``text`` of at most MAX_TEXT_CHARS
+    characters; else :class:`BadRequest` naming the problem. (An HTTP body ``{"data": []}`` reached the tokenizer
+    with no documents and failed inside the tokenizer library: a 500 instead of a 400.)
+
+    Example::
+
+        check_texts(DocList[QADoc]([QADoc(text='Can pets get it?')]), '/search')   # passes
+        check_texts(DocList[QADoc](), '/search')    # BadRequest: /search: no documents: ...
+    """
+    if len(docs) == 0:
+        raise BadRequest(f'{endpoint}: no documents: send at least one document with a text '
+                         f'(HTTP: {{"data": [{{"text": "..."}}]}})')
     for position, doc in enumerate(docs):
         text = doc.text
         if not isinstance(text, str) or not text.strip():

@@ -167,6 +167,7 @@ def test_bad_grpc_input_is_refused_clearly_and_the_flow_keeps_serving(flow, faq_
 @pytest.mark.parametrize('body, code, message', [
     ({}, 422, 'data'),                                             # no data at all: the body does not parse
     ({'data': 'not a list'}, 422, 'data'),
+    ({'data': []}, 400, 'no documents'),  # was a 500: the tokenizer library failed on an empty list (soak test)
     ({'data': [{'txt': 'typo in the field name'}]}, 400, 'empty text'),  # no text
     ({'data': [{'text': ''}]}, 400, 'empty text'),
     ({'data': [{'text': 'ok'}], 'parameters': {'top_k': 0}}, 400, "parameter 'top_k' must be an integer"),

@@ -1,7 +1,8 @@
 """The endpoints' parameter models: keys, bounds, defaults (None = the Executor's), refusals that name the key."""
 import pytest
 
-from executors._common import BadRequest
+from covidqa.docs import DocList, QADoc
+from executors._common import MAX_TEXT_CHARS, BadRequest, check_texts
 from executors.parameters import (
     AnswerParameters,
     IndexParameters,
@@ -55,3 +56,16 @@ def test_every_bad_key_is_named_at_once():
     with pytest.raises(BadRequest) as error:
         AnswerParameters.parse({'limit': 0, 'top_k': 0})
     assert "'limit' must be" in str(error.value) and "'top_k' must be" in str(error.value)
+
+
+@pytest.mark.parametrize('texts, message', [
+    ([], '/search: no documents: send at least one document with a text'),  # {"data": []} was a 500
+    (['ok', '  '], '/search: document 1 (id=d1) has an empty text'),
+    (['x' * (MAX_TEXT_CHARS + 1)], f'has {MAX_TEXT_CHARS + 1} characters; the limit is {MAX_TEXT_CHARS}'),
+])
+def test_texts_are_checked_before_any_model_runs(texts, message):
+    docs = DocList[QADoc]([QADoc(id=f'd{i}', text=t) for i, t in enumerate(texts)])
+    with pytest.raises(BadRequest) as refused:
+        check_texts(docs, '/search')
+    assert message in str(refused.value)
+    check_texts(DocList[QADoc]([QADoc(text='x' * MAX_TEXT_CHARS)]), '/search')  # the limit itself passes
