@@ -16,6 +16,14 @@ import sys
 import textwrap
 
 
+def auth_metadata():
+    """gRPC metadata carrying ``$COVIDQA_TOKEN`` (writes need it when the service has one); empty without it."""
+    from executors.access import service_token
+
+    token = service_token()
+    return (('authorization', f'Bearer {token}'),) if token else ()
+
+
 def _client(args):
     from jina import Client
 
@@ -30,7 +38,7 @@ def _post(args, endpoint, docs, parameters=None):
     try:
         return _client(args).post(endpoint, docs, parameters=parameters or {}, return_type=DocList[QADoc],
                                   request_size=args.batch_size, show_progress=endpoint == '/index',
-                                  results_in_order=True)
+                                  results_in_order=True, metadata=auth_metadata())
     except BadServer as exc:
         description = getattr(getattr(exc.args[0], 'status', None), 'description', '') if exc.args else ''
         sys.exit(f'error from the Flow: {description or exc}')

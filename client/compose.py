@@ -66,7 +66,10 @@ def compose(flow_yml: Path = REPO / 'flow.yml') -> dict:
         'command': gateway_command(flow, addresses),
         'ports': ['127.0.0.1:54321:54321', '127.0.0.1:8080:8080'],
         'depends_on': list(addresses),
-        'environment': {'COVIDQA_HOME': '/home/covidqa/workspace'},
+        # without a token the gateway listens on the container's loopback only (executors/access.py): the stack
+        # needs one, from the environment of `docker compose up`
+        'environment': {'COVIDQA_HOME': '/home/covidqa/workspace',
+                        'COVIDQA_TOKEN': '${COVIDQA_TOKEN:?set COVIDQA_TOKEN: the token writes need}'},
         'volumes': ['covidqa-home:/home/covidqa/workspace'],
         'healthcheck': {'test': ['CMD', 'curl', '-sf', 'http://127.0.0.1:8080/dry_run'], 'interval': '10s',
                         'retries': 30},

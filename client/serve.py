@@ -35,6 +35,7 @@ def main(argv=None):
     flow.start()
     print(f'ready in {flow.startup_seconds:.1f}s', flush=True)
     try:
+        from client.__main__ import auth_metadata
         from covidqa.docs import DocList, QADoc
 
         client = flow.client()
@@ -45,7 +46,7 @@ def main(argv=None):
 
             docs = generate_qa(args.faq, question_column=args.question_column, skip_bad=True)
             print(f'indexing {len(docs)} FAQ entries from {args.faq or "the deepset COVID-19 FAQ"} ...', flush=True)
-            client.post('/index', docs, request_size=32, show_progress=True)
+            client.post('/index', docs, request_size=32, show_progress=True, metadata=auth_metadata())
         else:
             print(f'the index already holds {stored} documents', flush=True)
         print(f'''

@@ -1,9 +1,12 @@
 """Who may write, and how much one request may carry: the gateway's checks, before any Executor or model runs.
 
-- **A token for writes.** When ``$COVIDQA_TOKEN`` is set, the endpoints in :data:`WRITE_ENDPOINTS` (they change
-  the index, the labels or a model) need it: HTTP header ``Authorization: Bearer <token>``, gRPC metadata
-  ``('authorization', 'Bearer <token>')``. Reads (``/search``, ``/answer``, ``/count``, ``/status``) stay open.
-  Without the variable every endpoint is open, and the gateway serves on 127.0.0.1 only (:func:`bind_host`).
+- **A token for writes.** When ``$COVIDQA_TOKEN`` is set, every endpoint but the reads in :data:`OPEN_ENDPOINTS`
+  (``/search``, ``/answer``, ``/count``, ``/status``) needs it: the writes (they change the index, the labels or a
+  model), ``/qa/eval`` and ``/qa/test`` (they read whole files of the service), and any endpoint not listed here.
+  HTTP header ``Authorization: Bearer <token>``, gRPC metadata ``('authorization', 'Bearer <token>')``. Without the
+  variable every endpoint is open, and the gateway serves on 127.0.0.1 only (:func:`bind_host`).
+- **Known endpoints only.** An endpoint outside :data:`ENDPOINTS` is refused with 404 (jina would pass the
+  documents through every Executor unchanged and answer OK).
 - **Bounded requests.** At most :data:`MAX_DOCS` documents a request (``$COVIDQA_MAX_DOCS``, default 256) and
   :data:`MAX_REQUEST_BYTES` bytes (``$COVIDQA_MAX_REQUEST_BYTES``, default 8 MiB): one large request cannot
   occupy the Flow for minutes. Clients send more in several requests (jina's client does: ``request_size``).
@@ -12,7 +15,7 @@ Each check returns ``None`` (allowed) or a :class:`Refusal` (status code and a m
 
 Example::
 
-    refusal = check_token('/delete', 'Bearer wrong', expected='s3cret')
+    refusal = check_token('/delete', None, expected='s3cret')
     refusal.http_status, refusal.message   # 401, "/delete needs the service token: ..."
 """
 from __future__ import annotations
@@ -22,8 +25,10 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+OPEN_ENDPOINTS = frozenset({'/search', '/answer', '/count', '/status'})
 WRITE_ENDPOINTS = frozenset({'/index', '/update', '/delete', '/qa/train', '/train', '/rollback', '/save_model',
                              '/feedback'})
+ENDPOINTS = OPEN_ENDPOINTS | WRITE_ENDPOINTS | {'/qa/eval', '/qa/test'}
 TOKEN_ENV = 'COVIDQA_TOKEN'
 LOOPBACK = '127.0.0.1'
 
@@ -61,9 +66,23 @@ def bind_host(host: str, token: Optional[str]) -> str:
     return host if token else LOOPBACK
 
 
+def normalise(endpoint: str) -> str:
+    """``'/index/'``, ``'index'`` -> ``'/index'`` (what the checks compare; jina itself matches exactly)."""
+    return '/' + (endpoint or '').strip().strip('/')
+
+
+def check_endpoint(endpoint: str) -> Optional[Refusal]:
+    """Refuse endpoints no Executor serves."""
+    if endpoint in ENDPOINTS:
+        return None
+    return Refusal(404, f'unknown endpoint {endpoint!r}; the endpoints are {sorted(ENDPOINTS)}')
+
+
 def check_token(endpoint: str, authorization: Optional[str], expected: Optional[str]) -> Optional[Refusal]:
-    """``authorization``: the ``Authorization`` header / metadata value the client sent (``Bearer <token>``)."""
-    if not expected or endpoint not in WRITE_ENDPOINTS:
+    """``authorization``: the ``Authorization`` header / metadata value the client sent (``Bearer <token>``).
+    Everything but :data:`OPEN_ENDPOINTS` needs the token (when there is one), unknown endpoints included."""
+    endpoint = normalise(endpoint)
+    if not expected or endpoint in OPEN_ENDPOINTS:
         return None
     presented = (authorization or '').strip()
     if presented.lower().startswith('bearer '):
@@ -87,5 +106,5 @@ def check_size(endpoint: str, docs: int, size_bytes: Optional[int] = None) -> Op
     return None
 
 
-__all__ = ['WRITE_ENDPOINTS', 'MAX_DOCS', 'MAX_REQUEST_BYTES', 'Refusal', 'service_token', 'bind_host',
+__all__ = ['OPEN_ENDPOINTS', 'WRITE_ENDPOINTS', 'ENDPOINTS', 'normalise', 'check_endpoint', 'MAX_DOCS', 'MAX_REQUEST_BYTES', 'Refusal', 'service_token', 'bind_host',
            'check_token', 'check_size']

@@ -1,4 +1,4 @@
-"""The Flow's gateway: jina's own servers for every protocol (gRPC, HTTP, WebSocket), plus, on the HTTP side, the
+"""The Flow's gateway: jina's own gRPC and HTTP servers (no WebSocket: it has no access checks), plus, on the HTTP side, the
 labeler page at ``GET /labeler`` and status codes that tell client errors from server faults.
 
 Status codes: jina's HTTP gateway answers every failed request with 500, whatever failed. Here a request refused
@@ -40,7 +40,17 @@ from jina.serve.runtimes.gateway.grpc import GRPCGateway
 from jina.serve.runtimes.gateway.http import HTTPGateway
 from jina.serve.runtimes.servers.composite import CompositeBaseServer
 
-from executors.access import LOOPBACK, bind_host, check_size, check_token, service_token
+from executors.access import (
+    LOOPBACK,
+    MAX_REQUEST_BYTES,
+    Refusal,
+    bind_host,
+    check_endpoint,
+    check_size,
+    check_token,
+    normalise,
+    service_token,
+)
 
 LABELER_DIR = Path(__file__).resolve().parent / 'labeler'
 LABELER_PATH = '/labeler'
@@ -76,14 +86,33 @@ def add_status_codes(app, logger=None):
     return app
 
 
-def _count_docs(body: bytes) -> int:
-    """Documents in a JSON request body (``data`` a list: its length; one document otherwise; 0 if unparsable,
-    which FastAPI refuses with 422 anyway)."""
+def _refuse_constant(name: str):
+    raise ValueError(f'{name} is not a number JSON allows')
+
+
+def _body_refusal(endpoint: str, body: bytes):
+    """Check a JSON request body: NaN/Infinity refused (400; jina would fail on them with a 500), the number of
+    documents (``data`` a list: its length; one document otherwise) within the limit. Unparsable bodies pass:
+    FastAPI refuses them with 422 naming the problem."""
     try:
-        data = json.loads(body).get('data') if body else None
-    except (ValueError, AttributeError):
-        return 0
-    return len(data) if isinstance(data, list) else int(data is not None)
+        parsed = json.loads(body, parse_constant=_refuse_constant) if body else None
+    except ValueError as error:
+        if 'not a number JSON allows' in str(error):
+            return Refusal(400, f'{endpoint}: {error} (the request carries NaN or Infinity)')
+        return None
+    data = parsed.get('data') if isinstance(parsed, dict) else None
+    return check_size(endpoint, len(data) if isinstance(data, list) else int(data is not None), len(body))
+
+
+async def _read_bounded(request, limit: int):
+    """The request body, or None as soon as it passes ``limit`` bytes (a chunked body has no Content-Length)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b''.join(chunks)
 
 
 def add_access_checks(app, token):
@@ -93,16 +122,20 @@ def add_access_checks(app, token):
 
     @app.middleware('http')
     async def _access(request, call_next):
-        if request.method != 'POST':
+        if request.method in ('GET', 'HEAD', 'OPTIONS'):
             return await call_next(request)
-        endpoint = request.url.path
+        endpoint = normalise(request.url.path)
         refusal = check_token(endpoint, request.headers.get('authorization'), token)
         if refusal is None:
             length = request.headers.get('content-length', '')
             refusal = check_size(endpoint, 0, int(length) if length.isdigit() else None)
         if refusal is None:
-            body = await request.body()
-            refusal = check_size(endpoint, _count_docs(body), len(body))
+            body = await _read_bounded(request, MAX_REQUEST_BYTES)
+            if body is None:
+                refusal = check_size(endpoint, 0, MAX_REQUEST_BYTES + 1)
+            else:
+                request._body = body  # what the endpoint reads (Starlette replays a body read in a middleware)
+                refusal = _body_refusal(endpoint, body)
         if refusal is not None:
             return JSONResponse({'detail': refusal.message}, status_code=refusal.http_status)
         return await call_next(request)
@@ -116,15 +149,18 @@ def guard_grpc_handler(handler, token):
     a refused request ends the call with UNAUTHENTICATED / RESOURCE_EXHAUSTED and the message."""
     import grpc
 
-    codes = {401: grpc.StatusCode.UNAUTHENTICATED, 413: grpc.StatusCode.RESOURCE_EXHAUSTED}
+    codes = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
+             404: grpc.StatusCode.NOT_FOUND, 413: grpc.StatusCode.RESOURCE_EXHAUSTED}
 
     def refusal_of(request, context):
         metadata = dict(context.invocation_metadata() or ()) if context is not None else {}
-        endpoint = request.header.exec_endpoint or '/'
+        try:
+            endpoint = request.header.exec_endpoint or '/'
+            docs, size = len(request.docs), request.proto.ByteSize()
+        except Exception as error:  # bytes that are no jina DataRequest (protobuf DecodeError, ...)
+            return Refusal(400, f'the request is not a jina DataRequest: {type(error).__name__}: {error}')
         refusal = check_token(endpoint, metadata.get('authorization'), token)
-        if refusal is None:
-            refusal = check_size(endpoint, len(request.docs), request.proto.ByteSize())
-        return refusal
+        return refusal or check_endpoint(endpoint) or check_size(endpoint, docs, size)
 
     original_stream, original_single = handler.stream, handler.process_single_data
 
@@ -181,11 +217,14 @@ class GuardedGRPCGateway(GRPCGateway):
 
     async def setup_server(self):
         guard_grpc_handler(self._request_handler, service_token())
+        # refuse oversized messages while receiving them (jina's default is no limit)
+        self.grpc_server_options = {**(self.grpc_server_options or {}),
+                                    'grpc.max_receive_message_length': MAX_REQUEST_BYTES + 64 * 1024}
         await super().setup_server()
 
 
 class LabelerGateway(CompositeBaseServer, BaseGateway):
-    """One server per (protocol, port): jina's gRPC / WebSocket gateways, and :class:`LabelerHTTPGateway` for HTTP."""
+    """One server per (protocol, port): :class:`GuardedGRPCGateway` for gRPC, :class:`LabelerHTTPGateway` for HTTP."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -209,6 +248,9 @@ class LabelerGateway(CompositeBaseServer, BaseGateway):
                 server_cls = LabelerHTTPGateway
             elif protocol == ProtocolType.GRPC and not self.works_as_load_balancer:
                 server_cls = GuardedGRPCGateway
+            elif protocol == ProtocolType.WEBSOCKET:
+                raise ValueError('the websocket gateway has no token and size checks (executors/access.py): serve '
+                                 'grpc and/or http')
             else:
                 server_cls = _get_gateway_class(protocol, works_as_load_balancer=self.works_as_load_balancer)
             self.servers.append(server_cls(**server_kwargs))

@@ -88,3 +88,23 @@ def test_a_request_over_the_document_limit_is_refused_at_once_on_both_protocols(
     answered = flow.client().post('/search', DocList[QADoc]([QADoc(text=q['text']) for q in questions]),
                                   request_size=5, return_type=DocList[QADoc])
     assert len(answered) == 9
+
+
+def test_reading_the_services_files_needs_the_token_and_nan_is_a_client_error(flow):
+    status, body = http_post(flow, '/qa/eval', {'data': [], 'parameters': {'file': 'dev.csv'}})
+    assert status == 401 and '/qa/eval needs the service token' in body['detail']
+    status, body = http_post(flow, '/search', {'data': [{'text': 'x'}], 'parameters': {'limit': float('nan')}})
+    assert status == 400 and 'NaN or Infinity' in body['detail']
+    assert count(flow) >= 3  # still serving
+
+
+def test_grpc_unknown_endpoints_and_unary_calls_are_checked_too(flow):
+    client = flow.client()
+    with pytest.raises(Exception) as unknown:
+        client.post('/searc', DocList[QADoc]([QADoc(text='typo in the endpoint')]), metadata=AUTH)
+    assert "unknown endpoint '/searc'" in str(unknown.value)
+    with pytest.raises(Exception) as refused:
+        client.post('/delete', DocList[QADoc]([QADoc(id='faq-2')]), stream=False)
+    assert '/delete needs the service token' in str(refused.value)
+    assert 'faq-2' in [m.id for m in client.post('/search', DocList[QADoc]([QADoc(text=FAQ[2].text)]),
+                                                 parameters={'limit': 1}, return_type=DocList[QADoc])[0].matches]

@@ -1,7 +1,15 @@
 """The gateway's access rules (executors/access.py): which endpoints need the token, what a request may carry."""
 import pytest
 
-from executors.access import MAX_DOCS, MAX_REQUEST_BYTES, WRITE_ENDPOINTS, bind_host, check_size, check_token
+from executors.access import (
+    MAX_DOCS,
+    MAX_REQUEST_BYTES,
+    WRITE_ENDPOINTS,
+    bind_host,
+    check_endpoint,
+    check_size,
+    check_token,
+)
 
 
 @pytest.mark.parametrize('endpoint', sorted(WRITE_ENDPOINTS))
@@ -30,3 +38,15 @@ def test_size_limits_name_the_limit():
     assert refusal.http_status == 413 and f'the limit is {MAX_DOCS}' in refusal.message
     refusal = check_size('/index', 1, MAX_REQUEST_BYTES + 1)
     assert refusal.http_status == 413 and 'bytes' in refusal.message
+
+
+def test_everything_but_the_reads_needs_the_token():
+    for endpoint in ['/qa/eval', '/qa/test', '/no-such-endpoint', '/delete/', 'delete', ' /index ']:
+        assert check_token(endpoint, None, 's3cret').http_status == 401, endpoint
+    assert check_token('/search/', None, 's3cret') is None
+
+
+def test_unknown_endpoints_are_refused_by_name():
+    assert check_endpoint('/search') is None
+    refusal = check_endpoint('/searc')
+    assert refusal.http_status == 404 and "unknown endpoint '/searc'" in refusal.message
