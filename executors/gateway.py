@@ -165,15 +165,20 @@ def guard_grpc_handler(handler, token):
     original_stream, original_single = handler.stream, handler.process_single_data
 
     async def stream(request_iterator, context=None, *args, **kwargs):
-        async def checked():
-            async for request in request_iterator:
+        refused = []
+
+        async def checked():  # ends the stream at the first refused request (aborting here would leave jina's
+            async for request in request_iterator:  # streamer with a task that blocks the gateway's shutdown)
                 refusal = refusal_of(request, context)
                 if refusal is not None:
-                    await context.abort(codes[refusal.http_status], refusal.message)
+                    refused.append(refusal)
+                    return
                 yield request
 
         async for response in original_stream(checked(), context, *args, **kwargs):
             yield response
+        if refused:  # the requests before it were answered; the call ends with the refusal
+            await context.abort(codes[refused[0].http_status], refused[0].message)
 
     async def process_single_data(request, context=None):
         refusal = refusal_of(request, context)
