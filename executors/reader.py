@@ -48,7 +48,7 @@ from covidqa.paths import default_reader_dir, qa_files_dir
 from covidqa.qa import QATrainArgsError, QuestionAnswering
 from covidqa.qa_files import QADataError, QARecord
 from covidqa.reader import DEFAULT_LEXICAL_WEIGHT, DEFAULT_NO_ANSWER_THRESHOLD, ExtractiveReader
-from covidqa.reader_scoring import evaluate, predict
+from covidqa.reader_scoring import evaluate, predict, records_of
 from executors._common import BadRequest, check_texts
 from executors.parameters import AnswerParameters, QAFileParameters, QATrainParameters, or_default
 
@@ -180,6 +180,10 @@ class Reader(Executor):
         if not self._train_lock.acquire(blocking=False):
             raise BadRequest('/qa/train: a training run is already in progress')
         try:
+            # read the evaluation file first: a bad one is refused before anything is trained or swapped in
+            eval_records = records_of(eval_data, require_answers=True) if eval_data is not None else None
+            if eval_records is not None and not eval_records:
+                raise QADataError(f'eval_file {params.eval_file!r} holds no records')
             start = BASE_MODEL_NAME if params.start_from == 'base' else self._served().model_path
             qa = QuestionAnswering(start, max_seq_length=self.config['max_seq_length'],
                                    doc_stride=self.config['doc_stride'],
@@ -190,7 +194,7 @@ class Reader(Executor):
             with self._swap_lock:
                 self.reader = new_reader
             # the optional evaluation scores what is served from now on (same backend), not the torch copy trained
-            scores = evaluate(new_reader, eval_data) if eval_data is not None else None
+            scores = evaluate(new_reader, eval_records) if eval_records is not None else None
         except (QADataError, QATrainArgsError, ValueError) as error:
             raise BadRequest(f'/qa/train: {error}') from None
         finally:

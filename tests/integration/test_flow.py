@@ -244,6 +244,14 @@ def test_qa_train_and_eval_read_files_from_the_service_data_dir(flow):
     before = reader_result(client.post('/qa/eval', DocList[QADoc](), parameters={'file': 'small.csv'},
                                        return_responses=True))
     assert before['count'] == 3 and before['backend'] == 'onnx-int8'
+    # an evaluation file without answers is refused before anything is trained: the served reader stays
+    (data / 'questions.csv').write_text(f'context,question\n"{QA_CONTEXT}",What is the reservoir?\n')
+    with pytest.raises(BadServer) as error:
+        client.post('/qa/train', DocList[QADoc](), parameters={'file': 'small.csv', 'eval_file': 'questions.csv'})
+    assert '/qa/train' in error_text(error) and 'questions.csv' in error_text(error)
+    unchanged = reader_result(client.post('/qa/eval', DocList[QADoc](), parameters={'file': 'small.csv'},
+                                          return_responses=True))
+    assert unchanged['loss'] == pytest.approx(before['loss'], rel=1e-6)
     trained = reader_result(client.post('/qa/train', DocList[QADoc](), parameters={
         'file': 'small.csv', 'eval_file': 'small.csv',
         'args': {'num_train_epochs': 1, 'batch_size': 2, 'max_seq_length': 128, 'learning_rate': 1e-4}},
