@@ -1,7 +1,7 @@
 """Who may write, and how much one request may carry: the gateway's checks, before any Executor or model runs.
 
 - **A token for writes.** When ``$COVIDQA_TOKEN`` is set, every endpoint but the reads in :data:`OPEN_ENDPOINTS`
-  (``/search``, ``/answer``, ``/count``, ``/status``) needs it: the writes (they change the index, the labels or a
+  (``/search``, ``/answer``, ``/count``, ``/status``, ``/qa/status``) needs it: the writes (they change the index, the labels or a
   model), ``/qa/eval`` and ``/qa/test`` (they read whole files of the service), and any endpoint not listed here.
   HTTP header ``Authorization: Bearer <token>``, gRPC metadata ``('authorization', 'Bearer <token>')``. Without the
   variable every endpoint is open, and the gateway serves on 127.0.0.1 only (:func:`bind_host`).
@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-OPEN_ENDPOINTS = frozenset({'/search', '/answer', '/count', '/status'})
+OPEN_ENDPOINTS = frozenset({'/search', '/answer', '/count', '/status', '/qa/status'})
 WRITE_ENDPOINTS = frozenset({'/index', '/update', '/delete', '/qa/train', '/train', '/rollback', '/save_model',
                              '/feedback'})
 ENDPOINTS = OPEN_ENDPOINTS | WRITE_ENDPOINTS | {'/qa/eval', '/qa/test'}
@@ -89,7 +89,7 @@ def check_token(endpoint: str, authorization: Optional[str], expected: Optional[
         presented = presented[7:].strip()
     if not presented:
         return Refusal(401, f'{endpoint} needs the service token: send the header "Authorization: Bearer <token>" '
-                            f'(gRPC metadata "authorization"); /search, /answer, /count and /status need none')
+                            f'(gRPC metadata "authorization"); /search, /answer, /count, /status and /qa/status need none')
     if not hmac.compare_digest(presented.encode(), expected.encode()):
         return Refusal(401, f'{endpoint}: wrong service token')
     return None

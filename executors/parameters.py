@@ -190,7 +190,7 @@ class AnswerParameters(SearchParameters):
 class NoParameters(Parameters):
     """``/delete``, ``/count``, ``/feedback``, ``/status``: no parameters."""
 
-    endpoints: ClassVar[Tuple[str, ...]] = ('/delete', '/count', '/feedback', '/status')
+    endpoints: ClassVar[Tuple[str, ...]] = ('/delete', '/count', '/feedback', '/status', '/qa/status')
 
 
 class RoundParameters(Parameters):
@@ -218,6 +218,9 @@ class QATrainParameters(Parameters):
     args: Annotated[Optional[Dict[str, Any]], _object('QATrainArgs keys, e.g. {"num_train_epochs": 1}')] = None
     start_from: Annotated[Optional[StartFrom],
                           _choice(get_args(StartFrom), "the served reader ('current', default) or the base model")] = None
+    wait: Annotated[Optional[bool], _flag('wait for the training to end and return its summary (default false: '
+                                          'return at once, progress in /qa/status)')] = None
+    timeout: Annotated[Optional[float], _number(1, 24 * 3600, 'seconds to wait at most (default 3600)')] = None
 
 
 class QAFileParameters(Parameters):

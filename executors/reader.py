@@ -13,8 +13,12 @@ Endpoints:
   | ``'text'``); the Flow-wide ``limit``/``max_length`` belong to other Executors and are ignored here.
 - ``/qa/train``: fine-tune on ``parameters['file']`` (CSV or SQuAD JSON under ``data_dir``) or on the request's
   labelled documents (below); optional ``eval_file``, ``args`` (QATrainArgs keys), ``start_from``
-  (``'current'`` | ``'base'``). The model is saved atomically to ``model_dir`` and served from then on. Returns
-  (in ``response.parameters['__results__'][<executor name>]``) the training summary and the optional evaluation.
+  (``'current'`` | ``'base'``), ``wait`` (false), ``timeout``. Everything is checked at once (a bad request is a
+  400 before anything trains); the training then runs in the background, so ``/answer`` keeps being served, and
+  the request returns the job's status (``wait: true``: the training summary and the optional evaluation when it
+  ends). The model is saved atomically to ``model_dir`` and served from then on.
+- ``/qa/status``: the background training's ``state`` (idle | running | done | failed), ``seconds``, ``result``
+  (the summary) or ``error``. Results are in ``response.parameters['__results__'][<executor name>]``.
 - ``/qa/eval``: ``{'loss', 'exact_match', 'f1', 'count', 'windows', 'seconds'}`` for ``parameters['file']`` or the
   labelled documents, scored with the reader ``/answer`` serves (same backend, e.g. ONNX int8;
   :mod:`covidqa.reader_scoring`); ``/qa/train``'s ``eval_file`` too, with the newly trained reader.
@@ -42,18 +46,20 @@ from typing import Optional, TypedDict
 
 from jina import Executor, requests
 
+from covidqa.background import BackgroundJob
 from covidqa.docs import AnswerSpan, DocList, QADoc
 from covidqa.models import BASE_MODEL_NAME
 from covidqa.paths import default_reader_dir, qa_files_dir
-from covidqa.qa import QATrainArgsError, QuestionAnswering
+from covidqa.qa import QATrainArgs, QATrainArgsError, QuestionAnswering
 from covidqa.qa_files import QADataError, QARecord
 from covidqa.reader import DEFAULT_LEXICAL_WEIGHT, DEFAULT_NO_ANSWER_THRESHOLD, ExtractiveReader
 from covidqa.reader_scoring import evaluate, predict, records_of
 from executors._common import BadRequest, check_texts
-from executors.parameters import AnswerParameters, QAFileParameters, QATrainParameters, or_default
+from executors.parameters import AnswerParameters, NoParameters, QAFileParameters, QATrainParameters, or_default
 
 # endpoints that answer a dict (in response.parameters['__results__']): no return annotation, the schemas given
 RESULTS = dict(request_schema=DocList[QADoc], response_schema=DocList[QADoc])
+DEFAULT_TRAIN_WAIT_S = 3600.0
 
 
 class ReaderConfig(TypedDict):
@@ -85,7 +91,7 @@ class Reader(Executor):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.model_dir = Path(model_dir).resolve() if model_dir else default_reader_dir()
         self._swap_lock = threading.Lock()  # guards the reader swap
-        self._train_lock = threading.Lock()  # one training at a time
+        self._training = BackgroundJob('qa-train')  # one training at a time, off the request path
         self.reader = ExtractiveReader(model or None, **self.config).load()  # ready means ready
 
     def _served(self) -> ExtractiveReader:
@@ -173,37 +179,53 @@ class Reader(Executor):
 
     @requests(on='/qa/train', **RESULTS)
     def qa_train(self, docs: DocList[QADoc], parameters: dict, **kwargs):
+        """Check everything, then train in the background (``/answer`` keeps being served): returns the job's status
+        at once, or with ``wait: true`` the training summary when it ends (that request holds the reader meanwhile).
+        Progress and the result: ``/qa/status``."""
         params = QATrainParameters.parse(parameters, '/qa/train')
         data = self._inputs(docs, params.file, '/qa/train', labelled=True)
         eval_data = self._resolve_file(params.eval_file, 'eval_file') if params.eval_file is not None else None
-        args = or_default(params.args, {})
-        if not self._train_lock.acquire(blocking=False):
-            raise BadRequest('/qa/train: a training run is already in progress')
-        try:
-            # read the evaluation file first: a bad one is refused before anything is trained or swapped in
+        args = dict(or_default(params.args, {}), output_dir=None)
+        try:  # read and check it all now: a bad request is refused before anything is trained or swapped in
+            records = records_of(data, require_answers=True)
             eval_records = records_of(eval_data, require_answers=True) if eval_data is not None else None
             if eval_records is not None and not eval_records:
                 raise QADataError(f'eval_file {params.eval_file!r} holds no records')
-            start = BASE_MODEL_NAME if params.start_from == 'base' else self._served().model_path
-            qa = QuestionAnswering(start, max_seq_length=self.config['max_seq_length'],
-                                   doc_stride=self.config['doc_stride'],
-                                   max_answer_length=self.config['max_answer_length'])
-            result = qa.train(data, dict(args, output_dir=None))
-            qa.save(self.model_dir)
-            new_reader = ExtractiveReader(self.model_dir, **self.config).load()
-            with self._swap_lock:
-                self.reader = new_reader
-            # the optional evaluation scores what is served from now on (same backend), not the torch copy trained
-            scores = evaluate(new_reader, eval_records) if eval_records is not None else None
+            QATrainArgs.from_any(args)
         except (QADataError, QATrainArgsError, ValueError) as error:
             raise BadRequest(f'/qa/train: {error}') from None
-        finally:
-            self._train_lock.release()
+        start = BASE_MODEL_NAME if params.start_from == 'base' else self._served().model_path
+        if not self._training.start(lambda: self._train(start, records, args, eval_records)):
+            raise BadRequest('/qa/train: a training run is already in progress (see /qa/status)')
+        if not params.wait:
+            return self._training.status()
+        self._training.wait(or_default(params.timeout, DEFAULT_TRAIN_WAIT_S))
+        status = self._training.status()
+        if status['state'] == 'failed':
+            raise BadRequest(f"/qa/train: {status['error']}")
+        return status.get('result', status)
+
+    def _train(self, start, records, args, eval_records) -> dict:
+        qa = QuestionAnswering(start, max_seq_length=self.config['max_seq_length'],
+                               doc_stride=self.config['doc_stride'], max_answer_length=self.config['max_answer_length'])
+        result = qa.train(records, args)
+        qa.save(self.model_dir)
+        new_reader = ExtractiveReader(self.model_dir, **self.config).load()
+        with self._swap_lock:
+            self.reader = new_reader
+        # the optional evaluation scores what is served from now on (same backend), not the torch copy trained
+        scores = evaluate(new_reader, eval_records) if eval_records is not None else None
         summary = dataclasses.asdict(result)
         summary.pop('loss_history', None)
         summary.update(eval=dataclasses.asdict(scores) if scores else None, model_dir=str(self.model_dir),
                        backend=self.config['backend'])
         return summary
+
+    @requests(on='/qa/status', **RESULTS)
+    def qa_status(self, docs: DocList[QADoc], parameters: dict, **kwargs):
+        """The background training: ``state`` (idle | running | done | failed), ``seconds``, ``result``/``error``."""
+        NoParameters.parse(parameters, '/qa/status')
+        return self._training.status()
 
     @requests(on='/qa/eval', **RESULTS)
     def qa_eval(self, docs: DocList[QADoc], parameters: dict, **kwargs):

@@ -253,7 +253,7 @@ def test_qa_train_and_eval_read_files_from_the_service_data_dir(flow):
                                           return_responses=True))
     assert unchanged['loss'] == pytest.approx(before['loss'], rel=1e-6)
     trained = reader_result(client.post('/qa/train', DocList[QADoc](), parameters={
-        'file': 'small.csv', 'eval_file': 'small.csv',
+        'file': 'small.csv', 'eval_file': 'small.csv', 'wait': True,
         'args': {'num_train_epochs': 1, 'batch_size': 2, 'max_seq_length': 128, 'learning_rate': 1e-4}},
         return_responses=True))
     assert trained['records'] == 3 and trained['steps'] >= 1 and trained['model_dir'] == str(

@@ -86,3 +86,29 @@ def test_bad_requests_are_refused_and_flow_keeps_serving(flow):
         flow.post('/answer', inputs=query('q?', [CONTEXT]), parameters={'top_k': 0})
     docs = flow.post('/answer', inputs=query('What is the reservoir?', [CONTEXT]), return_type=DocList[QADoc])
     assert len(docs[0].answers) == 1
+
+
+def test_qa_train_runs_in_the_background_and_answers_keep_coming(flow):
+    """jina runs one request at a time per Executor: ``/qa/train`` returns at once and trains in a thread, so
+    ``/answer`` is served meanwhile; ``/qa/status`` follows it to the end. Last in this module: it swaps the model."""
+    import time
+
+    from jina import Client
+
+    client = Client(port=flow.port, protocol='grpc', host='127.0.0.1')
+    started = reader_result(client.post('/qa/train', inputs=DocList[QADoc](), return_responses=True, parameters={
+        'file': 'dev.csv', 'args': {'num_train_epochs': 40, 'batch_size': 1}})[0])
+    assert started['state'] == 'running'
+    with pytest.raises(Exception, match='already in progress'):
+        client.post('/qa/train', inputs=DocList[QADoc](), parameters={'file': 'dev.csv'})
+    answered_while_training, status = 0, started
+    deadline = time.monotonic() + 600
+    while status['state'] == 'running' and time.monotonic() < deadline:
+        docs = client.post('/answer', inputs=query('What is the reservoir?', [CONTEXT]), return_type=DocList[QADoc],
+                           parameters={'no_answer_threshold': 0.0})
+        assert docs[0].answers and docs[0].answers[0].context == CONTEXT
+        status = reader_result(client.post('/qa/status', inputs=DocList[QADoc](), return_responses=True)[0])
+        answered_while_training += status['state'] == 'running'
+    assert status['state'] == 'done', status
+    assert status['result']['records'] == 2 and status['result']['steps'] == 80
+    assert answered_while_training >= 1, status  # at least one answer came while the training ran
