@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import yaml
+from measure import benchmark_reader
 
 from covidqa.passages import (
     DEFAULT_MAX_CHARS,
@@ -144,17 +145,6 @@ def flow_reader_settings() -> dict:
     config = yaml.safe_load((REPO / 'flow.yml').read_text())
     reader = next(e for e in config['executors'] if e['name'] == 'reader')
     return dict(reader.get('uses_with') or {})
-
-
-def resolve_reader(arg: Optional[str]) -> Tuple[str, bool]:
-    """(reader checkpoint directory, trained?): ``--reader``, else the service's reader (trained into the service
-    home, else the shipped one: :func:`covidqa.reader.resolve_reader_model`)."""
-    from covidqa.reader import resolve_reader_model
-
-    model = arg if arg else resolve_reader_model(None)
-    if str(model) == 'base' or not (Path(model) / 'config.json').is_file():
-        raise SystemExit(f'no trained reader at {model!r}: pass --reader DIR, or restore models/reader/ from git')
-    return str(Path(model).resolve()), True
 
 
 def in_process_reader(model: str, settings: dict):
@@ -333,12 +323,12 @@ def main(argv=None) -> int:
     # the same reading overrides for every row: /answer parameters for the Flow, read() arguments in-process
     read_args = {k: v for k, v in (('lexical_weight', ns.lexical_weight),
                                    ('no_answer_threshold', ns.no_answer_threshold)) if v is not None}
-    reader_model, trained = (None, None) if ns.retrieval_only else resolve_reader(ns.reader)
+    reader_model = None if ns.retrieval_only else str(benchmark_reader(ns.reader))
     report: dict = {
         'data': ARTICLE_DEV, 'articles': len(articles), 'passages': len(passages), 'max_chars': ns.max_chars,
         'questions': len(questions), 'all_questions': sum(len(a.questions) for a in articles),
         'gold_span_across_passages': crossing, 'top_k': ns.top_k, 'retrieval_only': ns.retrieval_only,
-        'reader': reader_model, 'reader_trained': trained, 'reader_settings': settings,
+        'reader': reader_model, 'reader_settings': settings,
         'read_overrides': read_args,
         'machine': {'cpus': os.cpu_count(), 'platform': platform.platform(),
                     'loadavg_1m_at_start': round(os.getloadavg()[0], 2)},

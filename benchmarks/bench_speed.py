@@ -48,6 +48,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from measure import (
     PeakMemory,
+    benchmark_reader,
     cpu_state,
     framework_floor,
     memory_of,
@@ -356,22 +357,6 @@ def bench_flow(variant: str, home: Path, faq_path: Path, reader_dir: Path, quest
     return result, answers
 
 
-# ------------------------------------------------------------------------------------------------ reader setup
-def resolve_reader(arg: Optional[str], home: Path) -> Tuple[Path, bool]:
-    """(reader checkpoint, trained?): ``--reader``, else the service's reader (trained into ``$COVIDQA_HOME``, else
-    the shipped one: :func:`covidqa.reader.resolve_reader_model`, unpacked under ``home``)."""
-    from covidqa.reader import resolve_reader_model
-
-    if arg:
-        if not (Path(arg) / 'config.json').is_file():
-            raise SystemExit(f'--reader {arg}: no model there (expected a save_pretrained directory)')
-        return Path(arg).resolve(), True
-    model = resolve_reader_model(None)
-    if str(model) == 'base':
-        raise SystemExit('no trained reader and no shipped one: pass --reader DIR, or restore models/reader/ from git')
-    return Path(model).resolve(), True
-
-
 # ------------------------------------------------------------------------------------------------ main
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -405,7 +390,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     skip = {s.strip() for s in args.skip.split(',') if s.strip()}
     threads = args.threads or None
 
-    reader_dir, trained = resolve_reader(args.reader, home)
+    reader_dir = benchmark_reader(args.reader)
     os.environ['COVIDQA_HOME'] = str(home)  # the ONNX cache of the base model and the Flow's state live here
     faq_path = data_dir() / 'covid_faq_deepset' / 'faq_covidbert.csv'
     faq = load_faq(faq_path)
@@ -418,7 +403,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         'machine': {'cpus': os.cpu_count(), 'processor': platform.processor() or platform.machine(),
                     'python': platform.python_version(), 'torch': torch.__version__,
                     'onnxruntime': onnxruntime.__version__, 'transformers': transformers.__version__},
-        'config': {'reader': str(reader_dir), 'reader_trained': trained, 'threads': threads,
+        'config': {'reader': str(reader_dir), 'threads': threads,
                    'questions': len(questions), 'limit': args.limit, 'duration_s': args.duration,
                    'reps': args.reps, 'embed_batch': args.embed_batch, 'reader_batch': args.reader_batch,
                    'started': time.strftime('%Y-%m-%dT%H:%M:%S')},

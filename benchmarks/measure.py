@@ -3,7 +3,8 @@
 - :func:`cpu_state` / :func:`wait_quiet`: load average and CPU idle, so numbers from a busy machine are visible;
 - :func:`process_tree`, :func:`memory_of`, :class:`PeakMemory`, :func:`per_process_rss`, :func:`framework_floor`:
   RSS/PSS of a Flow's processes (from ``/proc``), peak sampled in a thread;
-- :func:`percentile`, :class:`LoadResult`, :func:`run_load`: latency percentiles and QPS of N concurrent callers.
+- :func:`percentile`, :class:`LoadResult`, :func:`run_load`: latency percentiles and QPS of N concurrent callers;
+- :func:`benchmark_reader`: the reader checkpoint a benchmark measures (``--reader``, else the service's).
 
 Example::
 
@@ -213,3 +214,20 @@ def run_load(make_caller: Callable[[], Callable[[str], object]], questions: Sequ
                       qps=round(len(latencies) / elapsed, 2), p50_ms=round(percentile(ms, 50), 1),
                       p95_ms=round(percentile(ms, 95), 1), mean_ms=round(float(np.mean(ms)) if ms else float('nan'), 1),
                       first_error=errors[0] if errors else None)
+
+
+# ------------------------------------------------------------------------------------------------ reader
+def benchmark_reader(arg: Optional[str]) -> Path:
+    """The reader checkpoint to benchmark: ``--reader`` (a save_pretrained directory), else the service's reader
+    (trained into ``$COVIDQA_HOME``, else the shipped one: :func:`covidqa.reader.resolve_reader_model`). Exits with
+    a message naming the fix when there is none (an untrained head would make every quality number noise)."""
+    from covidqa.reader import resolve_reader_model
+
+    if arg:
+        if not (Path(arg) / 'config.json').is_file():
+            raise SystemExit(f'--reader {arg}: no model there (expected a save_pretrained directory)')
+        return Path(arg).resolve()
+    model = resolve_reader_model(None)
+    if str(model) == 'base':
+        raise SystemExit('no trained reader and no shipped one: pass --reader DIR, or restore models/reader/ from git')
+    return Path(model).resolve()
