@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,7 @@ import numpy as np
 from covidqa.models import atomic_save_pretrained, load_qa_model, load_tokenizer
 from covidqa.paths import PathLike
 from covidqa.qa_args import QATrainArgs, QATrainArgsError
-from covidqa.qa_files import QADataError, QARecord
+from covidqa.qa_files import QADataError
 from covidqa.qa_training import train_span_model
 from covidqa.reader import (
     DEFAULT_LEXICAL_WEIGHT,
@@ -91,16 +90,6 @@ class TrainResult:
     cpu_equivalent_seconds: float = 0.0
     loss_history: List[float] = field(default_factory=list)
     eval: Optional[EvalResult] = None
-
-
-# ------------------------------------------------------------------------------------------------- data helpers
-def _load_records(inputs: InputFiles, require_answers: bool) -> List[QARecord]:
-    if isinstance(inputs, (str, os.PathLike)):
-        return records_of(inputs, require_answers=require_answers)
-    items: List[Any] = list(inputs)  # records or paths: records_of checks them
-    if not items:
-        raise QADataError('no training/eval input given (empty list)')
-    return records_of(items, require_answers=require_answers)
 
 
 # ---------------------------------------------------------------------------------------------------- main class
@@ -163,7 +152,7 @@ class QuestionAnswering:
         Example: ``qa.train('train.csv', {'num_train_epochs': 1})``
         """
         args = QATrainArgs.from_any(args)
-        records = _load_records(input_filepath, require_answers=True)
+        records = records_of(input_filepath, require_answers=True)
         if not records:
             raise QADataError(f'{input_filepath}: no training records')
         started = time.perf_counter()
@@ -196,7 +185,7 @@ class QuestionAnswering:
 
         Example: ``qa.eval('dev.csv').f1`` -> ``0.71``
         """
-        records = _load_records(input_filepath, require_answers=True)
+        records = records_of(input_filepath, require_answers=True)
         if not records:
             raise QADataError(f'{input_filepath}: no records to evaluate')
         return evaluate(self._reader, records)
@@ -207,7 +196,7 @@ class QuestionAnswering:
 
         Example: ``[r.answer for r in qa.test('test.csv')]``
         """
-        return predict(self._reader, _load_records(input_filepath, require_answers=False))
+        return predict(self._reader, records_of(input_filepath, require_answers=False))
 
     def answer_question(self, context: str, question: str, top_k: int = 1) -> List[QuestionAnsweringResult]:
         """The ``top_k`` best answers to ``question`` in ``context`` (any length), best first.

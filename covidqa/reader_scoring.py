@@ -55,13 +55,16 @@ class QuestionAnsweringResult:
 
 def records_of(inputs: Inputs, require_answers: bool) -> List[QARecord]:
     """The records of a CSV / SQuAD JSON file (or of several files, in order), or ``inputs`` itself when it is a
-    sequence of :class:`QARecord`. ``require_answers``: every record needs an answer (else :class:`QADataError`).
+    sequence of :class:`QARecord`. ``require_answers``: every record needs an answer (else :class:`QADataError`);
+    an empty sequence is refused too.
 
     Example: ``records_of('dev.csv', require_answers=True)[0].answer_text``
     """
     if isinstance(inputs, (str, os.PathLike)):
         return list(read_qa_file(inputs, require_answers=require_answers))
     items: List[Any] = list(inputs)  # records or paths, checked below
+    if not items:
+        raise QADataError('no training/eval input given (empty list)')
     if all(isinstance(x, QARecord) for x in items):
         if require_answers:
             for record in items:
