@@ -58,6 +58,7 @@ from covidqa.passages import (
     split_articles,
 )
 from covidqa.paths import data_dir
+from covidqa.shard_replies import indexer_reply
 from covidqa.squad_metrics import exact_match, f1_score
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,7 +188,7 @@ def run_flow(passages: List[Passage], questions: List[ArticleQuestion], reader_m
             client.post('/index', docs, request_size=32, parameters={'max_length': index_max_length}, timeout=600)
             info['index_seconds'] = round(time.perf_counter() - t0, 1)
             counted = client.post('/count', DocList[QADoc](), return_responses=True)[0].parameters['__results__']
-            info['indexed'] = int(sum(r['count'] for r in counted.values()))
+            info['indexed'] = indexer_reply(counted)['count']
             print(f'indexed {info["indexed"]} passages in {info["index_seconds"]} s', flush=True)
             if info['indexed'] != len(passages):
                 raise RuntimeError(f'/count says {info["indexed"]} documents, {len(passages)} were indexed')

@@ -46,6 +46,7 @@ from measure import cpu_state, memory_of, percentile, process_tree  # noqa: E402
 from client.flowctl import FlowProcess  # noqa: E402
 from covidqa.docs import DocList, QADoc  # noqa: E402
 from covidqa.paths import data_dir  # noqa: E402
+from covidqa.shard_replies import indexer_reply  # noqa: E402
 from covidqa.store import DocumentStore  # noqa: E402
 from toydata import generate_qa  # noqa: E402
 
@@ -199,7 +200,7 @@ def _results(flow, endpoint):
 def verify(flow: FlowProcess, soak: Soak, faq_ids, when: str) -> dict:
     """Acknowledged writes against the running Flow: searches, /count, /status, the label file."""
     expected = set(faq_ids) | set(soak.acked_index) | soak.fuzz_accepted
-    count = sum(r['count'] for r in _results(flow, '/count').values() if 'count' in r)
+    count = indexer_reply(_results(flow, '/count'))['count']
     status = next(r for r in _results(flow, '/status').values() if 'labels_total' in r)
     ids, not_found = list(soak.acked_index), []
     client = flow.client()

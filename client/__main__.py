@@ -15,6 +15,8 @@ import os
 import sys
 import textwrap
 
+from covidqa.shard_replies import indexer_reply
+
 
 def auth_metadata():
     """gRPC metadata carrying ``$COVIDQA_TOKEN`` (writes need it when the service has one); empty without it."""
@@ -98,16 +100,14 @@ def cmd_count(args):
     from covidqa.docs import DocList, QADoc
 
     response = _client(args).post('/count', DocList[QADoc](), return_responses=True)
-    results = response[0].parameters.get('__results__', {})
-    print(int(sum(r.get('count', 0) for r in results.values())))
+    print(indexer_reply(response[0].parameters.get('__results__', {}))['count'])
 
 
 def cmd_delete(args):
     from covidqa.docs import DocList, QADoc
 
     response = _client(args).post('/delete', DocList[QADoc]([QADoc(id=i) for i in args.ids]), return_responses=True)
-    results = response[0].parameters.get('__results__', {})
-    deleted = sorted({d for r in results.values() for d in r.get('deleted', [])})
+    deleted = indexer_reply(response[0].parameters.get('__results__', {}))['deleted']
     print(f'deleted {len(deleted)}: {" ".join(deleted)}')
     missing = set(args.ids) - set(deleted)
     if missing:

@@ -45,10 +45,27 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+MERGER = {'name': 'merger', 'uses': 'MatchMerger', 'py_modules': ['executors/merger.py'], 'host': '127.0.0.1'}
+
+
+def shard_indexer(config: dict, shards: int) -> dict:
+    """``config`` (a loaded flow.yml) with the indexer split over ``shards`` and the merger after it, as the README
+    tells a user to do (in place; returns it). One shard: unchanged."""
+    if shards > 1:
+        executors = config['executors']
+        position = next(i for i, e in enumerate(executors) if e['name'] == 'indexer')
+        executors[position]['shards'] = shards
+        if not any(e['name'] == MERGER['name'] for e in executors):
+            executors.insert(position + 1, dict(MERGER))
+    return config
+
+
 def render_flow(flow_yml: Path = FLOW_YML, grpc_port: int = 54321, http_port: int = 8080,
-                overrides: Optional[Dict[str, dict]] = None, executor_keys: Optional[Dict[str, dict]] = None) -> str:
-    """The Flow YAML with ports, absolute module paths and ``uses_with`` overrides applied."""
-    config = yaml.safe_load(Path(flow_yml).read_text())
+                overrides: Optional[Dict[str, dict]] = None, executor_keys: Optional[Dict[str, dict]] = None,
+                index_shards: int = 1) -> str:
+    """The Flow YAML with ports, absolute module paths and ``uses_with`` overrides applied; ``index_shards`` > 1
+    splits the indexer (:func:`shard_indexer`)."""
+    config = shard_indexer(yaml.safe_load(Path(flow_yml).read_text()), index_shards)
     config['with']['port'] = [grpc_port, http_port]
     for executor in config.get('executors', []):
         executor['py_modules'] = [str((Path(flow_yml).parent / m).resolve()) for m in executor.get('py_modules', [])]
@@ -67,12 +84,13 @@ class FlowProcess:
     def __init__(self, home, grpc_port: Optional[int] = None, http_port: Optional[int] = None,
                  overrides: Optional[Dict[str, dict]] = None, executor_keys: Optional[Dict[str, dict]] = None,
                  flow_yml: Path = FLOW_YML, log_path: Optional[Path] = None, ready_timeout: float = 240,
-                 env: Optional[Dict[str, str]] = None):
+                 env: Optional[Dict[str, str]] = None, index_shards: int = 1):
         self.home = Path(home)
         spare = iter(p for p in free_ports(3) if p not in (grpc_port, http_port))
         self.grpc_port = grpc_port or next(spare)
         self.http_port = http_port or next(spare)
         self.overrides, self.executor_keys, self.flow_yml = overrides, executor_keys, flow_yml
+        self.index_shards = index_shards
         self.log_path = Path(log_path) if log_path else self.home / 'flow.log'
         self.ready_timeout = ready_timeout
         self.env = env or {}
@@ -87,7 +105,8 @@ class FlowProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         fd, yml = tempfile.mkstemp(prefix='flow-', suffix='.yml', dir=self.home)
         with os.fdopen(fd, 'w') as f:
-            f.write(render_flow(self.flow_yml, self.grpc_port, self.http_port, self.overrides, self.executor_keys))
+            f.write(render_flow(self.flow_yml, self.grpc_port, self.http_port, self.overrides, self.executor_keys,
+                                self.index_shards))
         env = {**os.environ, 'COVIDQA_HOME': str(self.home), 'JINA_LOG_LEVEL': os.environ.get('JINA_LOG_LEVEL', 'INFO'),
                **self.env}
         jina = Path(sys.executable).parent / 'jina'

@@ -14,6 +14,7 @@ import sys
 import time
 
 from client.flowctl import FlowProcess
+from covidqa.shard_replies import indexer_reply
 
 
 def main(argv=None):
@@ -40,7 +41,7 @@ def main(argv=None):
 
         client = flow.client()
         counted = client.post('/count', DocList[QADoc](), return_responses=True)[0].parameters['__results__']
-        stored = int(sum(r.get('count', 0) for r in counted.values()))
+        stored = indexer_reply(counted)['count']
         if stored == 0:
             from toydata import generate_qa
 

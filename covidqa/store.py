@@ -105,7 +105,7 @@ class DocumentStore:
             return 0
         with self._lock:
             existing = self._index._get_ids_to_positions()
-            new = sum(1 for d in docs if d.id not in existing)
+            new = len({d.id for d in docs if d.id not in existing})  # an id twice in one call is new once
             self._index.index(docs)
             self._persist()
             if self._changed_since_snapshot is not None:

@@ -5,7 +5,9 @@ Endpoints: ``/index`` (add, or replace by id), ``/update`` (replace; every id mu
 The store lives in ``index_dir`` (default ``$COVIDQA_HOME/index``), one sub-directory per shard, and survives restarts.
 
 Shards: with ``shards: N`` and ``polling: ALL`` every shard sees every request and keeps only the ids that hash to it,
-so add-or-replace and delete by id stay exact; search results of all shards are merged by ``executors/merger.py``.
+so add-or-replace and delete by id stay exact. Every reply of ``/index``, ``/update``, ``/delete`` and ``/count``
+carries ``shard`` and ``shards``; ``executors/merger.py`` (the Deployment after the indexer) merges the shards'
+matches and adds up their replies (:func:`covidqa.shard_replies.indexer_reply` reads the total on the client side).
 
 Model versions: :class:`covidqa.versioned_index.VersionedIndex` follows ``TARGET`` of
 :class:`covidqa.versions.ModelVersions` (re-embeds every stored document, swaps them in, moves ``ACTIVE``) and
@@ -68,7 +70,7 @@ class Indexer(Executor):
         except ValueError as error:
             raise BadRequest(f'{endpoint}: {error}') from None
 
-    def _store(self, docs: DocList[QADoc], parameters: dict, endpoint: str, must_exist: bool) -> DocList[QADoc]:
+    def _store(self, docs: DocList[QADoc], parameters: dict, endpoint: str, must_exist: bool) -> dict:
         IndexParameters.parse(parameters, endpoint)
         mine = DocList[QADoc]([d for d, doc_id in zip(docs, _ids(docs, endpoint)) if self._mine(doc_id)])
         if must_exist:
@@ -81,18 +83,19 @@ class Indexer(Executor):
             StoredDoc(id=d.id, model_version=version, embedding=v, **{f: getattr(d, f) for f in STORED_FIELDS})
             for d, v in zip(mine, vectors)
         ])
-        self.store.upsert(stored)
+        new = self.store.upsert(stored)
         self.logger.debug(f'{endpoint}: shard {self.shard_id}/{self.shards} stored {len(stored)} of {len(docs)}')
-        for d in docs:
+        for d in docs:  # the reply carries the documents (with their ids), not their vectors
             d.embedding = None
-        return docs
+        return {'stored': len(stored), 'new': new, 'count': self.store.count(), 'shard': self.shard_id,
+                'shards': self.shards}
 
-    @requests(on='/index')
-    def index_docs(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
+    @requests(on='/index', **RESULTS)
+    def index_docs(self, docs: DocList[QADoc], parameters: dict, **kwargs):
         return self._store(docs, parameters, '/index', must_exist=False)
 
-    @requests(on='/update')
-    def update(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
+    @requests(on='/update', **RESULTS)
+    def update(self, docs: DocList[QADoc], parameters: dict, **kwargs):
         return self._store(docs, parameters, '/update', must_exist=True)
 
     def _search(self, docs: DocList[QADoc], limit, endpoint: str) -> DocList[QADoc]:
@@ -121,7 +124,8 @@ class Indexer(Executor):
         if len(docs) == 0:
             raise BadRequest('/delete: send the documents to delete (only their ids are used)')
         deleted, missing = self.store.delete([i for i in _ids(docs, '/delete') if self._mine(i)])
-        return {'deleted': deleted, 'missing': missing, 'count': self.store.count(), 'shard': self.shard_id}
+        return {'deleted': deleted, 'missing': missing, 'count': self.store.count(), 'shard': self.shard_id,
+                'shards': self.shards}
 
     @requests(on='/count', **RESULTS)
     def count(self, docs: DocList[QADoc], parameters: dict, **kwargs):

@@ -1,10 +1,18 @@
-"""MatchMerger: runs after the indexer's shards (``uses_after``) and merges their matches.
+"""MatchMerger: the Deployment after a sharded indexer (``shards: N``): the best matches of N shards.
 
-With ``shards: N`` every shard returns its own top-``limit``; the Flow concatenates them. This keeps the best
-``limit`` per query (highest cosine first, one entry per id). Other endpoints pass through unchanged.
+With ``shards: N`` and ``polling: ALL`` every shard answers every request and the indexer's head reduces the answers:
+each query carries the matches of all shards (concatenated), and the reply's ``__results__`` keeps one entry per
+shard for ``/index``, ``/update``, ``/delete`` and ``/count`` (``indexer/shard-<i>/rep-<j>``; their sum is
+:func:`covidqa.shard_replies.indexer_reply`). This Executor keeps the best ``limit`` matches per query (highest cosine
+first, one entry per id). (jina's ``uses_after`` would see every shard's matches too, but it keeps only one shard's
+``__results__``: a ``/count`` would count one shard.)
+
+Not needed (and not in flow.yml) with one shard. flow.yml, after the indexer::
+
+  - name: merger
+    uses: MatchMerger
+    py_modules: [executors/merger.py]
 """
-
-
 from typing import Dict, Optional
 
 from jina import Executor, requests
@@ -14,6 +22,7 @@ from executors.parameters import AnswerParameters, SearchParameters, or_default
 
 
 def merge_matches(docs: DocList[QADoc], limit: int) -> DocList[QADoc]:
+    """Each query's best ``limit`` matches, highest score first, one per id (in place; returns ``docs``)."""
     for doc in docs:
         best: Dict[Optional[str], MatchDoc] = {}
         for match in doc.matches:
@@ -25,30 +34,24 @@ def merge_matches(docs: DocList[QADoc], limit: int) -> DocList[QADoc]:
 
 
 class MatchMerger(Executor):
-    def __init__(self, limit: int = 10, **kwargs):  # ignores the indexer's uses_with it is handed
+    """``uses_with``: ``limit`` (default 10, as the indexer's)."""
+
+    def __init__(self, limit: int = 10, **kwargs):
         super().__init__(**kwargs)
         self.default_limit = limit
 
-    def _merge(self, docs: DocList[QADoc], docs_matrix, limit) -> DocList[QADoc]:
-        if docs_matrix and len(docs_matrix) > 1:  # one DocList per shard, same queries in the same order
-            docs = docs_matrix[0]
-            for other in docs_matrix[1:]:
-                for doc, twin in zip(docs, other):
-                    doc.matches = DocList[MatchDoc](list(doc.matches) + list(twin.matches))
-        return merge_matches(docs, or_default(limit, self.default_limit))
-
     @requests(on='/search')
-    def search(self, docs: DocList[QADoc], parameters: dict, docs_matrix=None, **kwargs) -> DocList[QADoc]:
-        return self._merge(docs, docs_matrix, SearchParameters.parse(parameters, '/search').limit)
+    def search(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
+        return merge_matches(docs, or_default(SearchParameters.parse(parameters, '/search').limit,
+                                              self.default_limit))
 
     @requests(on='/answer')
-    def answer(self, docs: DocList[QADoc], parameters: dict, docs_matrix=None, **kwargs) -> DocList[QADoc]:
-        return self._merge(docs, docs_matrix, AnswerParameters.parse(parameters, '/answer').limit)
+    def answer(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
+        return merge_matches(docs, or_default(AnswerParameters.parse(parameters, '/answer').limit,
+                                              self.default_limit))
 
-    @requests(on=['/index', '/update'])  # the indexer's other endpoints, exactly: the Flow checks the chain
-    def pass_through(self, docs: DocList[QADoc], **kwargs) -> DocList[QADoc]:
-        return docs
-
-    @requests(on=['/delete', '/count'], request_schema=DocList[QADoc], response_schema=DocList[QADoc])
-    def pass_results(self, docs, **kwargs):
+    # the indexer's other endpoints, passed on as they come (the Flow checks that each endpoint has a way through)
+    @requests(on=['/index', '/update', '/delete', '/count'], request_schema=DocList[QADoc],
+              response_schema=DocList[QADoc])
+    def pass_through(self, docs, **kwargs):
         return docs

@@ -13,6 +13,7 @@ from jina.excepts import BadServer
 
 from client.flowctl import REPO, FlowProcess
 from covidqa.docs import AnswerSpan, DocList, QADoc
+from covidqa.shard_replies import indexer_reply
 from toydata import generate_qa
 
 
@@ -66,7 +67,7 @@ def search(flow, texts, limit=3, protocol='grpc'):
 
 def test_count_after_index(flow, faq_docs):
     counted = results(flow.client().post('/count', DocList[QADoc](), return_responses=True))
-    assert sum(r['count'] for r in counted.values()) == len(set(faq_docs.id))
+    assert indexer_reply(counted)['count'] == len(set(faq_docs.id))
 
 
 def test_faq_questions_find_their_own_entry_in_top3(flow, faq_docs):
@@ -142,7 +143,7 @@ def test_update_and_delete(flow):
     assert "unknown document id(s) ['no-such-id']" in error_text(error)
     deleted = results(client.post('/delete', DocList[QADoc]([QADoc(id='extra-1'), QADoc(id='nope')]),
                                   return_responses=True))
-    assert [d for r in deleted.values() for d in r['deleted']] == ['extra-1']
+    assert indexer_reply(deleted)['deleted'] == ['extra-1']
     assert 'extra-1' not in [m.id for m in search(flow, [doc.text], limit=5)[0].matches]
 
 
@@ -173,6 +174,8 @@ def test_bad_grpc_input_is_refused_clearly_and_the_flow_keeps_serving(flow, faq_
     ({'data': [{'text': 'ok'}], 'parameters': {'top_k': 0}}, 400, "parameter 'top_k' must be an integer"),
     ({'data': [{'text': 'ok'}], 'parameters': {'lexical_weight': -1}}, 400, "parameter 'lexical_weight' must be"),
     ({'data': [{'text': 'ok'}], 'parameters': {'limt': 3}}, 400, "unknown parameter(s) ['limt'] for /answer"),
+    # shards' answers are joined by query id: two queries with one id would get each other's matches
+    ({'data': [{'id': 'q', 'text': 'a'}, {'id': 'q', 'text': 'b'}]}, 400, "documents 0 and 1 have the same id 'q'"),
 ])
 def test_bad_http_input_is_a_client_error_naming_the_problem_and_the_flow_keeps_serving(flow, faq_docs, body, code,
                                                                                          message):
@@ -276,22 +279,23 @@ def test_index_survives_a_restart(tmp_path, faq_docs):
     with FlowProcess(home=tmp_path) as second:
         counted = results(second.client().post('/count', DocList[QADoc](), return_responses=True))
         after = search(second, subset.text, limit=3)
-    assert sum(r['count'] for r in counted.values()) == len(subset)
+    assert indexer_reply(counted)['count'] == len(subset)
     assert [[m.id for m in q.matches] for q in after] == [[m.id for m in q.matches] for q in before]
     assert [[round(m.score, 5) for m in q.matches] for q in after] == [[round(m.score, 5) for m in q.matches]
                                                                         for q in before]
 
 
-def test_two_shards_split_the_documents_and_merge_search_results(tmp_path, faq_docs):
+def test_two_shards_split_the_documents_merge_search_results_and_add_up_their_replies(tmp_path, faq_docs):
     subset = faq_docs[:40]
-    sharded = {'indexer': {'shards': 2, 'uses_after': {'jtype': 'MatchMerger',
-                                                       'py_modules': [str(REPO / 'executors/merger.py')]}}}
-    with FlowProcess(home=tmp_path, executor_keys=sharded) as flow:
+    with FlowProcess(home=tmp_path, index_shards=2) as flow:
         client = flow.client()
-        client.post('/index', subset)
+        indexed = results(client.post('/index', subset, return_responses=True))
         everything = search(flow, [subset[0].text], limit=1000)[0].matches
         found = search(flow, subset.text[:10], limit=3)
-        deleted = results(client.post('/delete', DocList[QADoc]([QADoc(id=subset[0].id)]), return_responses=True))
+        deleted = results(client.post('/delete', DocList[QADoc]([QADoc(id=subset[0].id), QADoc(id='no-such-id')]),
+                                      return_responses=True))
+        counted = results(client.post('/count', DocList[QADoc](), return_responses=True))
+        _, http_counted = http_post(flow, '/count', {'data': []})
         left = search(flow, [subset[0].text], limit=1000)[0].matches
     assert sorted(everything.id) == sorted(set(subset.id))  # both shards answered, each id once
     shard_dirs = sorted((tmp_path / 'index').glob('shard-*'))
@@ -301,7 +305,13 @@ def test_two_shards_split_the_documents_and_merge_search_results(tmp_path, faq_d
         scores = [m.score for m in query.matches]
         assert scores == sorted(scores, reverse=True)
     assert sorted(left.id) == sorted(set(subset.id) - {subset[0].id})  # deleted from the shard that held it
-    # the shards' head keeps one shard's reply (either one): the owner deleted the id, the other had nothing to do
-    owner = zlib.crc32(subset[0].id.encode()) % 2
-    (reply,) = deleted.values()
-    assert reply['deleted'] == ([subset[0].id] if reply['shard'] == owner else []), reply
+    # every shard's reply is kept (one shard's alone would not add up to the totals below)
+    owners = [zlib.crc32(i.encode()) % 2 for i in subset.id]
+    per_shard = {int(r['shard']): r for r in indexed.values() if 'shard' in r}
+    assert {s: int(r['stored']) for s, r in per_shard.items()} == {0: owners.count(0), 1: owners.count(1)}
+    assert min(owners.count(0), owners.count(1)) > 0  # the test means something only if both shards hold some
+    total, unique = indexer_reply(indexed), len(set(subset.id))  # the FAQ repeats a few questions
+    assert (total['stored'], total['new'], total['count'], total['replied']) == (40, unique, unique, [0, 1])
+    assert (indexer_reply(deleted)['deleted'], indexer_reply(deleted)['missing']) == ([subset[0].id], ['no-such-id'])
+    assert indexer_reply(deleted)['count'] == unique - 1 == indexer_reply(counted)['count']
+    assert indexer_reply(http_counted['parameters']['__results__'])['count'] == unique - 1
