@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -112,6 +113,7 @@ class FlowProcess:
         jina = Path(sys.executable).parent / 'jina'
         started = time.monotonic()
         self._log = open(self.log_path, 'ab')
+        self._log_start = self._log.tell()  # this run's part of the (appended) log
         self.proc = subprocess.Popen([str(jina), 'flow', '--uses', yml], cwd=str(REPO), env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -163,6 +165,13 @@ class FlowProcess:
                 pids.append(child)
                 frontier.append(child)
         return pids
+
+    def replica_pids(self, executor: str) -> Dict[str, int]:
+        """``{'indexer/rep-0': pid, ...}`` (or ``indexer/shard-0/rep-0``) of one Executor's processes in this run,
+        read from the start-up lines of the Flow's log (jina forks them: they share the CLI's command line)."""
+        text = self.log_path.read_bytes()[self._log_start:].decode(errors='replace')
+        found = re.findall(rf'({re.escape(executor)}(?:/shard-\d+)?/rep-\d+)@(\d+) start server', text)
+        return {name: int(pid) for name, pid in found}
 
     def rss_bytes(self) -> int:
         total = 0
