@@ -11,7 +11,7 @@ COVIDQA_HOME ?= $(abspath workspace)
 export COVIDQA_HOME
 
 .PHONY: serve test test-fast lint venv reader reader-pretrain reader-ship browser bench bench-reader bench-articles bench-curve \
-	bench-feedback soak clean
+	bench-feedback soak soak-kill clean
 
 .venv/.installed: requirements.txt pyproject.toml
 	python3 -m venv .venv
@@ -78,6 +78,10 @@ bench-feedback: .venv/.installed
 # HTTP, then checks that no acknowledged write is lost (also after a restart) -> benchmarks/out/soak.json, docs/soak.png
 soak: .venv/.installed
 	$(PY) benchmarks/soak.py
+
+# The same with the indexer at replicas: 2, the first replica killed with SIGKILL a minute into the load
+soak-kill: .venv/.installed
+	$(PY) benchmarks/soak.py --replicas 2 --kill-after 60
 
 clean:
 	rm -rf workspace benchmarks/out
