@@ -208,8 +208,51 @@ def add_labeler_routes(app):
     return app
 
 
+def check_routed_schemas(origin_nodes) -> None:
+    """The schema check of a Flow whose Executors bind only the endpoints they serve.
+
+    jina 3.34's own check (``TopologyGraph._validate_flow_docarray_compatibility``) demands that every Executor
+    expose every endpoint of the one before it (or a default endpoint), so an Executor with nothing to do for an
+    endpoint had to bind a pass-through, and jina then sent every such request through its process: a gRPC hop for
+    nothing. jina's gateway itself already skips an Executor that binds neither the endpoint nor a default
+    (``_wait_previous_and_send``), so here the check follows each endpoint along the path its requests take: the
+    input schema of an Executor at an endpoint must equal the output schema of the nearest Executor before it that
+    binds the same endpoint. ``origin_nodes``: the topology graph's first nodes (the gateway's end node has no
+    models and ends a path). Raises ``ValueError`` naming both Executors and the endpoint.
+    """
+    def walk(node, upstream: dict) -> None:
+        models = node._pydantic_models_by_endpoint
+        if models is None:
+            return
+        here = dict(upstream)
+        for endpoint, model in models.items():
+            before = upstream.get(endpoint)
+            if before is not None and before[1] != model['input'].schema():
+                raise ValueError(f'the output schema of {before[0]} at {endpoint} does not match the input schema of '
+                                 f'{node.name} at {endpoint}')
+            here[endpoint] = (node.name, model['output'].schema())
+        for successor in node.outgoing_nodes:
+            walk(successor, here)
+
+    for origin in origin_nodes:
+        walk(origin, {})
+
+
+def route_by_endpoint(request_handler) -> None:
+    """Replace jina's chain check on the gateway's streamer by :func:`check_routed_schemas` (before the server
+    is set up, which runs the check)."""
+    streamer = getattr(request_handler, 'streamer', None)
+    if streamer is not None:
+        streamer._validate_flow_docarray_compatibility = (
+            lambda: check_routed_schemas(streamer.topology_graph.origin_nodes))
+
+
 class LabelerHTTPGateway(HTTPGateway):
     """jina's HTTP gateway with the labeler page and client-error status codes."""
+
+    async def setup_server(self):
+        route_by_endpoint(self._request_handler)
+        await super().setup_server()
 
     @property
     def app(self):
@@ -221,6 +264,7 @@ class GuardedGRPCGateway(GRPCGateway):
     """jina's gRPC gateway with the token and size checks of :mod:`executors.access`."""
 
     async def setup_server(self):
+        route_by_endpoint(self._request_handler)
         guard_grpc_handler(self._request_handler, service_token())
         # refuse oversized messages while receiving them (jina's default is no limit)
         self.grpc_server_options = {**(self.grpc_server_options or {}),
