@@ -14,7 +14,8 @@ tokenizers) carry on without it. Work that needs torch runs in a child process, 
 block (:mod:`covidqa.child`): feedback training rounds, ``/qa/train``, ONNX exports, unpacking the shipped reader.
 A torch backend in a blocked process fails with :func:`require_torch`'s message naming the fix.
 
-``COVIDQA_TORCH=1`` in the environment lets torch in (the Flow variant with ``backend: torch``).
+``COVIDQA_TORCH=1`` in the environment lets torch in; so does a Flow YAML with ``backend: torch``
+(:func:`client.flow.wants_torch`).
 """
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def require_torch(what: str) -> None:
     """Raise ``RuntimeError`` naming ``what`` and the fix when torch is blocked in this process."""
     if torch_blocked():
         raise RuntimeError(f'{what} needs torch, and this Flow keeps torch out of its processes (python -m '
-                           f'client.flow): use an ONNX backend (onnx, onnx-int8), or start it with {ENV}=1')
+                           f'client.flow): use an ONNX backend (onnx, onnx-int8), set backend: torch in flow.yml, '
+                           f'or start it with {ENV}=1')
 
 
 __all__ = ['ENV', 'block_torch', 'torch_blocked', 'require_torch', 'torch_allowed_by_env']

@@ -5,6 +5,8 @@ The Executors import :mod:`covidqa` as an installed package (``pip install -e .`
 """
 from __future__ import annotations
 
+import uuid
+
 MAX_TEXT_CHARS = 100_000  # a FAQ entry or question larger than this is refused (passages go to the reader API)
 
 
@@ -34,3 +36,14 @@ def check_texts(docs, endpoint: str) -> None:
                 f'{endpoint}: document {position} (id={doc.id}) has {len(text)} characters; '
                 f'the limit is {MAX_TEXT_CHARS}'
             )
+
+
+def prepare_texts(docs, endpoint: str) -> None:
+    """What the first Executor of a request does before any work: :func:`check_texts`, then an id for every
+    document without one (HTTP clients may leave ids out; given here, once, before any shard sees it)."""
+    from docarray.typing import ID
+
+    check_texts(docs, endpoint)
+    for doc in docs:
+        if not doc.id:
+            doc.id = ID(uuid.uuid4().hex)
