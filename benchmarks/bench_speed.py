@@ -539,8 +539,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for backend, flow in report['flow'].items():
         columns.append(f'Flow {backend}')
         rows[f'Flow {backend}'] = flow.get('load', {})
+    (out_dir / 'speed.json').write_text(json.dumps(report, indent=1, default=str))  # first: a report bug loses no run
     md = markdown({**report, 'columns': columns, '_rows': rows})
-    (out_dir / 'speed.json').write_text(json.dumps(report, indent=1, default=str))
     (out_dir / 'speed.md').write_text(md)
     print(md)
     print(f'wrote {out_dir / "speed.json"} and {out_dir / "speed.md"}')

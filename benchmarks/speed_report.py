@@ -66,8 +66,7 @@ def targets(report: dict) -> dict:
 def markdown(report: dict) -> str:
     lines = [f"Speed on {report['machine']['cpus']} CPU cores ({report['machine']['processor']}); "
              f"{report.get('embedding', {}).get('docs', 213)} FAQ docs, {report['config']['questions']} questions, "
-             f"/answer reads the top {report['config']['limit']} FAQ answers; reader "
-             f"{'trained' if report['config']['reader_trained'] else 'UNTRAINED (seeded head)'}; "
+             f"/answer reads the top {report['config']['limit']} FAQ answers; reader {report['config']['reader']}; "
              f"{report['config']['threads'] or 'default'} threads per model.", '']
     emb = report.get('embedding', {}).get('summary', {})
     if emb:
