@@ -14,7 +14,9 @@ reader's context) and the same questions, it measures:
 4. **The Flow** (``flow.yml``, started as a subprocess with :class:`client.flowctl.FlowProcess`, stopped by PID):
    start-up time to ready (exports already cached), ``/index`` of the FAQ, ``/search`` and ``/answer`` latency
    p50/p95 and QPS over gRPC at 1, 4 and 16 concurrent clients, peak RSS (and PSS) summed over the Flow's process
-   tree, for each variant in ``--flows`` (``onnx``, ``onnx-int8``, ``torch``).
+   tree, PSS idle after the load, and PSS after ``--feedback-queries`` labelled queries (labeler-style ``/search`` +
+   ``/feedback``, then ``/train``, re-embedding done), for each variant in ``--flows`` (``onnx``, ``onnx-int8``,
+   ``torch``).
 5. Ratios Flow / baseline.
 
 Writes ``benchmarks/out/speed.json`` and ``benchmarks/out/speed.md``. Usage::
@@ -264,14 +266,66 @@ def flow_overrides(backend: str, reader_dir: Path, threads: Optional[int], embed
     return {'embedder': embedder, 'indexer': {'backend': backend}, 'reader': reader}
 
 
+def flow_memory(root_pid: int) -> dict:
+    """RSS / PSS / USS (MB) summed over the Flow's process tree now."""
+    rss, pss, uss = memory_of(process_tree(root_pid))
+    return {'rss_mb': round(rss / 2**20, 1), 'pss_mb': round(pss / 2**20, 1), 'uss_mb': round(uss / 2**20, 1)}
+
+
+def bench_feedback_memory(flow, docs, queries: int, limit: int, settle: float = 10.0) -> dict:
+    """What the labeler page does, ``queries`` times: ``/search`` a reworded FAQ question, accept its own entry
+    (else the top match) and reject every other match (the page's default: unmarked matches count as rejected),
+    ``/feedback``; rounds start by themselves every ``train_every`` labels. Then ``/train`` with ``wait`` (the last
+    round, on every label), wait until the indexer has re-embedded with the new version, ``settle`` seconds, and
+    measure the Flow's memory: training must not leave memory behind in the serving processes."""
+    from covidqa.docs import DocList, MatchDoc, QADoc
+
+    client = flow.client()
+    started = time.perf_counter()
+    labelled = 0
+    for doc in list(docs)[:queries]:
+        query = QADoc(text=reword(doc.text))
+        found = client.post('/search', DocList[QADoc]([query]), parameters={'limit': limit},
+                            return_type=DocList[QADoc])[0]
+        if not len(found.matches):
+            continue
+        accepted = doc.id if any(m.id == doc.id for m in found.matches) else found.matches[0].id
+        found.matches = DocList[MatchDoc]([MatchDoc(id=m.id, text=m.text,
+                                                    label='accepted' if m.id == accepted else 'rejected')
+                                           for m in found.matches])
+        client.post('/feedback', DocList[QADoc]([found]))
+        labelled += 1
+    labelling_seconds = time.perf_counter() - started
+    status = client.post('/train', DocList[QADoc](), parameters={'wait': True, 'timeout': 900},
+                         return_responses=True)[0].parameters['__results__']
+    trained = next(iter(status.values()))
+    target = trained.get('target_version')
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # the indexer re-embeds the store, then moves ACTIVE
+        counted = client.post('/count', DocList[QADoc](), return_responses=True)[0].parameters['__results__']
+        shard = next(iter(counted.values()))
+        if shard.get('model_version') == target and not shard.get('reembedding'):
+            break
+        time.sleep(1)
+    check = client.post('/search', DocList[QADoc]([QADoc(text='How does the virus spread?')]),
+                        parameters={'limit': limit}, return_type=DocList[QADoc])[0]
+    time.sleep(settle)
+    return {'labelled_queries': labelled, 'labelling_seconds': round(labelling_seconds, 1),
+            'rounds': trained.get('round'), 'target_version': target, 'last_loss': trained.get('last_loss'),
+            'last_round_seconds': trained.get('last_round_seconds'), 'training_state': trained.get('training'),
+            'searches_after_round': len(check.matches), 'seconds': round(time.perf_counter() - started, 1),
+            'memory_after': flow_memory(flow.proc.pid), 'processes_after': per_process_rss(flow.proc.pid)}
+
+
 def bench_flow(variant: str, home: Path, faq_path: Path, reader_dir: Path, questions: List[str], limit: int,
                duration: float, concurrency: Sequence[int], threads: Optional[int], embed_batch: int,
-               reader_batch: int) -> Tuple[dict, List[str]]:
+               reader_batch: int, feedback_queries: int = 0) -> Tuple[dict, List[str]]:
     from client.flowctl import FlowProcess
     from covidqa.docs import DocList, QADoc
     from toydata import generate_qa
 
-    shutil.rmtree(home / 'index', ignore_errors=True)  # a fresh index each run; the ONNX cache stays
+    for state in ('index', 'feedback', 'models/embedder'):  # a fresh index and labels each run; the ONNX cache stays
+        shutil.rmtree(home / state, ignore_errors=True)
     overrides = flow_overrides(variant, reader_dir, threads, embed_batch, reader_batch)
     log_path = home / f'flow-{variant}.log'
     log_path.unlink(missing_ok=True)
@@ -347,6 +401,14 @@ def bench_flow(variant: str, home: Path, faq_path: Path, reader_dir: Path, quest
                     print(f'    first error: {load.first_error}', flush=True)
         result['load'] = rows
         result['processes'] = per_process_rss(flow.proc.pid)
+        time.sleep(5)
+        result['idle_after_load'] = flow_memory(flow.proc.pid)
+        print(f"  flow[{backend}] idle after the load: PSS {result['idle_after_load']['pss_mb']} MB", flush=True)
+        if feedback_queries:
+            result['feedback'] = bench_feedback_memory(flow, docs, feedback_queries, limit)
+            print(f"  flow[{backend}] after {result['feedback']['labelled_queries']} labelled queries and "
+                  f"{result['feedback']['rounds']} feedback round(s): PSS "
+                  f"{result['feedback']['memory_after']['pss_mb']} MB", flush=True)
     finally:
         if monitor is not None:
             monitor.stop()
@@ -375,6 +437,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help=f'Flow variants to run, from {sorted(FLOW_VARIANTS)}')
     parser.add_argument('--baselines', default='pipeline,reader', help="'pipeline' and/or 'reader' (batched)")
     parser.add_argument('--skip', default='', help='comma list of phases to skip: embedding,quality,baseline,flow')
+    parser.add_argument('--feedback-queries', type=int, default=50,
+                        help='labelled queries (labeler-style /search + /feedback, then /train) before measuring the '
+                             "Flow's memory after a feedback round (0: skip)")
     parser.add_argument('--quick', action='store_true', help='short load cells and fewer repetitions')
     parser.add_argument('--wait-quiet', type=float, default=120.0,
                         help='wait up to this many seconds for an idle CPU before each phase')
@@ -455,7 +520,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             phase(f'flow-{backend}')
             report['flow'][backend], flow_answers[backend] = bench_flow(
                 backend, home, faq_path, reader_dir, questions, args.limit, args.duration, CONCURRENCY, threads,
-                args.embed_batch, args.reader_batch)
+                args.embed_batch, args.reader_batch, args.feedback_queries)
     if baseline_answers.get('pipeline'):
         report['answer_agreement_with_pipeline_baseline_pct'] = {
             name: round(100 * float(np.mean([a == b for a, b in zip(answers, baseline_answers['pipeline'])])), 1)
@@ -474,8 +539,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for backend, flow in report['flow'].items():
         columns.append(f'Flow {backend}')
         rows[f'Flow {backend}'] = flow.get('load', {})
+    (out_dir / 'speed.json').write_text(json.dumps(report, indent=1, default=str))  # first: a report bug loses no run
     md = markdown({**report, 'columns': columns, '_rows': rows})
-    (out_dir / 'speed.json').write_text(json.dumps(report, indent=1, default=str))
     (out_dir / 'speed.md').write_text(md)
     print(md)
     print(f'wrote {out_dir / "speed.json"} and {out_dir / "speed.md"}')

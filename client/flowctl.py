@@ -1,4 +1,5 @@
-"""Start and stop the Flow as a user does (``jina flow --uses flow.yml``), on chosen 127.0.0.1 ports.
+"""Start and stop the Flow as a user does (``python -m client.flow --uses flow.yml``: ``jina flow`` without torch in
+its processes), on chosen 127.0.0.1 ports.
 
 Used by the tests, the benchmarks and ``make serve``-like scripts. Example::
 
@@ -110,11 +111,11 @@ class FlowProcess:
                                 self.index_shards))
         env = {**os.environ, 'COVIDQA_HOME': str(self.home), 'JINA_LOG_LEVEL': os.environ.get('JINA_LOG_LEVEL', 'INFO'),
                **self.env}
-        jina = Path(sys.executable).parent / 'jina'
         started = time.monotonic()
         self._log = open(self.log_path, 'ab')
         self._log_start = self._log.tell()  # this run's part of the (appended) log
-        self.proc = subprocess.Popen([str(jina), 'flow', '--uses', yml], cwd=str(REPO), env=env,
+        # `jina flow` with torch kept out of the Flow's processes (client/flow.py; COVIDQA_TORCH=1 lets it in)
+        self.proc = subprocess.Popen([sys.executable, '-m', 'client.flow', '--uses', yml], cwd=str(REPO), env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             self.wait_ready()

@@ -29,6 +29,7 @@ import numpy as np
 from covidqa.models import load_encoder, resolve_model_path
 from covidqa.paths import PathLike
 from covidqa.tokenization import TextTokenizer, length_sorted_batches, pad_batch
+from covidqa.torch_gate import require_torch
 from covidqa.versions import saved_pooling
 
 POOLINGS = ('cls', 'mean')
@@ -83,6 +84,7 @@ EncoderRunner = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 class _TorchRunner:
     def __init__(self, model_dir, num_threads: Optional[int] = None):
+        require_torch("the embedder's torch backend")
         import torch
 
         if num_threads:

@@ -5,6 +5,11 @@ No jina here; :mod:`executors.finetuner` translates requests into these calls. A
 (:func:`covidqa.finetune.fit`), saves a new version atomically and moves ``TARGET`` of
 :class:`covidqa.versions.ModelVersions` (the indexer then re-embeds and moves ``ACTIVE``).
 
+Each round trains in a child process (:func:`covidqa.child.run_in_child` running :func:`train_round`) that exits
+when the round ends, so the memory of training (torch, the model, the optimizer: ~1.5 GB) goes back to the system
+and the Executor's process never imports torch. The labels go to it as a snapshot of the store's examples; its
+training steps come back as progress for :meth:`FeedbackRounds.status`; :meth:`FeedbackRounds.close` terminates it.
+
 Scheduling: one round at a time in one background thread. A round is requested after every ``train_every`` new
 labels (``auto_train``) or explicitly (:meth:`FeedbackRounds.request`); requests that arrive while a round runs are
 coalesced into the next round, so nothing learned is lost and floods do not pile up rounds. A rollback during a
@@ -25,11 +30,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Dict, Optional, TypedDict
+from typing import Any, Callable, Dict, List, Optional, TypedDict
 
-from covidqa.feedback import FeedbackStore
-from covidqa.finetune import DEFAULTS, TrainingCancelled, fit
-from covidqa.losses import LOSSES
+from covidqa.child import ChildCancelled, ChildError, run_in_child
+from covidqa.feedback import FeedbackStore, TrainingExample
+from covidqa.finetune import DEFAULTS, LOSS_NAMES
 from covidqa.versions import ModelVersions
 
 log = logging.getLogger(__name__)
@@ -58,7 +63,7 @@ class FeedbackRounds:
     :param train_every: request a round after this many new labels (positive integer).
     :param auto_train: request rounds by themselves (else only :meth:`request`).
     :param init: ``'base'`` (every round from the base model) or ``'target'`` (from the newest version).
-    :param loss: a name of :data:`covidqa.losses.LOSSES`; ``epochs``, ``lr``, ``batch_size``, ``max_length``,
+    :param loss: a name of :data:`covidqa.losses.LOSSES` (:data:`covidqa.finetune.LOSS_NAMES`); ``epochs``, ``lr``, ``batch_size``, ``max_length``,
         ``pooling``, ``num_threads``: handed to :func:`covidqa.finetune.fit`.
     """
 
@@ -69,8 +74,8 @@ class FeedbackRounds:
                  num_threads: Optional[int] = 1):
         if isinstance(train_every, bool) or not isinstance(train_every, int) or train_every < 1:
             raise ValueError(f'train_every must be a positive integer, got {train_every!r}')
-        if loss not in LOSSES:
-            raise ValueError(f'loss must be one of {sorted(LOSSES)}, got {loss!r}')
+        if loss not in LOSS_NAMES:
+            raise ValueError(f'loss must be one of {sorted(LOSS_NAMES)}, got {loss!r}')
         if init not in INITS:
             raise ValueError(f'init must be one of {INITS}, got {init!r}')
         self.store, self.versions = store, versions
@@ -185,32 +190,38 @@ class FeedbackRounds:
             self.labels_added()  # labels that arrived during the round
 
     def _round(self, rollbacks: int) -> Optional[dict]:
-        labels_total = self.store.total_labels
+        labels_total = self.store.total_labels  # read first: labels added meanwhile are trained on, counted later
         counts = self.store.counts()
+        examples = [{'query': e.query, 'positives': e.positives, 'negatives': e.negatives}
+                    for e in self.store.examples()]
+        meta = {'labels_total': labels_total, 'positive': counts['positive'], 'negative': counts['negative'],
+                'labeled_queries': counts['queries']}
         try:
-            result = fit(self.store, versions=self.versions, init=self.init, set_target=False,
-                         callback=self._progress, stop_event=self._stop,
-                         meta={'labels_total': labels_total, 'positive': counts['positive'],
-                               'negative': counts['negative'], 'labeled_queries': counts['queries']},
-                         **self.train_config)
-        except TrainingCancelled:
+            result = run_in_child('covidqa.feedback_rounds:train_round',
+                                  dict(examples=examples, versions_dir=str(self.versions.root),
+                                       base_model=str(self.versions.base_model), init=self.init, meta=meta,
+                                       **self.train_config),
+                                  progress_arg='callback', on_progress=self._progress, stop_event=self._stop)
+        except ChildCancelled:
             return None
-        except ValueError as exc:  # nothing usable to learn from yet (e.g. no accepted match for mnr)
-            with self._cond:
-                self._trained_labels = labels_total
-            return dict(state='waiting', last_error=str(exc))
-        except Exception as exc:  # keep serving; the labels stay in the store for the next round
+        except ChildError as exc:
+            if exc.is_a('ValueError'):  # nothing usable to learn from yet (e.g. no accepted match for mnr)
+                with self._cond:
+                    self._trained_labels = labels_total
+                return dict(state='waiting', last_error=exc.message)
+            log.error('training round failed: %s', exc)  # keep serving; the labels stay for the next round
+            return dict(state='failed', last_error=str(exc))
+        except Exception as exc:  # the child could not even start
             log.error('training round failed: %r', exc)
             return dict(state='failed', last_error=f'{type(exc).__name__}: {exc}')
-        assert result.version is not None  # fit saves a version unless save=False
         with self._cond:
             if self._rollbacks == rollbacks:  # a rollback during the round wins over its result
-                self.versions.set_target(result.version)
+                self.versions.set_target(result['version'])
             self._trained_labels = labels_total
-        log.info('round done: embedder v%d, loss %.4f, %d queries, %.0fs', result.version, result.final_loss,
-                 result.examples, result.seconds)
-        return dict(state='idle', last_loss=result.final_loss, last_version=result.version,
-                    last_round_seconds=round(result.seconds, 1))
+        log.info('round done: embedder v%d, loss %.4f, %d queries, %.0fs', result['version'], result['final_loss'],
+                 result['examples'], result['seconds'])
+        return dict(state='idle', last_loss=result['final_loss'], last_version=result['version'],
+                    last_round_seconds=round(result['seconds'], 1))
 
     def _progress(self, info: dict) -> None:
         with self._cond:
@@ -250,10 +261,27 @@ class FeedbackRounds:
         return self._stop.is_set()
 
     def close(self, timeout: float = 30) -> None:
-        """Cancel a running round (its partial model is not saved) and stop the thread; idempotent."""
+        """Cancel a running round (its child process is terminated, its partial model not saved) and stop the
+        thread; idempotent."""
         if self._stop.is_set():
             return
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
         self._worker.join(timeout=timeout)
+
+
+def train_round(examples: List[dict], versions_dir: str, base_model: str, init: str, meta: dict,
+                callback: Optional[Callable[[dict], None]] = None, **train_config) -> dict:
+    """One round, in the child process (:func:`covidqa.child.run_in_child`): train on ``examples`` (dicts with
+    ``query``, ``positives``, ``negatives``) from version 0 or ``TARGET`` (``init``), save a new version under
+    ``versions_dir`` with ``meta`` in its ``version.json`` (``TARGET`` is not moved: the parent does that, unless
+    a rollback came first). ``callback`` gets every training step. Returns ``{'version', 'final_loss',
+    'examples', 'seconds'}``; ``ValueError`` when the labels hold nothing to learn from."""
+    from covidqa.finetune import fit
+
+    data = [TrainingExample(e['query'], list(e['positives']), list(e['negatives'])) for e in examples]
+    result = fit(data, versions=ModelVersions(versions_dir, base_model=base_model), init=init, set_target=False,
+                 callback=callback, meta=meta, **train_config)
+    return {'version': result.version, 'final_loss': result.final_loss, 'examples': result.examples,
+            'seconds': result.seconds}

@@ -49,6 +49,9 @@ DEFAULTS: Dict[str, Any] = dict(
     scale=20.0, symmetric=False, negative_target=-1.0, weight_decay=0.01, warmup_ratio=0.1, seed=0)
 
 
+LOSS_NAMES = ('cosine', 'mnr')  # the keys of covidqa.losses.LOSSES, for processes without torch (that package imports it)
+
+
 class TrainingCancelled(RuntimeError):
     pass
 

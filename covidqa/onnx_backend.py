@@ -22,6 +22,7 @@ Cache
     are written to a temporary directory and moved in with ``os.replace`` under a file lock, so concurrent
     Executors never read a half-written model; a missing, truncated or corrupt cached file is re-exported, not
     fatal.
+    A process that serves without torch (:mod:`covidqa.torch_gate`) exports in a child process that exits when done.
 Run
     ``onnxruntime.InferenceSession`` on the CPU with all graph optimisations, ``num_threads`` intra-op threads
     (``None``: ONNX Runtime's default, one per physical core) and no busy-waiting of idle worker threads: several
@@ -355,6 +356,22 @@ def _export(model_dir: Path, kind: str, quantize: bool, optimize: bool, director
             'size': final.stat().st_size}
 
 
+def export_paths(model_dir: str, kind: str, quantize: bool, optimize: bool, directory: str, stem: str) -> dict:
+    """:func:`_export` with JSON-able arguments (for :func:`covidqa.child.with_torch`); the caller holds the lock."""
+    return _export(Path(model_dir), kind, quantize, optimize, Path(directory), stem)
+
+
+def _export_with_torch(model_dir: Path, kind: str, quantize: bool, optimize: bool, directory: Path,
+                       stem: str) -> dict:
+    """The export needs torch: here, or in a child process when this one serves without torch
+    (:mod:`covidqa.torch_gate`; the child exits when done, so the torch model's memory goes with it)."""
+    from covidqa.child import with_torch
+
+    return with_torch('covidqa.onnx_backend:export_paths',
+                      {'model_dir': str(model_dir), 'kind': kind, 'quantize': quantize, 'optimize': optimize,
+                       'directory': str(directory), 'stem': stem})
+
+
 def _clean_stale_temporaries(directory: Path) -> None:
     """Remove temporaries of crashed exports (called under the lock, so none is in use)."""
     for leftover in directory.glob('.*.tmp-*'):
@@ -442,7 +459,7 @@ def _ensure_exported_once(model_dir: Path, kind: str, quantize: bool, optimize: 
             _clean_stale_temporaries(directory)
             with contextlib.suppress(FileNotFoundError):
                 meta_path.unlink()  # never leave metadata that vouches for a file being replaced
-            meta = _export(model_dir, kind, quantize, optimize, directory, stem)
+            meta = _export_with_torch(model_dir, kind, quantize, optimize, directory, stem)
             meta.update(fingerprint=fingerprint, kind=kind, quantized=quantize, optimized=optimize,
                         model_dir=str(model_dir), format=EXPORT_FORMAT, created=time.time())
             _write_json_atomic(meta_path, meta)

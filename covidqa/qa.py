@@ -44,7 +44,7 @@ import numpy as np
 from covidqa.models import atomic_save_pretrained, load_qa_model, load_tokenizer
 from covidqa.paths import PathLike
 from covidqa.qa_args import QATrainArgs, QATrainArgsError
-from covidqa.qa_files import QADataError
+from covidqa.qa_files import QADataError, QARecord
 from covidqa.qa_training import train_span_model
 from covidqa.reader import (
     DEFAULT_LEXICAL_WEIGHT,
@@ -227,3 +227,21 @@ if __name__ == '__main__':  # `python -m covidqa.qa ...`: the command line lives
     from covidqa.qa_cli import main
 
     raise SystemExit(main())
+
+
+def train_reader_paths(start: str, records: List[dict], args: Dict[str, Any], model_dir: str,
+                       max_seq_length: int = 384, doc_stride: int = 128,
+                       max_answer_length: int = DEFAULT_MAX_ANSWER_LENGTH) -> Dict[str, Any]:
+    """The reader Executor's ``/qa/train`` work, run in a child process (:func:`covidqa.child.run_in_child`) that
+    exits when done, so that torch and the training's memory never stay in the serving process: train from
+    ``start`` (a model directory or ``'base'``) on ``records`` (:class:`QARecord` fields as dicts) with ``args``
+    (:class:`QATrainArgs` keys), save atomically to ``model_dir``. Returns the :class:`TrainResult` as a dict
+    without its ``loss_history``."""
+    qa = QuestionAnswering(start, max_seq_length=max_seq_length, doc_stride=doc_stride,
+                           max_answer_length=max_answer_length)
+    result = qa.train([QARecord(**{**r, 'gold_answers': tuple(r.get('gold_answers') or ())}) for r in records],
+                      args)
+    qa.save(model_dir)
+    summary = dataclasses.asdict(result)
+    summary.pop('loss_history', None)
+    return summary

@@ -80,6 +80,7 @@ from covidqa.span_decoding import (
     window_probabilities,
 )
 from covidqa.tokenization import length_sorted_batches, pad_batch
+from covidqa.torch_gate import require_torch
 
 __all__ = [
     'Answer',
@@ -160,6 +161,7 @@ class TorchQARunner:
     """
 
     def __init__(self, model: Union[PathLike, 'torch.nn.Module', None] = None, num_threads: Optional[int] = None):
+        require_torch("the reader's torch backend")
         import torch
 
         if num_threads:

@@ -147,8 +147,16 @@ def shipped_reader_dir(home: Optional[PathLike] = None, path: Optional[PathLike]
     digest = expected_sha256(path)
     target = shipped_reader_home(digest, home)
     if not (target / 'config.json').is_file():
-        unpack_reader(path, target)
+        from covidqa.child import with_torch
+
+        # torch builds the model: in a child process when this one serves without torch (covidqa.torch_gate)
+        with_torch('covidqa.shipped:unpack_reader_paths', {'path': str(path), 'target': str(target)})
     return target
+
+
+def unpack_reader_paths(path: str, target: str) -> str:
+    """:func:`unpack_reader` with JSON-able arguments and result (for :func:`covidqa.child.with_torch`)."""
+    return str(unpack_reader(path, target))
 
 
 def has_shipped_reader() -> bool:

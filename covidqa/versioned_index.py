@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Dict, List, Optional, Tuple
 
 from covidqa.embedding import Embedder
@@ -26,6 +27,7 @@ from covidqa.store import DocumentStore
 from covidqa.versions import ModelVersions
 
 log = logging.getLogger(__name__)
+EMBEDDER_IDLE_SECONDS = 30.0  # the re-embedding model is dropped after this long unused (memory: one model a process)
 
 
 class VersionedIndex:
@@ -43,6 +45,7 @@ class VersionedIndex:
         self.embedder_config = dict(embedder_config or {})
         self._embedders: Dict[int, Embedder] = {}
         self._embedders_lock = threading.Lock()
+        self._embedder_used = 0.0
         self.store = DocumentStore(directory, embedder_factory=self.embedder)
         stored = self.store.versions()
         self.version = max(stored, key=lambda v: stored[v]) if stored else versions.active()
@@ -56,11 +59,23 @@ class VersionedIndex:
             self._watcher.start()
 
     def embedder(self, version: int) -> Embedder:
-        """The embedding model of ``version`` (one kept in memory: the newest asked for)."""
+        """The embedding model of ``version`` (one kept in memory: the newest asked for), loaded on first use
+        and dropped again when unused for :data:`EMBEDDER_IDLE_SECONDS` (:meth:`drop_idle_embedder`): the
+        embedder Executor embeds; this copy only re-embeds after a version change."""
         with self._embedders_lock:
             if version not in self._embedders:
                 self._embedders = {version: Embedder(self.versions.model_path(version), **self.embedder_config)}
+            self._embedder_used = time.monotonic()
             return self._embedders[version]
+
+    def drop_idle_embedder(self, idle_seconds: float = 0.0) -> bool:
+        """Forget the re-embedding model when it was not asked for in ``idle_seconds`` (and no re-embedding runs);
+        returns whether one was dropped."""
+        with self._embedders_lock:
+            if not self._embedders or self.reembedding or time.monotonic() - self._embedder_used < idle_seconds:
+                return False
+            self._embedders = {}
+            return True
 
     def sync(self) -> None:
         """Re-embed the store with ``TARGET`` if it holds another version (or several), then move ``ACTIVE``."""
@@ -83,6 +98,7 @@ class VersionedIndex:
                 self.sync()
             except Exception as exc:  # keep serving the old version; try again next tick
                 log.error('re-embedding failed, still serving v%d: %r', self.version, exc)
+            self.drop_idle_embedder(EMBEDDER_IDLE_SECONDS)
 
     def vectors_for(self, docs) -> Tuple[int, List]:
         """``(version, vectors)``: the embeddings of ``docs`` in the store's version, re-embedding (from ``text``)

@@ -5,6 +5,9 @@ The Executors import :mod:`covidqa` as an installed package (``pip install -e .`
 """
 from __future__ import annotations
 
+import uuid
+from typing import Dict
+
 MAX_TEXT_CHARS = 100_000  # a FAQ entry or question larger than this is refused (passages go to the reader API)
 
 
@@ -34,3 +37,21 @@ def check_texts(docs, endpoint: str) -> None:
                 f'{endpoint}: document {position} (id={doc.id}) has {len(text)} characters; '
                 f'the limit is {MAX_TEXT_CHARS}'
             )
+
+
+def prepare_texts(docs, endpoint: str, unique_ids: bool = False) -> None:
+    """What the first Executor of a request does before any work: :func:`check_texts`, then an id for every
+    document without one (HTTP clients may leave ids out; given here, once, before any shard sees it).
+    ``unique_ids`` (queries): refuse two documents with one id, because the shards' answers are joined by id and
+    their matches would be mixed up; ``/index`` takes them (the later one replaces the earlier, as in two requests)."""
+    from docarray.typing import ID
+
+    check_texts(docs, endpoint)
+    first: Dict[str, int] = {}
+    for position, doc in enumerate(docs):
+        if not doc.id:
+            doc.id = ID(uuid.uuid4().hex)
+        if unique_ids and doc.id in first:
+            raise BadRequest(f'{endpoint}: documents {first[doc.id]} and {position} have the same id {doc.id!r}; '
+                             'give every query of a request its own id')
+        first[doc.id] = position

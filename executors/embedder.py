@@ -1,5 +1,9 @@
 """Embedder Executor: unpadded ``input_ids`` -> ``embedding`` (the [CLS] vector of MiniLM by default).
 
+``/index`` and ``/update`` arrive tokenized (the tokenizer Executor runs first); ``/search`` and ``/answer`` come
+straight from the gateway (a hop less: :mod:`executors.tokenizer`), so for them this Executor checks the texts,
+gives ids and tokenizes (truncated to ``max_length``, default 50, or the request's ``max_length``).
+
 It embeds with the embedder version the index holds (``ACTIVE`` in :mod:`covidqa.versions`), so queries and stored
 documents always come from one model; each document records that version in ``model_version``.
 """
@@ -9,19 +13,21 @@ from jina import Executor, requests
 
 from covidqa.docs import DocList, QADoc
 from covidqa.embedding import Embedder as EmbeddingModel
+from covidqa.tokenization import DEFAULT_MAX_LENGTH
 from covidqa.versions import ModelVersions
-from executors._common import BadRequest
+from executors._common import BadRequest, prepare_texts
 from executors.parameters import AnswerParameters, IndexParameters, SearchParameters, or_default
 
 
 class Embedder(Executor):
     """``uses_with``: ``model`` (base model, default the packaged MiniLM), ``pooling`` ('cls' | 'mean'),
     ``backend`` ('torch' | 'onnx' | 'onnx-int8'), ``batch_size``, ``num_threads``, ``versions_dir`` (embedder versions written
-    by the feedback finetuner; default ``$COVIDQA_HOME/models/embedder``)."""
+    by the feedback finetuner; default ``$COVIDQA_HOME/models/embedder``), ``max_length`` (query tokens, 50)."""
 
     def __init__(self, model: str = 'base', pooling: str = 'cls', backend: str = 'torch', batch_size: int = 32,
-                 num_threads: int = 0, versions_dir: str = '', **kwargs):
+                 num_threads: int = 0, versions_dir: str = '', max_length: int = DEFAULT_MAX_LENGTH, **kwargs):
         super().__init__(**kwargs)
+        self.max_length = max_length
         self.config = dict(pooling=pooling, backend=backend, batch_size=batch_size, num_threads=num_threads or None)
         self.versions = ModelVersions(versions_dir or None, base_model=model)
         self._model_lock = threading.Lock()
@@ -42,7 +48,17 @@ class Embedder(Executor):
         if missing:
             raise BadRequest(f'{endpoint}: documents {missing[:5]} have no input_ids; the tokenizer must run first')
         version, model = self._current()
-        vectors = model.embed_ids(list(docs.input_ids), batch_size=or_default(batch_size, self.config['batch_size']))
+        return self._embed_ids(docs, version, model, list(docs.input_ids), batch_size)
+
+    def _embed_queries(self, endpoint: str, docs: DocList[QADoc], batch_size, max_length) -> DocList[QADoc]:
+        """/search and /answer: check, give ids, tokenize here (the tokenizer Executor is not on their path)."""
+        prepare_texts(docs, endpoint, unique_ids=True)
+        version, model = self._current()
+        ids = model.tokenizer.encode(docs.text, max_length=or_default(max_length, self.max_length))
+        return self._embed_ids(docs, version, model, ids, batch_size)
+
+    def _embed_ids(self, docs: DocList[QADoc], version, model, ids, batch_size) -> DocList[QADoc]:
+        vectors = model.embed_ids(ids, batch_size=or_default(batch_size, self.config['batch_size']))
         for doc, vector in zip(docs, vectors):
             doc.embedding = vector
             doc.model_version = version
@@ -56,8 +72,10 @@ class Embedder(Executor):
 
     @requests(on='/search')
     def search(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        return self._embed('/search', docs, SearchParameters.parse(parameters, '/search').batch_size)
+        params = SearchParameters.parse(parameters, '/search')
+        return self._embed_queries('/search', docs, params.batch_size, params.max_length)
 
     @requests(on='/answer')
     def answer(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        return self._embed('/answer', docs, AnswerParameters.parse(parameters, '/answer').batch_size)
+        params = AnswerParameters.parse(parameters, '/answer')
+        return self._embed_queries('/answer', docs, params.batch_size, params.max_length)

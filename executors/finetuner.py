@@ -1,6 +1,8 @@
 """Finetuner Executor: learns from users' feedback on search results, live, while search keeps being served.
 
-It is the last Executor of the chain (tokenizer -> embedder -> indexer -> reader -> finetuner). Endpoints:
+It is the last Executor of the chain (tokenizer -> embedder -> indexer -> reader -> finetuner) and binds no default
+endpoint: jina's gateway sends a request only to the Executors that bind its endpoint, so ``/answer``, ``/index``,
+``/count`` ... never reach this process (one gRPC hop less). Endpoints:
 
 - ``/search``: records which matches were shown for which query id (so feedback can be checked); docs pass through.
 - ``/feedback``: query docs (the ids of searched queries) whose ``matches`` carry ``label`` = ``'accepted'`` or
@@ -16,7 +18,7 @@ It is the last Executor of the chain (tokenizer -> embedder -> indexer -> reader
 
 Endpoint results are dicts: clients read them in ``response.parameters['__results__'][<executor name>]``.
 Only ``{'wait': true}`` blocks; give the Executor ``allow_concurrent: true`` in flow.yml (it is thread-safe) so that
-such a wait never holds up ``/search``, which passes through it.
+such a wait never holds up ``/search``, which goes through it.
 
 The rounds themselves (when to train, the background thread, coalescing, cancelling, status) are
 :class:`covidqa.feedback_rounds.FeedbackRounds`: a round trains on every label, saves a new version atomically and
@@ -60,11 +62,6 @@ class Finetuner(Executor):
         self.rounds = FeedbackRounds(self.store, self.versions, train_every=train_every, auto_train=auto_train,
                                      init=init, loss=loss, epochs=epochs, lr=lr, batch_size=batch_size,
                                      max_length=max_length, pooling=pooling, num_threads=num_threads)
-
-    @requests(response_schema=DocList[QADoc])
-    def pass_through(self, docs: DocList[QADoc], **kwargs) -> None:
-        """Endpoints of the other Executors (/index, /answer, /count, ...) pass through unchanged."""
-        return None
 
     @requests(on='/search', response_schema=DocList[QADoc])
     def search(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> None:

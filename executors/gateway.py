@@ -143,6 +143,20 @@ def add_access_checks(app, token):
     return app
 
 
+def request_facts(request):
+    """``(endpoint, documents, bytes)`` of a jina ``DataRequest`` on the hot path: the size from the received
+    buffer, the documents counted in the protobuf message (parsed once; jina reuses it) without building the
+    DocList (pydantic validation of every document) unless they came as one ``docs_bytes`` blob."""
+    buffer = getattr(request, 'buffer', None)
+    size = len(buffer) if buffer else None
+    proto = request.proto_with_data
+    if size is None:
+        size = proto.ByteSize()
+    content = proto.data
+    docs = len(request.docs) if content.WhichOneof('documents') == 'docs_bytes' else len(content.docs.docs)
+    return proto.header.exec_endpoint or '/', docs, size
+
+
 def guard_grpc_handler(handler, token):
     """Wrap jina's gRPC request handler so that every DataRequest of the ``Call`` stream and of
     ``process_single_data`` passes :func:`check_token` (metadata ``authorization``) and :func:`check_size` first;
@@ -155,8 +169,7 @@ def guard_grpc_handler(handler, token):
     def refusal_of(request, context):
         metadata = dict(context.invocation_metadata() or ()) if context is not None else {}
         try:
-            endpoint = request.header.exec_endpoint or '/'
-            docs, size = len(request.docs), request.proto.ByteSize()
+            endpoint, docs, size = request_facts(request)
         except Exception as error:  # bytes that are no jina DataRequest (protobuf DecodeError, ...)
             return Refusal(400, f'the request is not a jina DataRequest: {type(error).__name__}: {error}')
         refusal = check_token(endpoint, metadata.get('authorization'), token)
@@ -208,8 +221,51 @@ def add_labeler_routes(app):
     return app
 
 
+def check_routed_schemas(origin_nodes) -> None:
+    """The schema check of a Flow whose Executors bind only the endpoints they serve.
+
+    jina 3.34's own check (``TopologyGraph._validate_flow_docarray_compatibility``) demands that every Executor
+    expose every endpoint of the one before it (or a default endpoint), so an Executor with nothing to do for an
+    endpoint had to bind a pass-through, and jina then sent every such request through its process: a gRPC hop for
+    nothing. jina's gateway itself already skips an Executor that binds neither the endpoint nor a default
+    (``_wait_previous_and_send``), so here the check follows each endpoint along the path its requests take: the
+    input schema of an Executor at an endpoint must equal the output schema of the nearest Executor before it that
+    binds the same endpoint. ``origin_nodes``: the topology graph's first nodes (the gateway's end node has no
+    models and ends a path). Raises ``ValueError`` naming both Executors and the endpoint.
+    """
+    def walk(node, upstream: dict) -> None:
+        models = node._pydantic_models_by_endpoint
+        if models is None:
+            return
+        here = dict(upstream)
+        for endpoint, model in models.items():
+            before = upstream.get(endpoint)
+            if before is not None and before[1] != model['input'].schema():
+                raise ValueError(f'the output schema of {before[0]} at {endpoint} does not match the input schema of '
+                                 f'{node.name} at {endpoint}')
+            here[endpoint] = (node.name, model['output'].schema())
+        for successor in node.outgoing_nodes:
+            walk(successor, here)
+
+    for origin in origin_nodes:
+        walk(origin, {})
+
+
+def route_by_endpoint(request_handler) -> None:
+    """Replace jina's chain check on the gateway's streamer by :func:`check_routed_schemas` (before the server
+    is set up, which runs the check)."""
+    streamer = getattr(request_handler, 'streamer', None)
+    if streamer is not None:
+        streamer._validate_flow_docarray_compatibility = (
+            lambda: check_routed_schemas(streamer.topology_graph.origin_nodes))
+
+
 class LabelerHTTPGateway(HTTPGateway):
     """jina's HTTP gateway with the labeler page and client-error status codes."""
+
+    async def setup_server(self):
+        route_by_endpoint(self._request_handler)
+        await super().setup_server()
 
     @property
     def app(self):
@@ -221,6 +277,7 @@ class GuardedGRPCGateway(GRPCGateway):
     """jina's gRPC gateway with the token and size checks of :mod:`executors.access`."""
 
     async def setup_server(self):
+        route_by_endpoint(self._request_handler)
         guard_grpc_handler(self._request_handler, service_token())
         # refuse oversized messages while receiving them (jina's default is no limit)
         self.grpc_server_options = {**(self.grpc_server_options or {}),

@@ -4,7 +4,7 @@ With ``shards: N`` and ``polling: ALL`` every shard answers every request and th
 each query carries the matches of all shards (concatenated), and the reply's ``__results__`` keeps one entry per
 shard for ``/index``, ``/update``, ``/delete`` and ``/count`` (``indexer/shard-<i>/rep-<j>``; their sum is
 :func:`covidqa.shard_replies.indexer_reply`). This Executor keeps the best ``limit`` matches per query (highest cosine
-first, one entry per id). (jina's ``uses_after`` would see every shard's matches too, but it keeps only one shard's
+first, one entry per id); it binds nothing else, so the gateway sends other requests past it. (jina's ``uses_after`` would see every shard's matches too, but it keeps only one shard's
 ``__results__``: a ``/count`` would count one shard.)
 
 Not needed (and not in flow.yml) with one shard. flow.yml, after the indexer::
@@ -50,8 +50,3 @@ class MatchMerger(Executor):
         return merge_matches(docs, or_default(AnswerParameters.parse(parameters, '/answer').limit,
                                               self.default_limit))
 
-    # the indexer's other endpoints, passed on as they come (the Flow checks that each endpoint has a way through)
-    @requests(on=['/index', '/update', '/delete', '/count'], request_schema=DocList[QADoc],
-              response_schema=DocList[QADoc])
-    def pass_through(self, docs, **kwargs):
-        return docs

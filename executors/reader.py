@@ -14,7 +14,8 @@ Endpoints:
 - ``/qa/train``: fine-tune on ``parameters['file']`` (CSV or SQuAD JSON under ``data_dir``) or on the request's
   labelled documents (below); optional ``eval_file``, ``args`` (QATrainArgs keys), ``start_from``
   (``'current'`` | ``'base'``), ``wait`` (false), ``timeout``. Everything is checked at once (a bad request is a
-  400 before anything trains); the training then runs in the background, so ``/answer`` keeps being served, and
+  400 before anything trains); the training then runs in the background, in a child process that exits when it
+  is done (:mod:`covidqa.child`: torch and the training's memory never stay in this process), so ``/answer`` keeps being served, and
   the request returns the job's status (``wait: true``: the training summary and the optional evaluation when it
   ends). The model is saved atomically to ``model_dir`` and served from then on.
 - ``/qa/status``: the background training's ``state`` (idle | running | done | failed), ``seconds``, ``result``
@@ -29,6 +30,9 @@ Endpoints:
 Documents for ``/qa/*``: ``text`` = question; the context is ``answers[0].context`` when given, else the first
 match's ``answer``/``text``; a labelled document carries its gold answer in ``answers[0]`` (``answer`` and
 ``start``, character offset into the context).
+
+No default endpoint: jina's gateway sends a request only to the Executors that bind its endpoint, so ``/search``,
+``/index``, ``/count`` ... skip this process.
 
 Files are resolved under ``data_dir`` (default ``$COVIDQA_HOME/data``, created on start); a path that resolves
 outside it is refused. Parameters: :mod:`executors.parameters`. Every client error raises
@@ -47,10 +51,11 @@ from typing import Optional, TypedDict
 from jina import Executor, requests
 
 from covidqa.background import BackgroundJob
+from covidqa.child import run_in_child
 from covidqa.docs import AnswerSpan, DocList, QADoc
 from covidqa.models import BASE_MODEL_NAME
 from covidqa.paths import default_reader_dir, qa_files_dir
-from covidqa.qa import QATrainArgs, QATrainArgsError, QuestionAnswering
+from covidqa.qa import QATrainArgs, QATrainArgsError
 from covidqa.qa_files import QADataError, QARecord
 from covidqa.reader import DEFAULT_LEXICAL_WEIGHT, DEFAULT_NO_ANSWER_THRESHOLD, ExtractiveReader
 from covidqa.reader_scoring import evaluate, predict, records_of
@@ -92,6 +97,7 @@ class Reader(Executor):
         self.model_dir = Path(model_dir).resolve() if model_dir else default_reader_dir()
         self._swap_lock = threading.Lock()  # guards the reader swap
         self._training = BackgroundJob('qa-train')  # one training at a time, off the request path
+        self._closing = threading.Event()  # set on close: a training child process is terminated
         self.reader = ExtractiveReader(model or None, **self.config).load()  # ready means ready
 
     def _served(self) -> ExtractiveReader:
@@ -99,11 +105,6 @@ class Reader(Executor):
             return self.reader
 
     # ------------------------------------------------------------------------------------------------- /answer
-    @requests
-    def pass_through(self, docs: DocList[QADoc], **kwargs) -> DocList[QADoc]:
-        """Endpoints of other Executors (/index, /search, /count, ...) pass through unchanged."""
-        return docs
-
     @requests(on='/answer')
     def answer(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
         params = AnswerParameters.parse(parameters, '/answer')
@@ -206,17 +207,17 @@ class Reader(Executor):
         return status.get('result', status)
 
     def _train(self, start, records, args, eval_records) -> dict:
-        qa = QuestionAnswering(start, max_seq_length=self.config['max_seq_length'],
-                               doc_stride=self.config['doc_stride'], max_answer_length=self.config['max_answer_length'])
-        result = qa.train(records, args)
-        qa.save(self.model_dir)
+        # training in a child process that exits when done: torch and the training's memory never stay here
+        summary = run_in_child('covidqa.qa:train_reader_paths', dict(
+            start=str(start), records=[dataclasses.asdict(r) for r in records], args=args,
+            model_dir=str(self.model_dir), max_seq_length=self.config['max_seq_length'],
+            doc_stride=self.config['doc_stride'], max_answer_length=self.config['max_answer_length']),
+            stop_event=self._closing)
         new_reader = ExtractiveReader(self.model_dir, **self.config).load()
         with self._swap_lock:
             self.reader = new_reader
-        # the optional evaluation scores what is served from now on (same backend), not the torch copy trained
+        # the optional evaluation scores what is served from now on (same backend): one model in this process
         scores = evaluate(new_reader, eval_records) if eval_records is not None else None
-        summary = dataclasses.asdict(result)
-        summary.pop('loss_history', None)
         summary.update(eval=dataclasses.asdict(scores) if scores else None, model_dir=str(self.model_dir),
                        backend=self.config['backend'])
         return summary
@@ -250,3 +251,7 @@ class Reader(Executor):
                                                               end=r.end, context_id=doc.id or '',
                                                               context=record.context)])
         return {'results': [dataclasses.asdict(r) for r in results]}
+
+    def close(self) -> None:
+        self._closing.set()
+        super().close()

@@ -37,3 +37,21 @@ def make_rows():
 
 
 __all__ = ['REPO', 'data_dir', 'data_file', 'make_rows']
+
+
+def count_with_progress(steps: int, callback=None) -> dict:
+    """A function for :func:`covidqa.child.run_in_child` tests: reports ``steps`` progress calls, then answers
+    with the process id it ran in."""
+    import os
+
+    for step in range(steps):
+        if callback is not None:
+            callback({'step': step + 1, 'steps': steps})
+    return {'pid': os.getpid(), 'steps': steps}
+
+
+def sleep_for(seconds: float) -> None:
+    """A child-process function that takes ``seconds`` (for cancelling tests)."""
+    import time
+
+    time.sleep(seconds)
