@@ -201,8 +201,8 @@ class DocumentStore:
             log.info('imported %d documents from %s', len(loaded), legacy)
 
     # ---- the in-memory index -----------------------------------------------------------------------------------
-    def _new_ann(self, dim: int) -> VectorIndex:
-        return make_index(self.kind, dim, **self.options)
+    def _new_ann(self, dim: int, capacity: int) -> VectorIndex:
+        return make_index(self.kind, dim, capacity=capacity + 1024, **self.options)
 
     def _snapshots(self) -> List[Tuple[int, int, int, Path]]:
         """``(version, seq, live, path)`` of the HNSW snapshots in the directory."""
@@ -231,7 +231,7 @@ class DocumentStore:
                 except RuntimeError as error:  # a damaged snapshot: rebuild instead
                     log.warning('cannot load %s (%r); rebuilding from the stored vectors', path, error)
         if self._ann is None:
-            self._ann = self._new_ann(dim)
+            self._ann = self._new_ann(dim, meta['count'])
         applied = self._apply_changes(self._ann, version, self._ann_seq)
         log.info('%s index of v%d ready: %d vectors (%d replayed) in %.1f s', self.kind, version, len(self._ann),
                  applied, time.monotonic() - started)
@@ -543,7 +543,7 @@ class DocumentStore:
             dim = self._meta(db)['dim']
             fresh = None
             if dim:  # 2. the new index over the new vectors up to start_seq (nobody else sees it yet)
-                fresh = self._new_ann(dim)
+                fresh = self._new_ann(dim, total)
                 self._apply_changes(fresh, version, 0, db=db, upto=start_seq)
                 if self.kind == 'hnsw':  # lets other processes load it instead of rebuilding after the swap
                     self._save(cast('HnswIndexLike', fresh), version, start_seq, len(fresh))

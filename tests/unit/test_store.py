@@ -66,8 +66,9 @@ def test_empty_store_search_returns_no_matches(tmp_path):
 
 
 @pytest.mark.slow
-def test_reembed_moves_every_document_to_the_new_version_and_keeps_concurrent_writes(tmp_path):
-    store = DocumentStore(tmp_path, embedder_factory=FakeVersionedEmbedder)
+@pytest.mark.parametrize('kind', KINDS)
+def test_reembed_moves_every_document_to_the_new_version_and_keeps_concurrent_writes(tmp_path, kind):
+    store = DocumentStore(tmp_path, embedder_factory=FakeVersionedEmbedder, index=kind)
     store.upsert(docs(*[(str(i), f'text {i}') for i in range(200)]))
     gate = threading.Event()
     original = FakeVersionedEmbedder.embed_texts
@@ -91,7 +92,7 @@ def test_reembed_moves_every_document_to_the_new_version_and_keeps_concurrent_wr
     assert 'new' in store.ids() and '5' not in store.ids()
     found = store.search(FakeVersionedEmbedder(3).embed_texts(['added during re-embedding']), 1)[0][0]
     assert found[0].id == 'new'
-    assert DocumentStore(tmp_path).versions() == {3: 200}  # persisted
+    assert DocumentStore(tmp_path, index=kind).versions() == {3: 200}  # persisted
 
 
 def vec(text, version=0):
@@ -110,6 +111,22 @@ def test_two_stores_over_one_directory_see_each_others_writes(tmp_path, kind):
     assert sorted(found.id) == ['a', 'b', 'c']  # the replaced version of b is gone, not a second match
     first.delete(['a'])
     assert 'a' not in second.search(vec('alpha'), 10)[0][0].id and second.missing(['a']) == ['a']
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_a_version_moved_by_another_process_is_followed(tmp_path, kind):
+    mover = DocumentStore(tmp_path, embedder_factory=FakeVersionedEmbedder, index=kind)
+    follower = DocumentStore(tmp_path, index=kind)
+    mover.upsert(docs(*[(str(i), f'text {i}') for i in range(50)]))
+    assert follower.search(vec('text 3'), 1, version=0)[0][0][0].id == '3'
+    mover.reembed(2)
+    with pytest.raises(StaleVersion):  # the follower's query of v0 is refused, not compared with v2 vectors
+        follower.search(vec('text 3'), 1, version=0)
+    assert follower.version == 2
+    found, scores = follower.search(vec('text 3', 2), 1, version=2)[0]
+    assert found[0].id == '3' and scores[0] == pytest.approx(1.0, abs=1e-5)
+    if kind == 'hnsw':  # the mover wrote the new version's snapshot before the swap: the follower loaded it
+        assert [p.name for p in tmp_path.glob('ann-*.hnsw')] == ['ann-v2-s50-n50.hnsw']
 
 
 def test_hnsw_restart_loads_the_snapshot_and_replays_later_writes(tmp_path):
