@@ -222,14 +222,16 @@ class DocumentStore:
         if dim == 0:
             return
         started = time.monotonic()
-        if self.kind == 'hnsw':
+        for _ in range(3 if self.kind == 'hnsw' else 0):
             usable = [s for s in self._snapshots() if s[0] == version and s[1] <= meta['seq']]
-            if usable:
-                _, seq, live, path = usable[-1]
-                try:
-                    self._ann, self._ann_seq = load_hnsw(path, dim, live, **self.options), seq
-                except RuntimeError as error:  # a damaged snapshot: rebuild instead
-                    log.warning('cannot load %s (%r); rebuilding from the stored vectors', path, error)
+            if not usable:
+                break
+            _, seq, live, path = usable[-1]
+            try:
+                self._ann, self._ann_seq = load_hnsw(path, dim, live, **self.options), seq
+                break
+            except (RuntimeError, OSError) as error:  # replaced by a newer one meanwhile, or damaged: list again
+                log.warning('cannot load %s (%r)', path, error)
         if self._ann is None:
             self._ann = self._new_ann(dim, meta['count'])
         applied = self._apply_changes(self._ann, version, self._ann_seq)
@@ -250,11 +252,13 @@ class DocumentStore:
             meta = self._meta(db)
             seq = meta['seq'] if upto is None else upto
             dim = meta['dim']
-            dead = [label for (label,) in db.execute('SELECT label FROM dead WHERE seq > ? AND label <= ?',
-                                                     (after, after))]
+            dead = [label for (label,) in db.execute('SELECT label FROM dead WHERE seq > ? AND +label <= ?',
+                                                     (after, after))]  # `+label`: by the seq index
             ann.remove(dead)
             applied = len(dead)
-            cursor = db.execute('SELECT label, vector FROM vectors WHERE label > ? AND label <= ? AND version = ? '
+            # `+version`: walk the (label, version) key from `after`; on the version index SQLite would scan every
+            # vector of the version (measured: 300 ms a catch-up at 100k documents)
+            cursor = db.execute('SELECT label, vector FROM vectors WHERE label > ? AND label <= ? AND +version = ? '
                                 'ORDER BY label', (after, seq, version))
             while True:
                 rows = cursor.fetchmany(CHUNK)
@@ -507,6 +511,10 @@ class DocumentStore:
             raise RuntimeError('this store has no embedder_factory; it cannot re-embed')
         embedder = self.embedder_factory(version)
         with _flock(self.directory / 'reembed.lock'):  # one process at a time per directory
+            if self._meta(self._db)['version'] == version and not self.mixed():  # another process did it
+                with self._lock:
+                    self._catch_up()
+                return embedder
             self.reembedding = True
             try:
                 self._reembed(embedder, version, batch_size, progress)
@@ -551,7 +559,9 @@ class DocumentStore:
                 self._db.execute('BEGIN IMMEDIATE')
                 try:
                     meta = self._meta(self._db)
-                    touched = self._missing_vectors(self._db, version, 0, meta['seq'], meta['seq'] + 1)
+                    # every label <= start_seq has its vector now (step 1 ran until none lacked one): only the
+                    # documents written during the run are left
+                    touched = self._missing_vectors(self._db, version, start_seq, meta['seq'], meta['seq'] + 1)
                     if touched:
                         vectors = np.asarray(embedder.embed_texts([text for _, text in touched]), dtype=np.float32)
                         self._db.executemany('INSERT OR REPLACE INTO vectors (label, version, vector) '
