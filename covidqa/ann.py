@@ -11,7 +11,7 @@ written document version, never reused). Neither is thread-safe on its own: the 
 
 Example::
 
-    ann = make_index('hnsw', dim=384, M=16, ef_construction=100, ef_search=96)
+    ann = make_index('hnsw', dim=384, M=16, ef_construction=100, ef_search=256)
     ann.add(np.array([1, 2]), vectors); ann.remove([1])
     labels, scores = ann.search(queries, k=10)     # (n, k') int64 / float32, best first
 """
@@ -119,7 +119,7 @@ class HnswIndex:
 
     kind = 'hnsw'
 
-    def __init__(self, dim: int, M: int = 16, ef_construction: int = 100, ef_search: int = 96,
+    def __init__(self, dim: int, M: int = 16, ef_construction: int = 100, ef_search: int = 256,
                  num_threads: int = 1, capacity: int = 1024, path: Optional[PathLike] = None, live: int = 0):
         import hnswlib  # only needed for this kind
 

@@ -129,7 +129,7 @@ class DocumentStore:
 
     def __init__(self, directory: PathLike, embedder_factory: Optional[Callable[[int], TextEmbedder]] = None,
                  index: str = 'exact', version: int = 0, M: int = 16, ef_construction: int = 100,
-                 ef_search: int = 96, num_threads: int = 1, snapshot_every: int = 50000, synchronous: str = 'FULL'):
+                 ef_search: int = 256, num_threads: int = 1, snapshot_every: int = 50000, synchronous: str = 'FULL'):
         if index not in INDEX_KINDS:
             raise ValueError(f'index must be one of {INDEX_KINDS}, not {index!r}')
         if synchronous.upper() not in ('FULL', 'NORMAL'):

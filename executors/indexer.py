@@ -53,7 +53,7 @@ class Indexer(Executor):
 
     def __init__(self, model: str = 'base', pooling: str = 'cls', backend: str = 'torch', index_dir: str = '',
                  versions_dir: str = '', limit: int = 10, watch_interval: float = 1.0, num_threads: int = 0,
-                 index: str = 'exact', M: int = 16, ef_construction: int = 100, ef_search: int = 96,
+                 index: str = 'exact', M: int = 16, ef_construction: int = 100, ef_search: int = 256,
                  index_threads: int = 1, snapshot_every: int = 50000, **kwargs):
         super().__init__(**kwargs)
         self.shard_id = int(getattr(self.runtime_args, 'shard_id', 0) or 0)
