@@ -35,13 +35,12 @@ from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
+from measure import cpu_state, percentile
+
+from covidqa.docs import DocList, StoredDoc
+from covidqa.store import DocumentStore
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from benchmarks.measure import cpu_state, percentile  # noqa: E402
-from covidqa.docs import DocList, StoredDoc  # noqa: E402
-from covidqa.store import DocumentStore  # noqa: E402
 
 DIM = 384
 CLUSTERS = 500  # 20 documents a centre at 10k: top-10 within a cluster even there
