@@ -11,7 +11,7 @@ COVIDQA_HOME ?= $(abspath workspace)
 export COVIDQA_HOME
 
 .PHONY: serve test test-fast lint venv reader reader-pretrain reader-ship browser bench bench-reader bench-articles bench-curve \
-	bench-feedback soak soak-kill clean
+	bench-feedback bench-scale soak soak-kill clean
 
 .venv/.installed: requirements.txt pyproject.toml
 	python3 -m venv .venv
@@ -73,6 +73,12 @@ bench-curve: .venv/.installed
 
 bench-feedback: .venv/.installed
 	$(PY) benchmarks/bench_feedback.py
+
+# The indexer's store at 10k / 100k / 1M synthetic 384-d documents (HNSW; 1 and 2 shards): throughput, disk, memory,
+# restart, top-10 latency, recall@10 vs exact, upsert-64 -> benchmarks/out/bench_scale.json, docs/bench_scale.png,
+# benchmarks/SCALE_RESULTS.md. Stores are kept in /tmp/bench_scale and reused (the 1M build takes ~30 min on 2 cores)
+bench-scale: .venv/.installed
+	$(PY) benchmarks/bench_scale.py
 
 # Soak test with a fuzzer (not part of `make test`): 16 clients for 5 minutes of real + malformed requests over gRPC and
 # HTTP, then checks that no acknowledged write is lost (also after a restart) -> benchmarks/out/soak.json, docs/soak.png

@@ -1,17 +1,21 @@
 """The indexer's side of the model-version protocol of :mod:`covidqa.versions`: a :class:`DocumentStore` that
 follows ``TARGET``.
 
-When ``TARGET`` moves (training or rollback), every stored document is re-embedded with the new model and swapped
-in atomically (:meth:`DocumentStore.reembed`), then ``ACTIVE`` is moved, so that the embedder follows. A background
-thread checks every ``watch_interval`` seconds; a re-embedding that a crash interrupted is finished when the index
-opens, before it serves. Vectors that arrive embedded with another version than the store holds (a query embedded
-just before ``ACTIVE`` moved) are re-embedded here, so a search never compares vectors of two models.
+When ``TARGET`` moves (training or rollback), every stored document is re-embedded with the new model in the
+background (:meth:`DocumentStore.reembed`: the store keeps serving the old version meanwhile), the new vectors and
+the store's version are swapped in together under the store's lock, then ``ACTIVE`` is moved, so that the embedder
+follows. A background thread checks every ``watch_interval`` seconds; a re-embedding that a crash interrupted is
+resumed when the index opens (before it serves when the store is small, else in the background).
+
+Queries and documents are embedded with the store's version (re-embedded here when they arrive with another);
+:meth:`search` and :meth:`upsert` hand the version along and the store refuses a mismatch (the version moved in
+between) under the same lock as the swap, so they are embedded again: a query never meets vectors of another model.
 
 No jina here; :mod:`executors.indexer` wraps it. Example::
 
     index = VersionedIndex('workspace/index/shard-0', ModelVersions(), dict(pooling='cls', backend='torch'))
-    version, vectors = index.vectors_for(docs)   # docs with .text / .embedding / .model_version
-    index.store.search(vectors, limit=10)
+    index.upsert(docs, fields=('text', 'answer'))   # docs with .id / .text / .embedding / .model_version
+    index.search(queries, limit=10)                 # [(DocList[StoredDoc], scores)] per query
     index.close()
 """
 from __future__ import annotations
@@ -19,15 +23,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
+import numpy as np
+
+from covidqa.docs import DocList, StoredDoc
 from covidqa.embedding import Embedder
 from covidqa.paths import PathLike
-from covidqa.store import DocumentStore
+from covidqa.store import DocumentStore, StaleVersion
 from covidqa.versions import ModelVersions
 
 log = logging.getLogger(__name__)
 EMBEDDER_IDLE_SECONDS = 30.0  # the re-embedding model is dropped after this long unused (memory: one model a process)
+T = TypeVar('T')
+FOREGROUND_REEMBED = 20000  # a store this small finishes an interrupted re-embedding before it serves
 
 
 class VersionedIndex:
@@ -37,26 +46,36 @@ class VersionedIndex:
     :param embedder_config: keyword arguments of :class:`covidqa.embedding.Embedder` besides the model
         (``pooling``, ``backend``, ``num_threads``).
     :param watch_interval: seconds between checks of ``TARGET`` (``None``: no thread; call :meth:`sync`).
+    :param store_options: keyword arguments of :class:`DocumentStore` (``index='hnsw'``, ``ef_search``, ``M``, ...).
     """
 
     def __init__(self, directory: PathLike, versions: ModelVersions, embedder_config: Optional[dict] = None,
-                 watch_interval: Optional[float] = 1.0):
+                 watch_interval: Optional[float] = 1.0, store_options: Optional[dict] = None):
         self.versions = versions
         self.embedder_config = dict(embedder_config or {})
         self._embedders: Dict[int, Embedder] = {}
         self._embedders_lock = threading.Lock()
         self._embedder_used = 0.0
-        self.store = DocumentStore(directory, embedder_factory=self.embedder)
-        stored = self.store.versions()
-        self.version = max(stored, key=lambda v: stored[v]) if stored else versions.active()
-        self.reembedding = False
+        self._sync_lock = threading.Lock()
+        self.store = DocumentStore(directory, embedder_factory=self.embedder, version=versions.active(),
+                                   **(store_options or {}))
         self._stop = threading.Event()
-        self.sync()  # finish a re-embedding that a crash interrupted, before serving
+        if self.store.count() <= FOREGROUND_REEMBED:
+            self.sync()  # finish a re-embedding that a crash interrupted, before serving
         self._watcher = None
         if watch_interval:
             self._watcher = threading.Thread(target=self._watch, args=(watch_interval,), daemon=True,
                                              name='index-version-watch')
             self._watcher.start()
+
+    @property
+    def version(self) -> int:
+        """The embedder version of the store's vectors (it moves together with them)."""
+        return self.store.version
+
+    @property
+    def reembedding(self) -> bool:
+        return self.store.reembedding
 
     def embedder(self, version: int) -> Embedder:
         """The embedding model of ``version`` (one kept in memory: the newest asked for), loaded on first use
@@ -79,21 +98,19 @@ class VersionedIndex:
 
     def sync(self) -> None:
         """Re-embed the store with ``TARGET`` if it holds another version (or several), then move ``ACTIVE``."""
-        target = self.versions.target()
-        stored = self.store.versions()
-        if target != self.version or set(stored) - {target}:
-            self.reembedding = True
-            try:
+        with self._sync_lock:
+            target = self.versions.target()
+            if target != self.store.version or self.store.mixed():
                 log.info('re-embedding %d documents with embedder v%d', self.store.count(), target)
                 self.store.reembed(target)
-                self.version = target
-            finally:
-                self.reembedding = False
-        if self.versions.active() != self.version:
-            self.versions.set_active(self.version)
+            version = self.store.version
+            if self.versions.active() != version:
+                self.versions.set_active(version)
 
     def _watch(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+        first = True
+        while first or not self._stop.wait(interval):
+            first = False
             try:
                 self.sync()
             except Exception as exc:  # keep serving the old version; try again next tick
@@ -116,6 +133,43 @@ class VersionedIndex:
                 vectors[i] = vector
         return version, vectors
 
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, again when the version moved between embedding and the store's check."""
+        for _ in range(4):
+            try:
+                return attempt()
+            except StaleVersion as stale:
+                log.info('embedder version moved (%s); embedding again', stale)
+        return attempt()
+
+    def search(self, docs, limit: int) -> List[Tuple[DocList[StoredDoc], np.ndarray]]:
+        """Top-``limit`` stored documents for each of ``docs`` (``text`` and/or ``embedding``+``model_version``),
+        with their query vectors in the store's version."""
+        if len(docs) == 0:
+            return []
+
+        def attempt():
+            version, vectors = self.vectors_for(docs)
+            return self.store.search(np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors]),
+                                     limit, version=version)
+        return self._retrying(attempt)
+
+    def upsert(self, docs, fields: Sequence[str]) -> int:
+        """Store ``docs`` (``id``, ``text`` and/or ``embedding``+``model_version``, plus ``fields``) with vectors in
+        the store's version; returns how many ids were new."""
+        if len(docs) == 0:
+            return 0
+
+        def attempt():
+            version, vectors = self.vectors_for(docs)
+            return self.store.upsert(DocList[StoredDoc]([
+                StoredDoc(id=d.id, model_version=version, embedding=v, **{f: getattr(d, f) for f in fields})
+                for d, v in zip(docs, vectors)]))
+        return self._retrying(attempt)
+
     def close(self) -> None:
-        """Stop the watcher thread."""
+        """Stop the watcher thread and close the store (an HNSW store writes a snapshot of unsaved changes)."""
         self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        self.store.close()

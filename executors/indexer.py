@@ -9,6 +9,10 @@ so add-or-replace and delete by id stay exact. Every reply of ``/index``, ``/upd
 carries ``shard`` and ``shards``; ``executors/merger.py`` (the Deployment after the indexer) merges the shards'
 matches and adds up their replies (:func:`covidqa.shard_replies.indexer_reply` reads the total on the client side).
 
+Store: :class:`covidqa.store.DocumentStore` (SQLite, written incrementally, plus an in-memory index): ``index: exact``
+(default; numpy, for small collections such as the FAQ) or ``index: hnsw`` (hnswlib; ``M``, ``ef_construction``,
+``ef_search``, ``index_threads``). Several processes (``replicas``) may share one shard directory.
+
 Model versions: :class:`covidqa.versioned_index.VersionedIndex` follows ``TARGET`` of
 :class:`covidqa.versions.ModelVersions` (re-embeds every stored document, swaps them in, moves ``ACTIVE``) and
 re-embeds queries or documents that arrive embedded with another version. Parameters: :mod:`executors.parameters`.
@@ -19,7 +23,7 @@ from typing import List
 
 from jina import Executor, requests
 
-from covidqa.docs import DocList, MatchDoc, QADoc, StoredDoc
+from covidqa.docs import DocList, MatchDoc, QADoc
 from covidqa.paths import index_dir as default_index_dir
 from covidqa.versioned_index import VersionedIndex
 from covidqa.versions import ModelVersions
@@ -46,10 +50,13 @@ def _ids(docs: DocList[QADoc], endpoint: str) -> List[str]:
 class Indexer(Executor):
     """``uses_with``: ``model``, ``pooling``, ``backend``, ``num_threads`` (the embedder's, for re-embedding),
     ``index_dir`` (default ``$COVIDQA_HOME/index``), ``versions_dir``, ``limit`` (default 10), ``watch_interval``
-    (seconds between checks of ``TARGET``)."""
+    (seconds between checks of ``TARGET``), ``index`` (``exact`` | ``hnsw``), ``M``, ``ef_construction``,
+    ``ef_search``, ``index_threads`` (HNSW build threads), ``snapshot_every`` (HNSW: changes between snapshots)."""
 
     def __init__(self, model: str = 'base', pooling: str = 'cls', backend: str = 'torch', index_dir: str = '',
-                 versions_dir: str = '', limit: int = 10, watch_interval: float = 1.0, num_threads: int = 0, **kwargs):
+                 versions_dir: str = '', limit: int = 10, watch_interval: float = 1.0, num_threads: int = 0,
+                 index: str = 'exact', M: int = 16, ef_construction: int = 100, ef_search: int = 256,
+                 index_threads: int = 1, snapshot_every: int = 50000, **kwargs):
         super().__init__(**kwargs)
         self.shard_id = int(getattr(self.runtime_args, 'shard_id', 0) or 0)
         self.shards = int(getattr(self.runtime_args, 'shards', 1) or 1)
@@ -58,15 +65,18 @@ class Indexer(Executor):
         self.index = VersionedIndex(directory / f'shard-{self.shard_id}',
                                     ModelVersions(versions_dir or None, base_model=model),
                                     dict(pooling=pooling, backend=backend, num_threads=num_threads or None),
-                                    watch_interval=watch_interval)
+                                    watch_interval=watch_interval,
+                                    store_options=dict(index=index, M=M, ef_construction=ef_construction,
+                                                       ef_search=ef_search, num_threads=index_threads,
+                                                       snapshot_every=snapshot_every))
         self.store = self.index.store
 
     def _mine(self, doc_id: str) -> bool:
         return self.shards == 1 or zlib.crc32(doc_id.encode()) % self.shards == self.shard_id
 
-    def _vectors_for(self, docs: DocList[QADoc], endpoint: str):
+    def _checked(self, call, endpoint: str):
         try:
-            return self.index.vectors_for(docs)
+            return call()
         except ValueError as error:
             raise BadRequest(f'{endpoint}: {error}') from None
 
@@ -74,20 +84,16 @@ class Indexer(Executor):
         IndexParameters.parse(parameters, endpoint)
         mine = DocList[QADoc]([d for d, doc_id in zip(docs, _ids(docs, endpoint)) if self._mine(doc_id)])
         if must_exist:
-            known = set(self.store.ids())
-            unknown = [d.id for d in mine if d.id not in known]
+            unknown = self.store.missing(mine.id)
             if unknown:
                 raise BadRequest(f'{endpoint}: unknown document id(s) {unknown[:10]}; use /index to add documents')
-        version, vectors = self._vectors_for(mine, endpoint)
-        stored = DocList[StoredDoc]([
-            StoredDoc(id=d.id, model_version=version, embedding=v, **{f: getattr(d, f) for f in STORED_FIELDS})
-            for d, v in zip(mine, vectors)
-        ])
-        new = self.store.upsert(stored)
-        self.logger.debug(f'{endpoint}: shard {self.shard_id}/{self.shards} stored {len(stored)} of {len(docs)}')
+        new = 0
+        if len(mine):
+            new = self._checked(lambda: self.index.upsert(mine, STORED_FIELDS), endpoint)
+        self.logger.debug(f'{endpoint}: shard {self.shard_id}/{self.shards} stored {len(mine)} of {len(docs)}')
         for d in docs:  # the reply carries the documents (with their ids), not their vectors
             d.embedding = None
-        return {'stored': len(stored), 'new': new, 'count': self.store.count(), 'shard': self.shard_id,
+        return {'stored': len(mine), 'new': new, 'count': self.store.count(), 'shard': self.shard_id,
                 'shards': self.shards}
 
     @requests(on='/index', **RESULTS)
@@ -101,8 +107,8 @@ class Indexer(Executor):
     def _search(self, docs: DocList[QADoc], limit, endpoint: str) -> DocList[QADoc]:
         if len(docs) == 0:
             return docs
-        _, vectors = self._vectors_for(docs, endpoint)
-        for doc, (found, scores) in zip(docs, self.store.search(vectors, or_default(limit, self.default_limit))):
+        results = self._checked(lambda: self.index.search(docs, or_default(limit, self.default_limit)), endpoint)
+        for doc, (found, scores) in zip(docs, results):
             doc.matches = DocList[MatchDoc]([
                 MatchDoc(id=m.id, score=float(s), **{f: getattr(m, f) for f in STORED_FIELDS})
                 for m, s in zip(found, scores)

@@ -271,12 +271,17 @@ def test_qa_train_and_eval_read_files_from_the_service_data_dir(flow):
     assert "no file 'missing.csv' in the data directory" in error_text(error)
 
 
-def test_index_survives_a_restart(tmp_path, faq_docs):
+@pytest.mark.parametrize('index', ['exact', 'hnsw'])
+def test_index_survives_a_restart(tmp_path, faq_docs, index):
     subset = faq_docs[:20]
-    with FlowProcess(home=tmp_path) as first:
+    kind = {'indexer': {'index': index}}  # the store's in-memory index, chosen by uses_with
+    with FlowProcess(home=tmp_path, overrides=kind) as first:
         first.client().post('/index', subset)
         before = search(first, subset.text, limit=3)
-    with FlowProcess(home=tmp_path) as second:
+    assert (tmp_path / 'index' / 'shard-0' / 'store.sqlite').is_file()
+    if index == 'hnsw':  # the indexer's close() saved the graph: the restart loads it
+        assert list((tmp_path / 'index' / 'shard-0').glob('ann-v0-s*-n20.hnsw'))
+    with FlowProcess(home=tmp_path, overrides=kind) as second:
         counted = results(second.client().post('/count', DocList[QADoc](), return_responses=True))
         after = search(second, subset.text, limit=3)
     assert indexer_reply(counted)['count'] == len(subset)

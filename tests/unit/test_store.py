@@ -1,11 +1,19 @@
-"""The indexer's document store: upsert/replace, delete, search order, persistence, re-embedding."""
+"""The indexer's document store: upsert/replace, delete, search order, persistence, re-embedding, both index kinds
+(exact, hnsw), two processes' stores over one directory, snapshots, the import of the old format, and the version
+protocol (a query embedded with one version never meets vectors of another)."""
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 
-from covidqa.docs import DocList, StoredDoc
-from covidqa.store import DocumentStore
+from covidqa.docs import DocList, QADoc, StoredDoc
+from covidqa.store import LEGACY_FILE, DocumentStore, StaleVersion
+from covidqa.versioned_index import VersionedIndex
+from covidqa.versions import ModelVersions
+
+KINDS = ['exact', 'hnsw']
 
 
 class FakeVersionedEmbedder:
@@ -29,8 +37,9 @@ def docs(*pairs, version=0):
                                for i, t in pairs])
 
 
-def test_upsert_replaces_by_id_and_search_is_best_first(tmp_path):
-    store = DocumentStore(tmp_path)
+@pytest.mark.parametrize('kind', KINDS)
+def test_upsert_replaces_by_id_and_search_is_best_first(tmp_path, kind):
+    store = DocumentStore(tmp_path, index=kind)
     assert store.upsert(docs(('a', 'alpha'), ('b', 'beta'), ('c', 'gamma'))) == 3
     assert store.upsert(docs(('b', 'beta two'))) == 0
     assert store.count() == 3 and store.get(['b'])[0].text == 'beta two'
@@ -40,12 +49,14 @@ def test_upsert_replaces_by_id_and_search_is_best_first(tmp_path):
     assert list(scores) == sorted(scores, reverse=True) and len(found) == 3
 
 
-def test_delete_reports_missing_ids_and_persists(tmp_path):
-    store = DocumentStore(tmp_path)
+@pytest.mark.parametrize('kind', KINDS)
+def test_delete_reports_missing_ids_and_persists(tmp_path, kind):
+    store = DocumentStore(tmp_path, index=kind)
     store.upsert(docs(('a', 'alpha'), ('b', 'beta')))
     assert store.delete(['a', 'zzz']) == (['a'], ['zzz'])
-    reopened = DocumentStore(tmp_path)
-    assert reopened.ids() == ['b']
+    assert store.missing(['a', 'b', 'zzz', 'a']) == ['a', 'zzz']
+    reopened = DocumentStore(tmp_path, index=kind)
+    assert reopened.ids() == ['b'] and reopened.count() == 1
     assert reopened.search(FakeVersionedEmbedder(0).embed_texts(['beta']), 1)[0][0][0].id == 'b'
 
 
@@ -55,8 +66,9 @@ def test_empty_store_search_returns_no_matches(tmp_path):
 
 
 @pytest.mark.slow
-def test_reembed_moves_every_document_to_the_new_version_and_keeps_concurrent_writes(tmp_path):
-    store = DocumentStore(tmp_path, embedder_factory=FakeVersionedEmbedder)
+@pytest.mark.parametrize('kind', KINDS)
+def test_reembed_moves_every_document_to_the_new_version_and_keeps_concurrent_writes(tmp_path, kind):
+    store = DocumentStore(tmp_path, embedder_factory=FakeVersionedEmbedder, index=kind)
     store.upsert(docs(*[(str(i), f'text {i}') for i in range(200)]))
     gate = threading.Event()
     original = FakeVersionedEmbedder.embed_texts
@@ -80,4 +92,116 @@ def test_reembed_moves_every_document_to_the_new_version_and_keeps_concurrent_wr
     assert 'new' in store.ids() and '5' not in store.ids()
     found = store.search(FakeVersionedEmbedder(3).embed_texts(['added during re-embedding']), 1)[0][0]
     assert found[0].id == 'new'
-    assert DocumentStore(tmp_path).versions() == {3: 200}  # persisted
+    assert DocumentStore(tmp_path, index=kind).versions() == {3: 200}  # persisted
+
+
+def vec(text, version=0):
+    return FakeVersionedEmbedder(version).embed_texts([text])
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_two_stores_over_one_directory_see_each_others_writes(tmp_path, kind):
+    """jina replicas: two processes open one shard directory; a write through one is searched through the other."""
+    first, second = DocumentStore(tmp_path, index=kind), DocumentStore(tmp_path, index=kind)
+    first.upsert(docs(('a', 'alpha'), ('b', 'beta')))
+    assert second.search(vec('beta'), 1)[0][0][0].id == 'b' and second.count() == 2
+    second.upsert(docs(('b', 'beta replaced'), ('c', 'gamma')))
+    found, scores = first.search(vec('beta replaced'), 3)[0]
+    assert found[0].id == 'b' and found[0].text == 'beta replaced' and scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert sorted(found.id) == ['a', 'b', 'c']  # the replaced version of b is gone, not a second match
+    first.delete(['a'])
+    assert 'a' not in second.search(vec('alpha'), 10)[0][0].id and second.missing(['a']) == ['a']
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_a_version_moved_by_another_process_is_followed(tmp_path, kind):
+    mover = DocumentStore(tmp_path, embedder_factory=FakeVersionedEmbedder, index=kind)
+    follower = DocumentStore(tmp_path, index=kind)
+    mover.upsert(docs(*[(str(i), f'text {i}') for i in range(50)]))
+    assert follower.search(vec('text 3'), 1, version=0)[0][0][0].id == '3'
+    mover.reembed(2)
+    with pytest.raises(StaleVersion):  # the follower's query of v0 is refused, not compared with v2 vectors
+        follower.search(vec('text 3'), 1, version=0)
+    assert follower.version == 2
+    found, scores = follower.search(vec('text 3', 2), 1, version=2)[0]
+    assert found[0].id == '3' and scores[0] == pytest.approx(1.0, abs=1e-5)
+    if kind == 'hnsw':  # the mover wrote the new version's snapshot before the swap: the follower loaded it
+        assert [p.name for p in tmp_path.glob('ann-*.hnsw')] == ['ann-v2-s50-n50.hnsw']
+
+
+def test_hnsw_restart_loads_the_snapshot_and_replays_later_writes(tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((300, 16)).astype(np.float32)
+    batch = DocList[StoredDoc]([StoredDoc(id=str(i), text=f't{i}', embedding=v) for i, v in enumerate(vectors)])
+    store = DocumentStore(tmp_path, index='hnsw')
+    store.upsert(batch)
+    snapshot = store.snapshot(force=True)
+    assert snapshot is not None and snapshot.name == 'ann-v0-s300-n300.hnsw'
+    store.delete(['0'])
+    store.upsert(DocList[StoredDoc]([StoredDoc(id='new', text='new', embedding=-vectors[0])]))
+    # no close(): a crash after the writes were acknowledged; the snapshot does not cover them
+    reopened = DocumentStore(tmp_path, index='hnsw')
+    assert reopened._ann_seq == 302 and reopened.count() == 300
+    assert reopened.search(-vectors[0], 1)[0][0][0].id == 'new'
+    assert '0' not in reopened.search(vectors[0], 5)[0][0].id
+    assert reopened.search(vectors[7], 1)[0][0][0].id == '7'
+
+
+def test_acknowledged_writes_survive_a_killed_process(tmp_path):
+    script = (f'import os, numpy as np\n'
+              f'from covidqa.docs import DocList, QADoc, StoredDoc\n'
+              f'from covidqa.store import DocumentStore\n'
+              f's = DocumentStore({str(tmp_path)!r}, index="hnsw")\n'
+              f's.upsert(DocList[StoredDoc]([StoredDoc(id=str(i), text="t", embedding=np.eye(8, dtype=np.float32)[i])'
+              f' for i in range(8)]))\n'
+              f'os._exit(0)\n')  # no close, no snapshot, no checkpoint of the WAL
+    subprocess.run([sys.executable, '-c', script], check=True, timeout=60)
+    store = DocumentStore(tmp_path, index='hnsw')
+    assert store.count() == 8 and store.search(np.eye(8, dtype=np.float32)[5], 1)[0][0][0].id == '5'
+
+
+def test_old_index_bin_is_imported_once(tmp_path):
+    old = docs(('a', 'alpha'), ('b', 'beta'), version=2)
+    old.save_binary(file=str(tmp_path / LEGACY_FILE))  # the previous format: one docarray binary file
+    store = DocumentStore(tmp_path)
+    assert not (tmp_path / LEGACY_FILE).exists() and (tmp_path / (LEGACY_FILE + '.imported')).is_file()
+    assert store.count() == 2 and store.version == 2 and store.versions() == {2: 2}
+    assert store.search(vec('beta', 2), 1)[0][0][0].id == 'b'
+    np.testing.assert_array_equal(store.get(['a'])[0].embedding, old[0].embedding)
+    assert DocumentStore(tmp_path).count() == 2  # not imported twice
+
+
+def test_upsert_and_search_refuse_vectors_of_another_version(tmp_path):
+    store = DocumentStore(tmp_path, embedder_factory=FakeVersionedEmbedder)
+    store.upsert(docs(('a', 'alpha')))
+    store.reembed(1)
+    with pytest.raises(StaleVersion):
+        store.upsert(docs(('b', 'beta'), version=0))
+    with pytest.raises(StaleVersion):
+        store.search(vec('alpha', 0), 1, version=0)
+    assert store.search(vec('alpha', 1), 1, version=1)[0][1][0] == pytest.approx(1.0, abs=1e-5)
+    assert store.count() == 1
+
+
+class RacingIndex(VersionedIndex):
+    """A VersionedIndex whose embedder is the fake one; embedding the query with v0 moves the store to v1 in the
+    middle (what a re-embedding finishing in the watcher thread does), deterministically."""
+
+    def embedder(self, version):
+        index = self
+
+        class Hooked(FakeVersionedEmbedder):
+            def embed_texts(self, texts):
+                if self.version == 0 and texts == ['query'] and not index.store.reembedding:
+                    index.store.reembed(1)
+                return super().embed_texts(texts)
+        return Hooked(version)
+
+
+def test_a_query_embedded_before_the_version_moved_is_embedded_again(tmp_path):
+    versions = ModelVersions(tmp_path / 'versions')
+    index = RacingIndex(tmp_path / 'shard', versions, watch_interval=None)
+    index.upsert(DocList[QADoc]([QADoc(id='q', text='query'), QADoc(id='o', text='other')]), fields=('text',))
+    found, scores = index.search(DocList[QADoc]([QADoc(text='query')]), 1)[0]
+    # the old ordering (vectors swapped, then the version moved) compared the v0 query with v1 vectors
+    assert index.version == 1 and found[0].id == 'q' and scores[0] == pytest.approx(1.0, abs=1e-5)
