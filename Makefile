@@ -10,8 +10,8 @@ FAQ_CSV ?= $(if $(wildcard $(COVIDQA_DATA)/covid_faq_deepset/faq_covidbert.csv),
 COVIDQA_HOME ?= $(abspath workspace)
 export COVIDQA_HOME
 
-.PHONY: serve test test-fast lint venv reader reader-pretrain reader-ship browser bench bench-reader bench-articles bench-curve \
-	bench-feedback bench-scale soak soak-kill clean
+.PHONY: serve test test-fast test-compose compose-file lint venv reader reader-pretrain reader-ship browser bench bench-reader \
+	bench-articles bench-curve bench-feedback bench-scale soak soak-kill clean
 
 .venv/.installed: requirements.txt pyproject.toml
 	python3 -m venv .venv
@@ -52,6 +52,16 @@ test: .venv/.installed browser lint
 # What a developer runs while editing: ruff + mypy + the unit tests that neither train nor read whole data sets (< 1 min)
 test-fast: .venv/.installed lint
 	$(PY) -m pytest tests -q -m "unit and not slow"
+
+# The docker-compose.yml stack with rootful Podman (run as root; installs podman & co. from apt when missing): build,
+# up on free 127.0.0.1 ports, index/search/answer/feedback over HTTP and gRPC, restart an indexer shard and the
+# finetuner, down -v. Not part of `make test`; .ci/run runs it after. 10 min the first time, 3 min with the images cached.
+test-compose: .venv/.installed
+	$(PY) -m tests.compose.compose_stack
+
+# docker-compose.yml from flow.yml, the indexer split over two shards with the merger after it (README, Sharding)
+compose-file: .venv/.installed
+	$(PY) -m client.compose --index-shards 2 > docker-compose.yml
 
 lint: .venv/.installed
 	.venv/bin/ruff check .

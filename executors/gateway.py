@@ -221,6 +221,15 @@ def add_labeler_routes(app):
     return app
 
 
+def comparable_schema(schema):
+    """A JSON schema without its ``example`` entries (at any depth), for comparing two Executors' schemas."""
+    if isinstance(schema, dict):
+        return {k: comparable_schema(v) for k, v in schema.items() if k != 'example'}
+    if isinstance(schema, list):
+        return [comparable_schema(v) for v in schema]
+    return schema
+
+
 def check_routed_schemas(origin_nodes) -> None:
     """The schema check of a Flow whose Executors bind only the endpoints they serve.
 
@@ -231,7 +240,9 @@ def check_routed_schemas(origin_nodes) -> None:
     (``_wait_previous_and_send``), so here the check follows each endpoint along the path its requests take: the
     input schema of an Executor at an endpoint must equal the output schema of the nearest Executor before it that
     binds the same endpoint. ``origin_nodes``: the topology graph's first nodes (the gateway's end node has no
-    models and ends a path). Raises ``ValueError`` naming both Executors and the endpoint.
+    models and ends a path). Schemas are compared without their ``example`` values: the ``id`` field's example is
+    a random id drawn once per process, so Executors in separate processes (the compose stack) never agree on it.
+    Raises ``ValueError`` naming both Executors and the endpoint.
     """
     def walk(node, upstream: dict) -> None:
         models = node._pydantic_models_by_endpoint
@@ -240,10 +251,10 @@ def check_routed_schemas(origin_nodes) -> None:
         here = dict(upstream)
         for endpoint, model in models.items():
             before = upstream.get(endpoint)
-            if before is not None and before[1] != model['input'].schema():
+            if before is not None and before[1] != comparable_schema(model['input'].schema()):
                 raise ValueError(f'the output schema of {before[0]} at {endpoint} does not match the input schema of '
                                  f'{node.name} at {endpoint}')
-            here[endpoint] = (node.name, model['output'].schema())
+            here[endpoint] = (node.name, comparable_schema(model['output'].schema()))
         for successor in node.outgoing_nodes:
             walk(successor, here)
 
