@@ -188,9 +188,18 @@ def random_json(rng: random.Random, depth: int = 0):
     return {rng.choice(keys) + str(rng.randint(0, 9)): random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))}
 
 
-def _bad_value(rng: random.Random):
-    return rng.choice(['abc', '', [1, 2], {'a': 1}, -5, 0, 10**12, 2.5, True, float('nan'), float('inf'),
-                       'x' * 1000])
+FLOAT_RANGES = {'no_answer_threshold': (0.0, 1.0), 'lexical_weight': (0.0, 100.0), 'timeout': (1.0, 3600.0)}
+
+
+def _bad_value(rng: random.Random, name: str = ''):
+    """A value of the wrong type or out of range for parameter ``name`` (numbers in a float parameter's range,
+    such as ``lexical_weight: 0``, are valid and left out)."""
+    values = ['abc', '', [1, 2], {'a': 1}, -5, 0, 10**12, 2.5, True, float('nan'), float('inf'), 'x' * 1000]
+    if name in FLOAT_RANGES:
+        low, high = FLOAT_RANGES[name]
+        values = [v for v in values
+                  if not (isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high)]
+    return rng.choice(values)
 
 
 TYPED_PARAMETERS = {'/search': ['limit', 'max_length', 'batch_size'],
@@ -224,7 +233,8 @@ def fuzz_case(rng: random.Random, target: Target) -> Tuple[str, str, Spec]:
                                  token=rng.choice([None, token]))
     if case == 'wrong_type':
         endpoint = rng.choice(list(TYPED_PARAMETERS))
-        params = {rng.choice(TYPED_PARAMETERS[endpoint]): _bad_value(rng)}
+        name = rng.choice(TYPED_PARAMETERS[endpoint])
+        params = {name: _bad_value(rng, name)}
         if not grpc and rng.random() < 0.2:
             params = rng.choice([[1, 2], 'limit=3', 7])  # parameters that are not an object
         docs = [{'id': uid, 'text': 'fuzz document'}] if endpoint == '/index' else [question]

@@ -1,7 +1,7 @@
 """Measuring helpers shared by the benchmark scripts: machine state, memory of a process tree, load runs.
 
 - :func:`cpu_state` / :func:`wait_quiet`: load average and CPU idle, so numbers from a busy machine are visible;
-- :func:`process_tree`, :func:`memory_of`, :class:`PeakMemory`, :func:`per_process_rss`, :func:`framework_floor`:
+- :func:`process_tree`, :func:`memory_of` (from :mod:`client.procinfo`), :class:`PeakMemory`, :func:`per_process_rss`, :func:`framework_floor`:
   RSS/PSS of a Flow's processes (from ``/proc``), peak sampled in a thread;
 - :func:`percentile`, :class:`LoadResult`, :func:`run_load`: latency percentiles and QPS of N concurrent callers;
 - :func:`benchmark_reader`: the reader checkpoint a benchmark measures (``--reader``, else the service's).
@@ -20,9 +20,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
+
+from client.procinfo import memory_of, process_tree  # noqa: F401  (re-exported for the benchmark scripts)
 
 
 # ------------------------------------------------------------------------------------------------ machine state
@@ -49,47 +51,6 @@ def wait_quiet(max_seconds: float, idle_pct: float = 85.0) -> dict:
         state = cpu_state()
     state['quiet'] = state['idle_pct'] >= idle_pct
     return state
-
-
-def process_tree(root: int) -> List[int]:
-    """``root`` and all its descendants (from every /proc/<pid>/stat, so children of any thread count)."""
-    children: Dict[int, List[int]] = {}
-    for entry in Path('/proc').iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / 'stat').read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(')') + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    out, frontier = [], [root]
-    while frontier:
-        pid = frontier.pop()
-        out.append(pid)
-        frontier.extend(children.get(pid, []))
-    return out
-
-
-def memory_of(pids: Sequence[int]) -> Tuple[int, int, int]:
-    """(sum of RSS, sum of PSS, sum of USS) in bytes. RSS counts a shared page in every process that maps it;
-    PSS splits it between them; USS counts private pages only."""
-    rss = pss = uss = 0
-    for pid in pids:
-        try:
-            for line in Path(f'/proc/{pid}/smaps_rollup').read_text().splitlines():
-                key, _, rest = line.partition(':')
-                if key in ('Rss', 'Pss', 'Private_Clean', 'Private_Dirty'):
-                    value = int(rest.split()[0]) * 1024
-                    if key == 'Rss':
-                        rss += value
-                    elif key == 'Pss':
-                        pss += value
-                    else:
-                        uss += value
-        except (OSError, ValueError, IndexError):
-            continue
-    return rss, pss, uss
 
 
 class PeakMemory(threading.Thread):

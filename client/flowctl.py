@@ -28,6 +28,8 @@ from typing import Dict, List, Optional
 
 import yaml
 
+from client.procinfo import memory_of, process_tree
+
 REPO = Path(__file__).resolve().parents[1]
 FLOW_YML = REPO / 'flow.yml'
 
@@ -153,19 +155,7 @@ class FlowProcess:
 
     def pids(self):
         """PIDs of the Flow's process tree (the jina CLI and every Executor/gateway process)."""
-        if not self.proc:
-            return []
-        pids, frontier = [self.proc.pid], [self.proc.pid]
-        while frontier:
-            parent = frontier.pop()
-            try:
-                children = Path(f'/proc/{parent}/task/{parent}/children').read_text().split()
-            except OSError:
-                children = []
-            for child in map(int, children):
-                pids.append(child)
-                frontier.append(child)
-        return pids
+        return process_tree(self.proc.pid) if self.proc else []
 
     def replica_pids(self, executor: str) -> Dict[str, int]:
         """``{'indexer/rep-0': pid, ...}`` (or ``indexer/shard-0/rep-0``) of one Executor's processes in this run,
@@ -175,15 +165,8 @@ class FlowProcess:
         return {name: int(pid) for name, pid in found}
 
     def rss_bytes(self) -> int:
-        total = 0
-        for pid in self.pids():
-            try:
-                for line in Path(f'/proc/{pid}/status').read_text().splitlines():
-                    if line.startswith('VmRSS:'):
-                        total += int(line.split()[1]) * 1024
-            except OSError:
-                pass
-        return total
+        """RSS summed over the Flow's processes (:func:`client.procinfo.memory_of`)."""
+        return memory_of(self.pids())[0]
 
     def stop(self, timeout: float = 30) -> None:
         if not self.proc or self.proc.poll() is not None:

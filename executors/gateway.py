@@ -32,6 +32,7 @@ py_modules=['executors/gateway.py'])``.
 import json
 import logging
 from pathlib import Path
+from typing import Optional
 
 from jina.enums import ProtocolType
 from jina.parsers.helper import _get_gateway_class
@@ -104,15 +105,36 @@ def _body_refusal(endpoint: str, body: bytes):
     return check_size(endpoint, len(data) if isinstance(data, list) else int(data is not None), len(body))
 
 
+DRAIN_BYTES = 8 * MAX_REQUEST_BYTES  # a refused body up to this size is read (and dropped) before the reply
+
+
 async def _read_bounded(request, limit: int):
-    """The request body, or None as soon as it passes ``limit`` bytes (a chunked body has no Content-Length)."""
+    """The request body, or None when it passes ``limit`` bytes (a chunked body has no Content-Length); the
+    rest of an oversized body is read and dropped, up to :data:`DRAIN_BYTES` (see :func:`_drain`)."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
+        if size > DRAIN_BYTES:
             return None
-        chunks.append(chunk)
-    return b''.join(chunks)
+        if size <= limit:
+            chunks.append(chunk)
+    return b''.join(chunks) if size <= limit else None
+
+
+async def _drain(request, declared: Optional[int]) -> None:
+    """Read and drop the body of a refused request, at most :data:`DRAIN_BYTES` (a declared length over it:
+    nothing is read). A client that sends its whole body before it reads the reply (urllib, requests) then
+    gets the 4xx; closing with the body unread makes its kernel see a connection reset instead."""
+    if declared is not None and declared > DRAIN_BYTES:
+        return
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > DRAIN_BYTES:
+                return
+    except Exception:  # read already (the body check ran), or the client went away
+        return
 
 
 def add_access_checks(app, token):
@@ -125,10 +147,11 @@ def add_access_checks(app, token):
         if request.method in ('GET', 'HEAD', 'OPTIONS'):
             return await call_next(request)
         endpoint = normalise(request.url.path)
+        length = request.headers.get('content-length', '')
+        declared = int(length) if length.isdigit() else None
         refusal = check_token(endpoint, request.headers.get('authorization'), token)
         if refusal is None:
-            length = request.headers.get('content-length', '')
-            refusal = check_size(endpoint, 0, int(length) if length.isdigit() else None)
+            refusal = check_size(endpoint, 0, declared)
         if refusal is None:
             body = await _read_bounded(request, MAX_REQUEST_BYTES)
             if body is None:
@@ -137,6 +160,7 @@ def add_access_checks(app, token):
                 request._body = body  # what the endpoint reads (Starlette replays a body read in a middleware)
                 refusal = _body_refusal(endpoint, body)
         if refusal is not None:
+            await _drain(request, declared)
             return JSONResponse({'detail': refusal.message}, status_code=refusal.http_status)
         return await call_next(request)
 
@@ -157,6 +181,16 @@ def request_facts(request):
     return proto.header.exec_endpoint or '/', docs, size
 
 
+def parameters_refusal(endpoint: str, request):
+    """A 400 when a DataRequest's parameters cannot be read: a protobuf ``Struct`` carries NaN and Infinity as
+    doubles, and jina's ``MessageToDict`` fails on them (a server error otherwise); None when they can."""
+    try:
+        request.parameters
+    except ValueError as error:
+        return Refusal(400, f'{endpoint}: {error} (the request carries NaN or Infinity)')
+    return None
+
+
 def guard_grpc_handler(handler, token):
     """Wrap jina's gRPC request handler so that every DataRequest of the ``Call`` stream and of
     ``process_single_data`` passes :func:`check_token` (metadata ``authorization``) and :func:`check_size` first;
@@ -173,7 +207,8 @@ def guard_grpc_handler(handler, token):
         except Exception as error:  # bytes that are no jina DataRequest (protobuf DecodeError, ...)
             return Refusal(400, f'the request is not a jina DataRequest: {type(error).__name__}: {error}')
         refusal = check_token(endpoint, metadata.get('authorization'), token)
-        return refusal or check_endpoint(endpoint) or check_size(endpoint, docs, size)
+        return refusal or check_endpoint(endpoint) or check_size(endpoint, docs, size) or parameters_refusal(
+            endpoint, request)
 
     original_stream, original_single = handler.stream, handler.process_single_data
 

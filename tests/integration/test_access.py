@@ -99,6 +99,28 @@ def test_reading_the_services_files_needs_the_token_and_nan_is_a_client_error(fl
     assert count(flow) >= 3  # still serving
 
 
+def test_infinity_in_grpc_parameters_is_invalid_argument_not_a_server_fault(flow):
+    import grpc
+
+    for endpoint in ('/search', '/index'):
+        with pytest.raises(Exception) as refused:
+            flow.client().post(endpoint, DocList[QADoc]([QADoc(id='inf-1', text='x')]),
+                               parameters={'max_length': float('inf')}, metadata=AUTH)
+        assert 'NaN or Infinity' in str(refused.value)
+        assert 'INVALID_ARGUMENT' in str(refused.value) or grpc.StatusCode.INVALID_ARGUMENT.name in repr(refused.value)
+    assert count(flow) >= 3 and 'inf-1' not in [m.id for m in flow.client().post(
+        '/search', DocList[QADoc]([QADoc(text='x')]), parameters={'limit': 10}, return_type=DocList[QADoc])[0].matches]
+
+
+def test_a_body_over_the_byte_limit_gets_a_readable_413_not_a_reset(flow):
+    from executors.access import MAX_REQUEST_BYTES
+
+    big = {'data': [{'id': 'big-1', 'text': 'x' * (MAX_REQUEST_BYTES + 1024)}]}
+    status, body = http_post(flow, '/index', big, token=TOKEN)
+    assert status == 413 and 'bytes' in body['detail'], body
+    assert count(flow) >= 3
+
+
 def test_grpc_unknown_endpoints_and_unary_calls_are_checked_too(flow):
     client = flow.client()
     with pytest.raises(Exception) as unknown:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from client.flowctl import FlowProcess
+from client.procinfo import memory_of
 from covidqa.docs import DocList, MatchDoc, QADoc
 from toydata import generate_qa
 
@@ -22,15 +23,7 @@ def torch_mapped(pid: int) -> bool:
 
 def pss_bytes(pids) -> int:
     """PSS summed over ``pids`` (shared pages split between the processes that map them)."""
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f'/proc/{pid}/smaps_rollup').read_text().splitlines():
-                if line.startswith('Pss:'):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
-    return total
+    return memory_of(pids)[1]
 
 
 def results(response) -> dict:
