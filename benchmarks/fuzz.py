@@ -79,6 +79,8 @@ def _grpc_code_outcome(code_name: str) -> str:
 def classify_grpc_exception(error: BaseException) -> Tuple[str, str]:
     """``(outcome, status)`` of an exception raised by jina's gRPC ``Client.post``."""
     text = str(error)
+    if isinstance(error, ExecutorError):
+        return ('client_error' if error.name in CLIENT_ERROR_EXCEPTIONS else 'server_error'), error.name
     if type(error).__name__ == 'BadServer' and error.args:  # an Executor raised: its class name is in the header
         name = error.args[0].status.exception.name or 'unnamed'
         return ('client_error' if name in CLIENT_ERROR_EXCEPTIONS else 'server_error'), name
@@ -93,13 +95,75 @@ def classify_grpc_exception(error: BaseException) -> Tuple[str, str]:
     return 'server_error', f'{type(error).__name__}: {text[:200]}'
 
 
+class ExecutorError(Exception):
+    """An Executor raised (the reply's header says ERROR): ``name`` is its exception class, as jina reports it."""
+
+    def __init__(self, name: str, description: str):
+        super().__init__(f'{name}: {description}')
+        self.name = name
+
+
+class GrpcStub:
+    """A plain synchronous gRPC client of the gateway: one channel, one unary ``process_single_data`` call per
+    request of at most ``request_size`` documents (jina's ``DataRequest`` protobuf, as jina's Client sends it).
+
+    jina's sync ``Client.post`` starts an event loop and a channel per call, and 16 of them in the threads of one
+    process spend most of their time in the client (seconds per request in the soak); this stub measures the Flow.
+    ``post`` returns the reply ``DataRequest``s; it raises :class:`ExecutorError` or ``grpc.RpcError``.
+
+    Example: ``GrpcStub(54321).post('/search', DocList[QADoc]([QADoc(text='virus?')]), {'limit': 3})[0].docs``
+    """
+
+    def __init__(self, port: int, host: str = '127.0.0.1'):
+        import grpc
+        from jina.proto.serializer import DataRequestProto
+
+        self.channel = grpc.insecure_channel(f'{host}:{port}', options=[('grpc.max_send_message_length', -1),
+                                                                        ('grpc.max_receive_message_length', -1)])
+        self._call = self.channel.unary_unary('/jina.JinaSingleDataRequestRPC/process_single_data',
+                                              request_serializer=DataRequestProto.SerializeToString,
+                                              response_deserializer=DataRequestProto.FromString)
+
+    def post(self, endpoint: str, docs, parameters: Optional[dict] = None, metadata=(), timeout: float = 60,
+             request_size: int = 100) -> list:
+        from jina.types.request.data import DataRequest
+
+        from covidqa.docs import DocList, QADoc
+
+        replies = []
+        for start in range(0, max(len(docs), 1), request_size):
+            request = DataRequest()
+            request.header.exec_endpoint = endpoint
+            request.data.docs = DocList[QADoc](docs[start:start + request_size])
+            request.parameters = parameters or {}
+            reply = self._call(request, timeout=timeout, metadata=tuple(metadata))
+            status = reply.header.status
+            if status.code == status.ERROR:
+                raise ExecutorError(status.exception.name or 'unnamed', status.description)
+            reply.document_array_cls = DocList[QADoc]
+            replies.append(reply)
+        return replies
+
+    def close(self) -> None:
+        self.channel.close()
+
+
 def grpc_call(client, endpoint: str, docs, timeout: float, token: Optional[str] = None,
               parameters: Optional[dict] = None, request_size: int = 100, results: bool = False):
-    """``client.post`` (jina gRPC Client): ``(outcome, status, docs or the __results__ dict)``."""
+    """``client.post`` (a :class:`GrpcStub` or jina's gRPC Client): ``(outcome, status, docs or the __results__
+    dict)``."""
     from covidqa.docs import DocList, QADoc
 
     metadata = (('authorization', f'Bearer {token}'),) if token else ()
     try:
+        if isinstance(client, GrpcStub):
+            replies = client.post(endpoint, docs, parameters, metadata, timeout, request_size)
+            if results:
+                merged_results: dict = {}
+                for reply in replies:
+                    merged_results.update(reply.parameters.get('__results__', {}))
+                return 'ok', 'OK', merged_results
+            return 'ok', 'OK', DocList[QADoc]([doc for reply in replies for doc in reply.docs])
         if results:
             responses = client.post(endpoint, docs, parameters=parameters or {}, metadata=metadata, timeout=timeout,
                                     request_size=request_size, return_responses=True)
@@ -137,7 +201,8 @@ def grpc_raw_call(port: int, method: str, payload: bytes, timeout: float) -> Tup
 # ------------------------------------------------------------------------------------------------------- fuzzer
 @dataclass
 class Target:
-    """Where fuzzed requests go: the HTTP URL, a jina gRPC Client, the gRPC port, the token, known FAQ ids."""
+    """Where fuzzed requests go: the HTTP URL, a gRPC client (:class:`GrpcStub`), the gRPC port, the token,
+    known FAQ ids."""
 
     http_url: str
     grpc_client: Any
@@ -332,5 +397,5 @@ def send(spec: Spec, target: Target, timeout: float) -> Tuple[str, str, Any]:
                                         method=spec.method)
     return outcome, str(status), parsed
 
-__all__ = ['OUTCOMES', 'Target', 'Spec', 'http_call', 'grpc_call', 'grpc_raw_call', 'classify_grpc_exception',
+__all__ = ['OUTCOMES', 'Target', 'Spec', 'GrpcStub', 'ExecutorError', 'http_call', 'grpc_call', 'grpc_raw_call', 'classify_grpc_exception',
            'fuzz_case', 'send', 'random_json', 'to_docs']

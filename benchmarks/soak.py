@@ -45,7 +45,7 @@ from pathlib import Path
 os.environ.setdefault('JINA_LOG_LEVEL', 'CRITICAL')  # the client's own error logs; the Flow gets INFO below
 
 import numpy as np  # noqa: E402
-from fuzz import Target, fuzz_case, grpc_call, http_call, send, to_docs  # noqa: E402
+from fuzz import GrpcStub, Target, fuzz_case, grpc_call, http_call, send, to_docs  # noqa: E402
 from measure import cpu_state, memory_of, percentile, process_tree  # noqa: E402
 
 from client.flowctl import FlowProcess  # noqa: E402
@@ -109,7 +109,7 @@ def _ids_of_matches(outcome, body, protocol):
 
 def worker(soak: Soak, k: int, end: float, seed: int) -> None:
     rng = random.Random(seed * 1000 + k)
-    client = soak.flow.client()
+    client = GrpcStub(soak.flow.grpc_port)
     target = Target(soak.flow.http_url, client, soak.flow.grpc_port, soak.token, soak.known_ids)
     searched: deque = deque(maxlen=32)
     n = 0
