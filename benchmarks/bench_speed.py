@@ -13,7 +13,9 @@ reader's context) and the same questions, it measures:
    (torch). ``/search`` and ``/answer``-equivalent latency p50/p95 and QPS at 1, 4 and 16 concurrent callers.
 4. **The Flow** (``flow.yml``, started as a subprocess with :class:`client.flowctl.FlowProcess`, stopped by PID):
    start-up time to ready (exports already cached), ``/index`` of the FAQ, ``/search`` and ``/answer`` latency
-   p50/p95 and QPS over gRPC at 1, 4 and 16 concurrent clients, peak RSS (and PSS) summed over the Flow's process
+   p50/p95 and QPS over gRPC at 1, 4 and 16 concurrent clients (``--client stub``, the default: one channel per
+   client thread, :class:`client.grpc_stub.GrpcStub`; ``--client jina``: jina's sync Client, which adds its own
+   event loop and channel to every call), peak RSS (and PSS) summed over the Flow's process
    tree, PSS idle after the load, and PSS after ``--feedback-queries`` labelled queries (labeler-style ``/search`` +
    ``/feedback``, then ``/train``, re-embedding done), for each variant in ``--flows`` (``onnx``, ``onnx-int8``,
    ``torch``).
@@ -319,8 +321,9 @@ def bench_feedback_memory(flow, docs, queries: int, limit: int, settle: float = 
 
 def bench_flow(variant: str, home: Path, faq_path: Path, reader_dir: Path, questions: List[str], limit: int,
                duration: float, concurrency: Sequence[int], threads: Optional[int], embed_batch: int,
-               reader_batch: int, feedback_queries: int = 0) -> Tuple[dict, List[str]]:
+               reader_batch: int, feedback_queries: int = 0, client_kind: str = 'stub') -> Tuple[dict, List[str]]:
     from client.flowctl import FlowProcess
+    from client.grpc_stub import GrpcStub
     from covidqa.docs import DocList, QADoc
     from toydata import generate_qa
 
@@ -331,7 +334,7 @@ def bench_flow(variant: str, home: Path, faq_path: Path, reader_dir: Path, quest
     log_path.unlink(missing_ok=True)
     flow = FlowProcess(home=home, overrides=overrides, log_path=log_path, ready_timeout=300,
                        env={'JINA_LOG_LEVEL': 'WARNING'})
-    result: dict = {'variant': variant, 'overrides': overrides,
+    result: dict = {'variant': variant, 'overrides': overrides, 'client': client_kind,
                     'cpu_before_start': cpu_state(0.5)}
     backend = variant
     monitor = None
@@ -367,11 +370,19 @@ def bench_flow(variant: str, home: Path, faq_path: Path, reader_dir: Path, quest
 
         def make_caller(endpoint: str, params: dict):
             def factory():
-                client = flow.client('grpc')
+                if client_kind == 'jina':
+                    client = flow.client('grpc')
+
+                    def post(docs):
+                        return client.post(endpoint, docs, parameters=params, return_type=DocList[QADoc])
+                else:  # one long-lived channel per caller thread
+                    stub = GrpcStub(flow.grpc_port)
+
+                    def post(docs):
+                        return stub.post(endpoint, docs, params)[0].docs
 
                 def call(question: str):
-                    got = client.post(endpoint, DocList[QADoc]([QADoc(text=question)]), parameters=params,
-                                      return_type=DocList[QADoc])
+                    got = post(DocList[QADoc]([QADoc(text=question)]))
                     if endpoint == '/search' and len(got[0].matches) != params['limit']:
                         raise RuntimeError(f'{endpoint} returned {len(got[0].matches)} matches')
                     if endpoint == '/answer' and not len(got[0].answers):
@@ -441,6 +452,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='labelled queries (labeler-style /search + /feedback, then /train) before measuring the '
                              "Flow's memory after a feedback round (0: skip)")
     parser.add_argument('--quick', action='store_true', help='short load cells and fewer repetitions')
+    parser.add_argument('--client', choices=('stub', 'jina'), default='stub',
+                        help="the Flow's load clients: 'stub' (client.grpc_stub.GrpcStub, one gRPC channel per "
+                             "client thread) or 'jina' (jina's sync Client: an event loop and a channel per call)")
     parser.add_argument('--wait-quiet', type=float, default=120.0,
                         help='wait up to this many seconds for an idle CPU before each phase')
     args = parser.parse_args(argv)
@@ -520,7 +534,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             phase(f'flow-{backend}')
             report['flow'][backend], flow_answers[backend] = bench_flow(
                 backend, home, faq_path, reader_dir, questions, args.limit, args.duration, CONCURRENCY, threads,
-                args.embed_batch, args.reader_batch, args.feedback_queries)
+                args.embed_batch, args.reader_batch, args.feedback_queries, args.client)
     if baseline_answers.get('pipeline'):
         report['answer_agreement_with_pipeline_baseline_pct'] = {
             name: round(100 * float(np.mean([a == b for a, b in zip(answers, baseline_answers['pipeline'])])), 1)

@@ -26,6 +26,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Tuple
 
+from client.grpc_stub import ExecutorError, GrpcStub
+
 OUTCOMES = ('ok', 'client_error', 'server_error', 'timeout', 'connection')
 CLIENT_ERROR_EXCEPTIONS = ('BadRequest', 'ValidationError')
 GRPC_CLIENT_CODES = ('INVALID_ARGUMENT', 'UNAUTHENTICATED', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'NOT_FOUND',
@@ -93,59 +95,6 @@ def classify_grpc_exception(error: BaseException) -> Tuple[str, str]:
     if isinstance(error, (ConnectionError, OSError)):
         return 'connection', type(error).__name__
     return 'server_error', f'{type(error).__name__}: {text[:200]}'
-
-
-class ExecutorError(Exception):
-    """An Executor raised (the reply's header says ERROR): ``name`` is its exception class, as jina reports it."""
-
-    def __init__(self, name: str, description: str):
-        super().__init__(f'{name}: {description}')
-        self.name = name
-
-
-class GrpcStub:
-    """A plain synchronous gRPC client of the gateway: one channel, one unary ``process_single_data`` call per
-    request of at most ``request_size`` documents (jina's ``DataRequest`` protobuf, as jina's Client sends it).
-
-    jina's sync ``Client.post`` starts an event loop and a channel per call, and 16 of them in the threads of one
-    process spend most of their time in the client (seconds per request in the soak); this stub measures the Flow.
-    ``post`` returns the reply ``DataRequest``s; it raises :class:`ExecutorError` or ``grpc.RpcError``.
-
-    Example: ``GrpcStub(54321).post('/search', DocList[QADoc]([QADoc(text='virus?')]), {'limit': 3})[0].docs``
-    """
-
-    def __init__(self, port: int, host: str = '127.0.0.1'):
-        import grpc
-        from jina.proto.serializer import DataRequestProto
-
-        self.channel = grpc.insecure_channel(f'{host}:{port}', options=[('grpc.max_send_message_length', -1),
-                                                                        ('grpc.max_receive_message_length', -1)])
-        self._call = self.channel.unary_unary('/jina.JinaSingleDataRequestRPC/process_single_data',
-                                              request_serializer=DataRequestProto.SerializeToString,
-                                              response_deserializer=DataRequestProto.FromString)
-
-    def post(self, endpoint: str, docs, parameters: Optional[dict] = None, metadata=(), timeout: float = 60,
-             request_size: int = 100) -> list:
-        from jina.types.request.data import DataRequest
-
-        from covidqa.docs import DocList, QADoc
-
-        replies = []
-        for start in range(0, max(len(docs), 1), request_size):
-            request = DataRequest()
-            request.header.exec_endpoint = endpoint
-            request.data.docs = DocList[QADoc](docs[start:start + request_size])
-            request.parameters = parameters or {}
-            reply = self._call(request, timeout=timeout, metadata=tuple(metadata))
-            status = reply.header.status
-            if status.code == status.ERROR:
-                raise ExecutorError(status.exception.name or 'unnamed', status.description)
-            reply.document_array_cls = DocList[QADoc]
-            replies.append(reply)
-        return replies
-
-    def close(self) -> None:
-        self.channel.close()
 
 
 def grpc_call(client, endpoint: str, docs, timeout: float, token: Optional[str] = None,

@@ -131,3 +131,27 @@ def test_grpc_unknown_endpoints_and_unary_calls_are_checked_too(flow):
     assert '/delete needs the service token' in str(refused.value)
     assert 'faq-2' in [m.id for m in client.post('/search', DocList[QADoc]([QADoc(text=FAQ[2].text)]),
                                                  parameters={'limit': 1}, return_type=DocList[QADoc])[0].matches]
+
+
+def test_the_plain_grpc_stub_searches_writes_with_the_token_and_reports_refusals(flow):
+    import grpc
+
+    from client.grpc_stub import ExecutorError, GrpcStub
+
+    stub = GrpcStub(flow.grpc_port)
+    try:
+        reply = stub.post('/search', DocList[QADoc]([QADoc(text=FAQ[1].text)]), {'limit': 2})
+        assert len(reply) == 1 and reply[0].docs[0].matches[0].id == 'faq-1'
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.post('/delete', DocList[QADoc]([QADoc(id='faq-1')]))
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(ExecutorError) as bad:
+            stub.post('/search', DocList[QADoc]([QADoc(text='x')]), {'limit': 'ten'}, metadata=AUTH)
+        assert bad.value.name == 'BadRequest' and 'limit' in str(bad.value)
+        replies = stub.post('/index', DocList[QADoc]([QADoc(id=f'stub-{i}', text=f'stub question {i}?') for i in
+                                                      range(3)]), metadata=AUTH, request_size=2)
+        assert len(replies) == 2  # two requests of at most 2 documents
+        assert 'stub-2' in [m.id for m in stub.post('/search', DocList[QADoc]([QADoc(text='stub question 2?')]),
+                                                    {'limit': 3})[0].docs[0].matches]
+    finally:
+        stub.close()
