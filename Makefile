@@ -11,7 +11,7 @@ COVIDQA_HOME ?= $(abspath workspace)
 export COVIDQA_HOME
 
 .PHONY: serve test test-fast test-compose compose-file lint venv reader reader-pretrain reader-ship browser bench bench-reader \
-	bench-articles bench-curve bench-feedback bench-scale soak soak-kill clean
+	bench-articles bench-curve bench-feedback bench-scale bench-scale-flow soak soak-kill clean
 
 .venv/.installed: requirements.txt pyproject.toml
 	python3 -m venv .venv
@@ -89,6 +89,11 @@ bench-feedback: .venv/.installed
 # benchmarks/SCALE_RESULTS.md. Stores are kept in /tmp/bench_scale and reused (the 1M build takes ~30 min on 2 cores)
 bench-scale: .venv/.installed
 	$(PY) benchmarks/bench_scale.py
+
+# The same 1M synthetic documents behind the whole Flow: ready time, /search top-10 p50/p99 through the gateway,
+# QPS at 4 clients, memory -> benchmarks/out/bench_scale_flow.json (store built once in /tmp/bench_scale_flow)
+bench-scale-flow: .venv/.installed
+	$(PY) benchmarks/bench_scale_flow.py
 
 # Soak test with a fuzzer (not part of `make test`): 16 clients for 5 minutes of real + malformed requests over gRPC and
 # HTTP, then checks that no acknowledged write is lost (also after a restart) -> benchmarks/out/soak.json, docs/soak.png
