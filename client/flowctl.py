@@ -14,6 +14,7 @@ The Flow YAML is rewritten to a temporary copy with the given ports, absolute ``
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -50,6 +51,16 @@ def free_port() -> int:
 
 
 MERGER = {'name': 'merger', 'uses': 'MatchMerger', 'py_modules': ['executors/merger.py'], 'host': '127.0.0.1'}
+
+
+def gateway_ready(http_url: str, timeout: float = 2) -> bool:
+    """Whether the gateway at ``http_url`` answers ``GET /dry_run`` with 200 and ``code`` 0 (every Executor
+    reached); False while it is starting or unreachable."""
+    try:
+        with urllib.request.urlopen(f'{http_url}/dry_run', timeout=timeout) as response:
+            return response.status == 200 and json.loads(response.read()).get('code') == 0
+    except (OSError, ValueError):
+        return False
 
 
 def shard_indexer(config: dict, shards: int) -> dict:
@@ -128,11 +139,7 @@ class FlowProcess:
         return self
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f'{self.http_url}/dry_run', timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
+        return gateway_ready(self.http_url)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout

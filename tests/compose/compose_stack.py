@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
-from client.flowctl import free_ports
+from client.flowctl import free_ports, gateway_ready
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -206,12 +206,8 @@ class Stack:
     def wait_ready(self, timeout: float = READY_TIMEOUT, services: Optional[List[str]] = None) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                with urllib.request.urlopen(f'http://127.0.0.1:{self.http_port}/dry_run', timeout=5) as response:
-                    if response.status == 200 and json.loads(response.read()).get('code') == 0:
-                        return
-            except (OSError, ValueError):
-                pass
+            if gateway_ready(f'http://127.0.0.1:{self.http_port}', timeout=5):
+                return
             exited = {n: s for n, s in self.containers().items() if s not in ('running', 'created', 'configured')}
             if exited:
                 raise RuntimeError(f'containers stopped: {exited}')

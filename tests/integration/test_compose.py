@@ -10,11 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from client.compose import COMMITTED_INDEX_SHARDS, compose, render
-from client.flowctl import REPO, free_ports
+from client.flowctl import REPO, free_ports, gateway_ready
 
 
 def test_committed_compose_file_is_up_to_date():
@@ -58,13 +57,7 @@ def test_compose_command_lines_start_a_working_flow(tmp_path, faq_csv):
         command[at + 1:at + 3] = [str(grpc_port), str(http_port)]
         start('gateway', command)
         deadline = time.monotonic() + 300
-        while True:
-            try:
-                with urllib.request.urlopen(f'http://127.0.0.1:{http_port}/dry_run', timeout=2) as r:
-                    if r.status == 200 and json.loads(r.read()).get('code') == 0:
-                        break
-            except (OSError, ValueError):
-                pass
+        while not gateway_ready(f'http://127.0.0.1:{http_port}'):
             assert all(p.poll() is None for p in procs), 'a service exited; see the logs in ' + str(tmp_path)
             assert time.monotonic() < deadline, 'the compose services were not ready in 300 s'
             time.sleep(1)
