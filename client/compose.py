@@ -21,7 +21,7 @@ Every ``flow.yml`` setting is carried over or refused by name (:class:`ComposeEr
 - Executors: ``name``, ``uses``, ``py_modules``, ``uses_with``, ``env``, ``allow_concurrent``, ``shards``, ``replicas``,
   ``polling`` (the shards' head), ``uses_after``/``uses_before`` (with ``shards`` > 1, as jina: a service each;
   this project's merger is an Executor of its own after the indexer instead, see README, Sharding),
-  ``needs`` and ``when`` (the gateway's graph and conditions), ``host`` (``127.0.0.1``/``localhost``/``0.0.0.0``:
+  ``needs``, ``floating`` and ``when`` (the gateway's graph and conditions), ``host`` (``127.0.0.1``/``localhost``/``0.0.0.0``:
   in a container an Executor listens on all of its interfaces, but no Executor port is published; another host is
   refused: the compose stack cannot reach an external Executor).
 
@@ -56,7 +56,7 @@ FLOW_KEYS = {'jtype', 'version', 'with', 'gateway', 'executors'}
 WITH_KEYS = {'protocol', 'port', 'host', 'cors', 'title', 'description'}
 GATEWAY_KEYS = {'uses', 'py_modules', 'env'}
 EXECUTOR_KEYS = {'name', 'uses', 'py_modules', 'uses_with', 'env', 'allow_concurrent', 'shards', 'replicas',
-                 'polling', 'uses_after', 'uses_before', 'needs', 'when', 'host'}
+                 'polling', 'uses_after', 'uses_before', 'needs', 'when', 'host', 'floating'}
 SIDE_KEYS = {'jtype', 'py_modules', 'with'}  # uses_after / uses_before as a mapping
 
 
@@ -187,21 +187,24 @@ def _entry_points(name: str, executor: dict, replicas: int) -> List[str]:
 
 
 def _graph(executors: List[dict]) -> Dict[str, List[str]]:
-    """jina's ``--graph-description``: ``needs`` (default: the Executor before; ``gateway``: the start)."""
+    """jina's ``--graph-description``, as jina's Flow builds it: ``needs`` (default: the Executor before that is not
+    floating; ``gateway``: the start); the last Executor that is not floating ends at the gateway, and a floating one
+    has no outgoing edge (jina's gateway does not wait for it)."""
     graph: Dict[str, List[str]] = {'start-gateway': []}
     names = [e['name'] for e in executors]
-    has_downstream = set()
-    for i, executor in enumerate(executors):
-        needs = _as_list(executor.get('needs')) or (['gateway'] if i == 0 else [names[i - 1]])
+    last = 'gateway'  # the last Executor that is not floating
+    for executor in executors:
+        needs = _as_list(executor.get('needs')) or [last]
         for upstream in needs:
             if upstream != 'gateway' and upstream not in names:
                 raise ComposeError(f'executor {executor["name"]!r}: needs {upstream!r}, which flow.yml does not have')
             key = 'start-gateway' if upstream == 'gateway' else upstream
             graph.setdefault(key, []).append(executor['name'])
-            has_downstream.add(upstream)
-    for name in names:
-        if name not in has_downstream:
-            graph.setdefault(name, []).append('end-gateway')
+        graph.setdefault(executor['name'], [])
+        if not executor.get('floating'):
+            last = executor['name']
+    if last != 'gateway':
+        graph[last].append('end-gateway')
     return graph
 
 

@@ -72,6 +72,11 @@ def shard_indexer(config: dict, shards: int) -> dict:
         executors[position]['shards'] = shards
         if not any(e['name'] == MERGER['name'] for e in executors):
             executors.insert(position + 1, dict(MERGER))
+            for executor in executors[position + 2:]:  # what read the indexer's reply reads the merged one
+                needs = executor.get('needs')
+                if needs == 'indexer' or (isinstance(needs, list) and 'indexer' in needs):
+                    executor['needs'] = ('merger' if needs == 'indexer'
+                                         else ['merger' if n == 'indexer' else n for n in needs])
     return config
 
 

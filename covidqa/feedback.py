@@ -3,6 +3,7 @@
 Two JSON-lines files under ``directory`` (default ``$COVIDQA_HOME/feedback``)::
 
     searches.jsonl   one line per searched query: its id, text and the matches shown (id + text), model version
+                     (:mod:`covidqa.search_log`; in the Flow the recorder Executor writes it, the finetuner reads it)
     labels.jsonl     one line per accepted feedback request: the query and its labeled matches
 
 Every label line is written with one ``write`` followed by ``fsync`` before the call returns, so a label that was
@@ -34,7 +35,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -43,7 +43,9 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from covidqa.atomic import atomic_write_text
+from covidqa.jsonl_log import append_line, read_lines, repair_tail
 from covidqa.paths import PathLike, feedback_dir
+from covidqa.search_log import SearchLog, search_record
 
 LABELS = ('accepted', 'rejected')
 SEARCHES_FILE = 'searches.jsonl'
@@ -64,59 +66,20 @@ class TrainingExample:
     negatives: List[str] = field(default_factory=list)
 
 
-def _repair_tail(path: Path) -> None:
-    """Cut a torn last line (no trailing newline) left by a crash in the middle of a write."""
-    if not path.is_file():
-        return
-    with open(path, 'rb+') as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size == 0:
-            return
-        f.seek(size - 1)
-        if f.read(1) == b'\n':
-            return
-        # find the last newline; everything after it is the torn record
-        block = 1 << 16
-        pos = size
-        keep = 0
-        while pos > 0:
-            start = max(0, pos - block)
-            f.seek(start)
-            chunk = f.read(pos - start)
-            idx = chunk.rfind(b'\n')
-            if idx >= 0:
-                keep = start + idx + 1
-                break
-            pos = start
-        f.truncate(keep)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _read_jsonl(path: Path) -> Iterable[dict]:
-    if not path.is_file():
-        return
-    with open(path, 'rb') as f:
-        for raw in f:
-            if not raw.endswith(b'\n'):
-                break  # torn last line: never acknowledged
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue  # a corrupted line is skipped, the rest of the log still counts
-            if isinstance(record, dict):
-                yield record
-
-
 class FeedbackStore:
     """Thread-safe label store; see the module docstring. ``max_searches`` bounds the searches kept in memory
-    (oldest forgotten first; feedback for a forgotten search is refused like one never searched)."""
+    (oldest forgotten first; feedback for a forgotten search is refused like one never searched).
 
-    def __init__(self, directory: Optional[PathLike] = None, max_searches: int = 200_000):
+    The search log (:mod:`covidqa.search_log`) has one writer: this store when it records searches itself
+    (``writes_searches``, the default), or, in the Flow, the recorder Executor, with the finetuner's store only
+    reading (``writes_searches=False``): a search it does not know yet is looked up in the log's newer lines."""
+
+    def __init__(self, directory: Optional[PathLike] = None, max_searches: int = 200_000,
+                 writes_searches: bool = True):
         self.directory = Path(directory) if directory else feedback_dir()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_searches = max_searches
+        self.search_log = SearchLog(self.searches_path, writer=writes_searches)
         self._lock = threading.RLock()
         self._searches: 'OrderedDict[str, dict]' = OrderedDict()
         self._labels: Dict[tuple, dict] = {}  # (query_id, doc_id) -> latest label record
@@ -134,28 +97,25 @@ class FeedbackStore:
         return self.directory / LABELS_FILE
 
     def _load(self) -> None:
-        for path in (self.searches_path, self.labels_path):
-            _repair_tail(path)
-        for record in _read_jsonl(self.searches_path):
-            self._remember_search(record)
-        for record in _read_jsonl(self.labels_path):
+        repair_tail(self.labels_path)
+        self._read_searches()
+        for record in read_lines(self.labels_path)[0]:
             self._apply_labels(record)
 
-    def _append(self, path: Path, record: dict, durable: bool = True) -> None:
-        """Append one JSON line; ``durable`` waits for the disk (``fsync``) before returning. Labels are durable;
-        the search log is not (it is on the path of every /search, and a search lost to a crash only means a later
-        label for it gets a clear 'never searched' error)."""
-        line = (json.dumps(record, ensure_ascii=False, separators=(',', ':')) + '\n').encode('utf-8')
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            view = memoryview(line)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+    def _read_searches(self) -> None:
+        """Remember the searches appended to the log since the last read (by this store or another process)."""
+        with self._lock:
+            for record in self.search_log.read_new():
+                self._remember_search(record)
+
+    def _search(self, query_id: str) -> Optional[dict]:
+        """The recorded search of ``query_id``: from memory, else from the log's newer lines; None if none."""
+        with self._lock:
+            record = self._searches.get(query_id)
+            if record is None:
+                self._read_searches()
+                record = self._searches.get(query_id)
+            return record
 
     # ---- searches ----------------------------------------------------------------------------------------------
     def _remember_search(self, record: dict) -> None:
@@ -172,26 +132,18 @@ class FeedbackStore:
         """Remember that ``matches`` (each a mapping with ``id`` and ``text``) were shown for query ``query_id``."""
         if not query_id:
             raise FeedbackError('a searched query needs an id')
-        record = {
-            'query_id': str(query_id),
-            'query': str(query or ''),
-            'matches': [{'id': str(m['id']), 'text': str(m.get('text') or '')} for m in matches if m.get('id')],
-            'model_version': model_version,
-            'ts': time.time(),
-        }
+        record = search_record(query_id, query, matches, model_version)
         with self._lock:
-            self._append(self.searches_path, record, durable=False)
+            self.search_log.append(record)
             self._remember_search(record)
 
     def has_search(self, query_id: str) -> bool:
-        with self._lock:
-            return query_id in self._searches
+        return self._search(query_id) is not None
 
     def shown(self, query_id: str) -> Dict[str, str]:
         """Document id -> text of the matches shown for ``query_id`` (empty if never searched)."""
-        with self._lock:
-            record = self._searches.get(query_id)
-            return {m['id']: m['text'] for m in record['matches']} if record else {}
+        record = self._search(query_id)
+        return {m['id']: m['text'] for m in record['matches']} if record else {}
 
     # ---- labels ------------------------------------------------------------------------------------------------
     def _apply_labels(self, record: dict) -> None:
@@ -210,8 +162,7 @@ class FeedbackStore:
         :class:`FeedbackError` naming what is wrong."""
         if not query_id:
             raise FeedbackError('feedback needs the id of the searched query')
-        with self._lock:
-            record = self._searches.get(query_id)
+        record = self._search(query_id)
         if record is None:
             raise FeedbackError(
                 f'query id={query_id!r} was never searched (or is too old): search it first, then label its matches'
@@ -235,14 +186,15 @@ class FeedbackStore:
         """Validate and durably append the labels of one query. Returns ``{'accepted': n, 'rejected': m}``."""
         with self._lock:
             given = self.validate(query_id, labels)
-            shown = self.shown(query_id)
+            searched = self._searches[query_id]
+            shown = {m['id']: m['text'] for m in searched['matches']}
             record = {
                 'query_id': query_id,
-                'query': self._searches[query_id]['query'],
+                'query': searched['query'],
                 'labels': [{'id': doc_id, 'text': shown[doc_id], 'label': label} for doc_id, label in given.items()],
                 'ts': time.time(),
             }
-            self._append(self.labels_path, record)
+            append_line(self.labels_path, record)
             self._apply_labels(record)
         values = list(given.values())
         return {'accepted': values.count('accepted'), 'rejected': values.count('rejected')}
@@ -263,7 +215,7 @@ class FeedbackStore:
                 'queries': len({r['query_id'] for r in current}),
                 'events': self._events,
                 'requests': self._requests,
-                'searches': len(self._searches),
+                'searches': len(self._searches),  # read from the log so far
             }
 
     def rows(self) -> List[dict]:

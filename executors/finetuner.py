@@ -1,10 +1,12 @@
 """Finetuner Executor: learns from users' feedback on search results, live, while search keeps being served.
 
 It is the last Executor of the chain (tokenizer -> embedder -> indexer -> reader -> finetuner) and binds no default
-endpoint: jina's gateway sends a request only to the Executors that bind its endpoint, so ``/answer``, ``/index``,
-``/count`` ... never reach this process (one gRPC hop less). Endpoints:
+endpoint: jina's gateway sends a request only to the Executors that bind its endpoint, so ``/search``, ``/answer``,
+``/index``, ``/count`` ... never reach this process (one gRPC hop less). What ``/search`` showed for which query id
+(so feedback can be checked) is written by the gateway, from each ``/search`` reply before it leaves, into the search
+log next to the label store (``$COVIDQA_HOME/feedback/searches.jsonl``, :mod:`covidqa.search_log`); this Executor
+reads it from there. Endpoints:
 
-- ``/search``: records which matches were shown for which query id (so feedback can be checked); docs pass through.
 - ``/feedback``: query docs (the ids of searched queries) whose ``matches`` carry ``label`` = ``'accepted'`` or
   ``'rejected'`` (unlabeled matches are ignored). Refused with a message naming the problem: no documents, a query
   never searched, no label at all, an invalid label, a document id not shown for that query. Accepted labels are
@@ -18,7 +20,7 @@ endpoint: jina's gateway sends a request only to the Executors that bind its end
 
 Endpoint results are dicts: clients read them in ``response.parameters['__results__'][<executor name>]``.
 Only ``{'wait': true}`` blocks; give the Executor ``allow_concurrent: true`` in flow.yml (it is thread-safe) so that
-such a wait never holds up ``/search``, which goes through it.
+such a wait never holds up ``/status`` or ``/feedback``.
 
 The rounds themselves (when to train, the background thread, coalescing, cancelling, status) are
 :class:`covidqa.feedback_rounds.FeedbackRounds`: a round trains on every label, saves a new version atomically and
@@ -36,7 +38,7 @@ from covidqa.finetune import DEFAULTS
 from covidqa.paths import feedback_dir
 from covidqa.versions import ModelVersions
 from executors._common import BadRequest
-from executors.parameters import NoParameters, RollbackParameters, RoundParameters, SearchParameters, or_default
+from executors.parameters import NoParameters, RollbackParameters, RoundParameters, or_default
 
 DEFAULT_WAIT_TIMEOUT_S = 600
 # Endpoints that answer a dict (clients read it in response.parameters['__results__']): no return annotation, the
@@ -49,7 +51,8 @@ class Finetuner(Executor):
     ``$COVIDQA_HOME/feedback``), ``versions_dir`` (default ``$COVIDQA_HOME/models/embedder``), ``train_every``
     (start a round after this many new labels, default 8), ``auto_train`` (default true), training knobs ``loss``
     (a name of ``covidqa.losses.LOSSES``), ``epochs``, ``lr``, ``batch_size``, ``max_length``, ``pooling``, ``init``
-    ('base' | 'target'), and ``num_threads`` (torch threads for training, default 1 so that search keeps a core)."""
+    ('base' | 'target'), and ``num_threads`` (torch threads for training, default 1 so that search keeps a core).
+    The gateway logs searches into ``$COVIDQA_HOME/feedback``: a ``store_dir`` elsewhere sees no searches."""
 
     def __init__(self, model: str = 'base', store_dir: str = '', versions_dir: str = '', train_every: int = 8,
                  auto_train: bool = True, loss: str = DEFAULTS['loss'], epochs: int = DEFAULTS['epochs'],
@@ -57,21 +60,11 @@ class Finetuner(Executor):
                  max_length: int = DEFAULTS['max_length'], pooling: str = DEFAULTS['pooling'], init: str = 'base',
                  num_threads: int = 1, **kwargs):
         super().__init__(**kwargs)
-        self.store = FeedbackStore(store_dir or feedback_dir())
+        self.store = FeedbackStore(store_dir or feedback_dir(), writes_searches=False)  # the gateway writes them
         self.versions = ModelVersions(versions_dir or None, base_model=model)
         self.rounds = FeedbackRounds(self.store, self.versions, train_every=train_every, auto_train=auto_train,
                                      init=init, loss=loss, epochs=epochs, lr=lr, batch_size=batch_size,
                                      max_length=max_length, pooling=pooling, num_threads=num_threads)
-
-    @requests(on='/search', response_schema=DocList[QADoc])
-    def search(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> None:
-        """Remember the matches shown for every query (docs pass through unchanged)."""
-        SearchParameters.parse(parameters, '/search')
-        for doc in docs:
-            if doc.id and len(doc.matches):
-                self.store.record_search(doc.id, doc.text, [{'id': m.id, 'text': m.text} for m in doc.matches],
-                                         model_version=doc.model_version)
-        return None
 
     @requests(on='/feedback', **RESULTS)
     def feedback(self, docs: DocList[QADoc], parameters: dict, **kwargs):

@@ -29,6 +29,7 @@ FastAPI app gets the extra routes. Everything else (the endpoints of the Executo
 or in Python: ``Flow(protocol=['grpc', 'http'], port=[p1, p2]).config_gateway(uses='LabelerGateway',
 py_modules=['executors/gateway.py'])``.
 """
+import functools
 import json
 import logging
 from pathlib import Path
@@ -41,6 +42,9 @@ from jina.serve.runtimes.gateway.grpc import GRPCGateway
 from jina.serve.runtimes.gateway.http import HTTPGateway
 from jina.serve.runtimes.servers.composite import CompositeBaseServer
 
+from covidqa.feedback import SEARCHES_FILE
+from covidqa.paths import feedback_dir
+from covidqa.search_log import SearchLog, search_records_of
 from executors.access import (
     LOOPBACK,
     MAX_REQUEST_BYTES,
@@ -317,6 +321,60 @@ def share_discovered_endpoints(topology_graph) -> None:
             node._endpoints_proto = _SharedTuple(discovered)
 
 
+SEARCH_ENDPOINT = '/search'
+
+
+@functools.lru_cache(maxsize=None)
+def gateway_search_log() -> SearchLog:
+    """The search log this gateway process writes (``$COVIDQA_HOME/feedback/searches.jsonl``; one for its gRPC and
+    HTTP servers), opened as its one writer on first use."""
+    return SearchLog(feedback_dir() / SEARCHES_FILE, writer=True)
+
+
+def _reply_documents(result):
+    """The documents of a reply as docarray's ``DocListProto`` (jina keeps them parsed or as bytes)."""
+    content = result.proto_with_data.data
+    if content.WhichOneof('documents') == 'docs_bytes':
+        from docarray.proto import DocListProto
+
+        return DocListProto.FromString(content.docs_bytes)
+    return content.docs
+
+
+def log_searches(request_handler, search_log: SearchLog, logger=None) -> None:
+    """Write what every successful ``/search`` reply shows into ``search_log``, just before the reply leaves.
+
+    Feedback is checked against what was shown (:mod:`covidqa.feedback`), so every search must be recorded. The
+    finetuner used to record it as the last Executor of ``/search``: a gRPC hop with ~4 ms of decoding and
+    re-encoding the matches per request. Here jina's result handler (the one step every reply of this server takes,
+    gRPC and HTTP alike; wrapped once even where both servers share it) reads the ids and texts straight from the reply's protobuf
+    (:func:`covidqa.search_log.search_records_of`, ~20 us) and appends them with one write. The log line is written
+    before the client gets its reply, so feedback sent right after a search finds it. A failed write is logged and
+    the search still answered (its feedback will be refused as 'never searched')."""
+    from jina.proto import jina_pb2
+
+    streamer = getattr(getattr(request_handler, 'streamer', None), '_streamer', None)
+    if streamer is None or not hasattr(streamer, '_result_handler'):
+        raise RuntimeError('jina changed its gateway streamer: searches would go unrecorded and feedback refused')
+    handle = streamer._result_handler
+    if getattr(handle, 'logs_searches', False):
+        return  # the gRPC and HTTP servers of one gateway can share a streamer: log once
+
+    def handle_and_log(result):
+        response = handle(result)
+        try:
+            header = result.header
+            if header.exec_endpoint == SEARCH_ENDPOINT and header.status.code == jina_pb2.StatusProto.SUCCESS:
+                search_log.append_all(search_records_of(_reply_documents(result)))
+        except Exception as error:  # recording must never fail the search itself
+            if logger is not None:
+                logger.error(f'could not log a /search reply into {search_log.path}: {error!r}')
+        return response
+
+    handle_and_log.logs_searches = True  # type: ignore[attr-defined]
+    streamer._result_handler = handle_and_log
+
+
 def route_by_endpoint(request_handler) -> None:
     """Replace jina's chain check on the gateway's streamer by :func:`check_routed_schemas` (before the server
     is set up, which runs the check after endpoint discovery), then :func:`share_discovered_endpoints`."""
@@ -334,6 +392,7 @@ class LabelerHTTPGateway(HTTPGateway):
 
     async def setup_server(self):
         route_by_endpoint(self._request_handler)
+        log_searches(self._request_handler, gateway_search_log(), getattr(self, 'logger', None))
         await super().setup_server()
 
     @property
@@ -347,6 +406,7 @@ class GuardedGRPCGateway(GRPCGateway):
 
     async def setup_server(self):
         route_by_endpoint(self._request_handler)
+        log_searches(self._request_handler, gateway_search_log(), getattr(self, 'logger', None))
         guard_grpc_handler(self._request_handler, service_token())
         # refuse oversized messages while receiving them (jina's default is no limit)
         self.grpc_server_options = {**(self.grpc_server_options or {}),

@@ -128,6 +128,39 @@ def test_http_search_and_answer(flow, faq_docs):
     assert {'/search', '/answer', '/index'} <= set(spec['paths'])
 
 
+def test_the_gateway_logs_every_search_before_its_reply_over_both_protocols(flow, faq_docs):
+    """What /search showed is in the search log (the gateway writes it from the reply) before the client has the
+    reply, over gRPC and HTTP; a refused search is not logged; feedback sent right away finds its search."""
+    from client.grpc_stub import GrpcStub
+    from covidqa.search_log import SearchLog
+
+    log = SearchLog(flow.home / 'feedback' / 'searches.jsonl')
+    log.read_new()  # what earlier tests searched
+    stub = GrpcStub(flow.grpc_port)
+    queries = DocList[QADoc]([QADoc(id=f'logged-{i}', text=faq_docs[i].text) for i in range(3)])
+    reply = stub.post('/search', queries, {'limit': 4})[0].docs
+    records = log.read_new()  # read right after the reply: no waiting
+    logged = {r['query_id']: r for r in records}
+    assert sorted(r['query_id'] for r in records) == ['logged-0', 'logged-1', 'logged-2']  # each once
+    for doc in reply:
+        assert [m['id'] for m in logged[doc.id]['matches']] == [m.id for m in doc.matches]
+        assert [m['text'] for m in logged[doc.id]['matches']] == [m.text for m in doc.matches]
+        assert logged[doc.id]['query'] == doc.text and logged[doc.id]['model_version'] == doc.model_version
+    status, _ = http_post(flow, '/search', {'data': [{'id': 'refused', 'text': 'x'}], 'parameters': {'limit': -1}})
+    assert status == 400
+    status, body = http_post(flow, '/search', {'data': [{'id': 'over-http', 'text': faq_docs[7].text}],
+                                               'parameters': {'limit': 2}})
+    assert status == 200
+    assert [r['query_id'] for r in log.read_new()] == ['over-http']  # not the refused one
+    shown = body['data'][0]['matches']
+    status, body = http_post(flow, '/feedback', {'data': [{'id': 'over-http', 'matches': [
+        {'id': shown[0]['id'], 'label': 'accepted'}, {'id': shown[1]['id'], 'label': 'rejected'}]}]})
+    assert status == 200, body
+    finetuner = next(v for k, v in body['parameters']['__results__'].items() if k.startswith('finetuner'))
+    assert finetuner['accepted'] == 1 and finetuner['rejected'] == 1
+    stub.close()
+
+
 def test_update_and_delete(flow):
     client = flow.client()
     doc = QADoc(id='extra-1', text='Can my cat catch the coronavirus?', answer='Rarely.', title='Pets',

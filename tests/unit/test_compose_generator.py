@@ -31,7 +31,10 @@ def test_flow_settings_reach_the_command_lines():
     for executor in flow['executors']:
         command = services[executor['name']]['command']
         assert arg(command, '--uses') == executor['uses']
-        assert json.loads(arg(command, '--uses-with')) == executor['uses_with']
+        if executor.get('uses_with'):
+            assert json.loads(arg(command, '--uses-with')) == executor['uses_with']
+        else:
+            assert '--uses-with' not in command
         assert ('--allow-concurrent' in command) == bool(executor.get('allow_concurrent'))
         assert arg(command, '--host') == '0.0.0.0' and 'ports' not in services[executor['name']]
     assert '--allow-concurrent' in services['finetuner']['command']
@@ -80,8 +83,24 @@ def test_needs_and_when_become_the_gateway_graph(tmp_path):
                      finetuner={'needs': ['indexer']})
     command = compose(path)['services']['gateway']['command']
     graph = json.loads(arg(command, '--graph-description'))
-    assert graph['indexer'] == ['reader', 'finetuner'] and graph['reader'] == graph['finetuner'] == ['end-gateway']
+    # as jina's Flow builds it: only the last Executor that is not floating ends at the gateway
+    assert graph['indexer'] == ['reader', 'finetuner'] and graph['finetuner'] == ['end-gateway']
+    assert graph['reader'] == []
     assert json.loads(arg(command, '--graph-conditions')) == {'reader': {'tags__x': {'$eq': 1}}}
+
+
+def test_a_floating_executor_has_no_outgoing_edge_and_the_next_one_chains_after_the_last_other(tmp_path):
+    flow = yaml.safe_load((REPO / 'flow.yml').read_text())
+    at = next(i for i, e in enumerate(flow['executors']) if e['name'] == 'indexer')
+    flow['executors'].insert(at + 1, {'name': 'audit', 'uses': 'MatchMerger', 'py_modules': ['executors/merger.py'],
+                                      'floating': True, 'needs': 'indexer'})
+    path = tmp_path / 'flow.yml'
+    path.write_text(yaml.safe_dump(flow))
+    for shards, upstream in ((1, 'indexer'), (2, 'merger')):
+        graph = json.loads(arg(compose(path, index_shards=shards)['services']['gateway']['command'],
+                               '--graph-description'))
+        assert graph[upstream] == ['audit', 'reader'] and graph['audit'] == []  # jina's gateway does not wait
+        assert graph['reader'] == ['finetuner'] and graph['finetuner'] == ['end-gateway']
 
 
 @pytest.mark.parametrize('changes, named', [

@@ -6,6 +6,7 @@ import pytest
 
 from covidqa.docs import DocList, MatchDoc, QADoc
 from covidqa.feedback import FeedbackStore, read_rows
+from covidqa.search_log import SearchLog, search_records_of
 from executors._common import BadRequest
 from executors.finetuner import Finetuner
 
@@ -37,8 +38,9 @@ def finetuner(tmp_path):
 
 
 def searched(ex, n):
+    """``n`` queries searched: logged as the Flow's gateway logs a /search reply, where ``ex`` (a Finetuner) reads."""
     docs = DocList[QADoc]([query(f'q{i}', f'question number {i} about covid') for i in range(n)])
-    assert ex.search(docs=docs, parameters={'limit': 4}) is None  # docs pass through unchanged
+    SearchLog(ex.store.searches_path, writer=True).append_all(search_records_of(docs.to_protobuf()))
     return docs
 
 

@@ -109,3 +109,36 @@ def test_concurrent_feedback_loses_nothing(store, tmp_path):
     reopened = FeedbackStore(tmp_path / 'fb')
     assert reopened.counts()['events'] == 200 and reopened.counts()['requests'] == 200
     assert reopened.counts()['queries'] == 8
+
+
+def test_a_reader_store_follows_the_log_another_process_writes(tmp_path):
+    """The Flow's split: the recorder appends to the search log, the finetuner's store only reads it (and looks up
+    a search it does not know in the log's newer lines)."""
+    from covidqa.search_log import SearchLog, search_record
+
+    reader = FeedbackStore(tmp_path / 'fb', writes_searches=False)
+    writer = SearchLog(reader.searches_path, writer=True)
+    writer.append(search_record('early', 'Is there a vaccine?', SHOWN, 1))
+    assert reader.has_search('early') and reader.shown('early')['d3'] == SHOWN[2]['text']
+    with pytest.raises(FeedbackError, match='never searched'):
+        reader.add_feedback('late', {'d1': 'accepted'})
+    writer.append(search_record('late', 'Masks?', SHOWN, 1))
+    assert reader.add_feedback('late', {'d1': 'accepted'}) == {'accepted': 1, 'rejected': 0}
+    assert reader.counts()['searches'] == 2
+    assert FeedbackStore(tmp_path / 'fb', writes_searches=False).counts()['positive'] == 1  # after a restart
+
+
+def test_the_log_writer_cuts_a_torn_line_and_readers_skip_an_unfinished_one(tmp_path):
+    from covidqa.search_log import SearchLog, search_record
+
+    path = tmp_path / 'searches.jsonl'
+    writer = SearchLog(path, writer=True)
+    writer.append(search_record('a', 'first', SHOWN))
+    reader = SearchLog(path)
+    with open(path, 'ab') as f:
+        f.write(b'{"query_id": "torn"')  # a line still being written (or a crash in the middle of one)
+    assert [r['query_id'] for r in reader.read_new()] == ['a']
+    assert reader.read_new() == []
+    SearchLog(path, writer=True)  # the writer restarts: the torn line is cut
+    writer.append(search_record('b', 'second', SHOWN))
+    assert [r['query_id'] for r in reader.read_new()] == ['b']
