@@ -3,7 +3,7 @@
 Two JSON-lines files under ``directory`` (default ``$COVIDQA_HOME/feedback``)::
 
     searches.jsonl   one line per searched query: its id, text and the matches shown (id + text), model version
-                     (:mod:`covidqa.search_log`; in the Flow the recorder Executor writes it, the finetuner reads it)
+                     (:mod:`covidqa.search_log`; in the Flow the gateway writes it, the finetuner reads it)
     labels.jsonl     one line per accepted feedback request: the query and its labeled matches
 
 Every label line is written with one ``write`` followed by ``fsync`` before the call returns, so a label that was
@@ -72,7 +72,8 @@ class FeedbackStore:
 
     The search log (:mod:`covidqa.search_log`) has one writer: this store when it records searches itself
     (``writes_searches``, the default), or, in the Flow, the recorder Executor, with the finetuner's store only
-    reading (``writes_searches=False``): a search it does not know yet is looked up in the log's newer lines."""
+    reading (``writes_searches=False``, also what a read-only use such as the CLI must pass: the writer cuts a
+    torn last line, which could be a line the gateway is writing), reading the log's newer lines on every lookup."""
 
     def __init__(self, directory: Optional[PathLike] = None, max_searches: int = 200_000,
                  writes_searches: bool = True):
@@ -103,19 +104,22 @@ class FeedbackStore:
             self._apply_labels(record)
 
     def _read_searches(self) -> None:
-        """Remember the searches appended to the log since the last read (by this store or another process)."""
+        """Remember the searches appended to the log since the last read (by this store or another process), a
+        chunk at a time (the search memory stays bounded by ``max_searches`` while a long log is read)."""
         with self._lock:
-            for record in self.search_log.read_new():
-                self._remember_search(record)
+            while True:
+                records = self.search_log.read_new()
+                if not records:
+                    return
+                for record in records:
+                    self._remember_search(record)
 
     def _search(self, query_id: str) -> Optional[dict]:
-        """The recorded search of ``query_id``: from memory, else from the log's newer lines; None if none."""
+        """The latest recorded search of ``query_id`` (a client may search the same id again), after reading the
+        log's newer lines (one ``stat`` when there are none); None if there is none."""
         with self._lock:
-            record = self._searches.get(query_id)
-            if record is None:
-                self._read_searches()
-                record = self._searches.get(query_id)
-            return record
+            self._read_searches()
+            return self._searches.get(query_id)
 
     # ---- searches ----------------------------------------------------------------------------------------------
     def _remember_search(self, record: dict) -> None:
@@ -313,7 +317,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     counts = sub.add_parser('counts', help='print label counts as JSON')
     counts.add_argument('--store', default=None)
     args = parser.parse_args(argv)
-    store = FeedbackStore(args.store)
+    store = FeedbackStore(args.store, writes_searches=False)
     if args.command == 'export':
         n = store.export(args.out)
         print(json.dumps({'rows': n, 'out': str(Path(args.out).resolve())}))

@@ -86,7 +86,7 @@ def load_training_data(train_data: TrainData) -> List[TrainingExample]:
     if isinstance(train_data, (str, Path)):
         path = Path(train_data)
         if path.is_dir():
-            return FeedbackStore(path).examples()
+            return FeedbackStore(path, writes_searches=False).examples()
         if not path.is_file():
             raise FileNotFoundError(f'no training data at {path}: expected a .csv/.jsonl file or a label-store folder')
         return examples_from_rows(read_rows(path))

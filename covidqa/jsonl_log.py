@@ -27,18 +27,25 @@ def append_line(path: Path, record: dict, durable: bool = True) -> None:
 
 
 def append_lines(path: Path, records: Sequence[dict], durable: bool = True) -> None:
-    """Append ``records``, a JSON line each, with one ``write``; ``durable``: ``fsync`` before returning."""
+    """Append ``records``, a JSON line each, with one ``write``; ``durable``: ``fsync`` before returning. A write
+    that fails half-way (disk full) is cut off again before the error is raised, so the next append starts on a
+    line of its own (the file's one writer: no other process appends between)."""
     if not records:
         return
     line = ''.join(json.dumps(r, ensure_ascii=False, separators=(',', ':')) + '\n' for r in records).encode('utf-8')
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        view = memoryview(line)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        if durable:
-            os.fsync(fd)
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(line)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if durable:
+                os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
     finally:
         os.close(fd)
 
@@ -73,10 +80,14 @@ def repair_tail(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def read_lines(path: Path, offset: int = 0) -> Tuple[List[dict], int]:
+READ_CHUNK = 8 << 20  # bytes a read_lines call reads at most (more when one line is longer)
+
+
+def read_lines(path: Path, offset: int = 0, max_bytes: int = 0) -> Tuple[List[dict], int]:
     """The records of the complete lines of ``path`` from byte ``offset`` on, and the offset after the last complete
     line (where the next read starts). A torn or unfinished last line is not read; a line that is not a JSON object
-    is skipped (the rest still counts). A file shorter than ``offset`` (replaced) is read from the start."""
+    is skipped (the rest still counts). A file shorter than ``offset`` (replaced) is read from the start.
+    ``max_bytes`` > 0 reads at most about that much (call again from the returned offset for the rest)."""
     try:
         size = os.stat(path).st_size
     except FileNotFoundError:
@@ -87,7 +98,9 @@ def read_lines(path: Path, offset: int = 0) -> Tuple[List[dict], int]:
         return [], offset
     with open(path, 'rb') as f:
         f.seek(offset)
-        data = f.read(size - offset)
+        data = f.read(min(size - offset, max_bytes) if max_bytes > 0 else size - offset)
+        if max_bytes > 0 and b'\n' not in data and offset + len(data) < size:
+            data += f.readline()  # one line longer than max_bytes
     end = data.rfind(b'\n') + 1
     records = []
     for raw in data[:end].splitlines():

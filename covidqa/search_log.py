@@ -22,12 +22,13 @@ Example::
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
 from typing import List, Mapping, Optional, Sequence
 
-from covidqa.jsonl_log import append_line, append_lines, read_lines, repair_tail
+from covidqa.jsonl_log import READ_CHUNK, append_line, append_lines, read_lines, repair_tail
 
 
 def search_record(query_id: str, query: str, matches: Sequence[Mapping], model_version: Optional[int] = None
@@ -79,6 +80,7 @@ class SearchLog:
         if writer:
             repair_tail(self.path)
         self._offset = 0
+        self._file_id: Optional[tuple] = None  # (device, inode) of the file read so far
         self._lock = threading.Lock()
 
     def append(self, record: dict) -> None:
@@ -88,8 +90,27 @@ class SearchLog:
         """Append ``records`` with one write (a request's queries together)."""
         append_lines(self.path, records, durable=False)
 
-    def read_new(self) -> List[dict]:
-        """The records appended since the last call (all of them on the first call)."""
+    def read_new(self, max_bytes: int = READ_CHUNK) -> List[dict]:
+        """The records appended since the last call (all of them on the first call), about ``max_bytes`` of the
+        file at most: call again until it returns nothing. A file replaced since the last call (another inode, or
+        the byte before the position no longer a line end) is read from its start."""
         with self._lock:
-            records, self._offset = read_lines(self.path, self._offset)
+            try:
+                stat = os.stat(self.path)
+            except FileNotFoundError:
+                self._offset, self._file_id = 0, None
+                return []
+            if (stat.st_dev, stat.st_ino) != self._file_id or not self._at_line_start():
+                self._offset, self._file_id = 0, (stat.st_dev, stat.st_ino)
+            records, self._offset = read_lines(self.path, self._offset, max_bytes)
             return records
+
+    def _at_line_start(self) -> bool:
+        if self._offset == 0:
+            return True
+        try:
+            with open(self.path, 'rb') as f:
+                f.seek(self._offset - 1)
+                return f.read(1) == b'\n'
+        except OSError:
+            return False

@@ -61,6 +61,10 @@ class Finetuner(Executor):
                  num_threads: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.store = FeedbackStore(store_dir or feedback_dir(), writes_searches=False)  # the gateway writes them
+        if self.store.directory.resolve() != feedback_dir().resolve():
+            self.logger.warning(f'store_dir {self.store.directory} is not {feedback_dir()}, where the gateway logs '
+                                f'searches: feedback will be refused as never searched unless searches are '
+                                f'logged there')
         self.versions = ModelVersions(versions_dir or None, base_model=model)
         self.rounds = FeedbackRounds(self.store, self.versions, train_every=train_every, auto_train=auto_train,
                                      init=init, loss=loss, epochs=epochs, lr=lr, batch_size=batch_size,

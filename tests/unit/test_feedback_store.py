@@ -112,7 +112,7 @@ def test_concurrent_feedback_loses_nothing(store, tmp_path):
 
 
 def test_a_reader_store_follows_the_log_another_process_writes(tmp_path):
-    """The Flow's split: the recorder appends to the search log, the finetuner's store only reads it (and looks up
+    """The Flow's split: the gateway appends to the search log, the finetuner's store only reads it (and looks up
     a search it does not know in the log's newer lines)."""
     from covidqa.search_log import SearchLog, search_record
 
