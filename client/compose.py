@@ -21,8 +21,8 @@ Every ``flow.yml`` setting is carried over or refused by name (:class:`ComposeEr
 - Executors: ``name``, ``uses``, ``py_modules``, ``uses_with``, ``env``, ``allow_concurrent``, ``shards``, ``replicas``,
   ``polling`` (the shards' head), ``uses_after``/``uses_before`` (with ``shards`` > 1, as jina: a service each;
   this project's merger is an Executor of its own after the indexer instead, see README, Sharding),
-  ``needs``, ``floating`` and ``when`` (the gateway's graph and conditions), ``host`` (``127.0.0.1``/``localhost``/``0.0.0.0``:
-  in a container an Executor listens on all of its interfaces, but no Executor port is published; another host is
+  ``needs``, ``floating`` and ``when`` (the gateway's graph and conditions), ``host``
+  (``127.0.0.1``/``localhost``/``0.0.0.0``: in a container an Executor listens on all of its interfaces, but no Executor port is published; another host is
   refused: the compose stack cannot reach an external Executor).
 
 Inside the stack the gateway listens on 0.0.0.0, which :func:`executors.access.bind_host` allows only with a token:

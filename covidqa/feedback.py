@@ -66,12 +66,17 @@ class TrainingExample:
     negatives: List[str] = field(default_factory=list)
 
 
+def _shown(search: Mapping) -> Dict[str, str]:
+    """Document id -> text of the matches a search record shows."""
+    return {m['id']: m['text'] for m in search['matches']}
+
+
 class FeedbackStore:
     """Thread-safe label store; see the module docstring. ``max_searches`` bounds the searches kept in memory
     (oldest forgotten first; feedback for a forgotten search is refused like one never searched).
 
     The search log (:mod:`covidqa.search_log`) has one writer: this store when it records searches itself
-    (``writes_searches``, the default), or, in the Flow, the recorder Executor, with the finetuner's store only
+    (``writes_searches``, the default), or, in the Flow, the gateway, with the finetuner's store only
     reading (``writes_searches=False``, also what a read-only use such as the CLI must pass: the writer cuts a
     torn last line, which could be a line the gateway is writing), reading the log's newer lines on every lookup."""
 
@@ -147,7 +152,7 @@ class FeedbackStore:
     def shown(self, query_id: str) -> Dict[str, str]:
         """Document id -> text of the matches shown for ``query_id`` (empty if never searched)."""
         record = self._search(query_id)
-        return {m['id']: m['text'] for m in record['matches']} if record else {}
+        return _shown(record) if record else {}
 
     # ---- labels ------------------------------------------------------------------------------------------------
     def _apply_labels(self, record: dict) -> None:
@@ -190,8 +195,8 @@ class FeedbackStore:
         """Validate and durably append the labels of one query. Returns ``{'accepted': n, 'rejected': m}``."""
         with self._lock:
             given = self.validate(query_id, labels)
-            searched = self._searches[query_id]
-            shown = {m['id']: m['text'] for m in searched['matches']}
+            searched = self._searches[query_id]  # the record validate() just checked (not re-read from the log)
+            shown = _shown(searched)
             record = {
                 'query_id': query_id,
                 'query': searched['query'],

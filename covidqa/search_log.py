@@ -45,7 +45,7 @@ def search_record(query_id: str, query: str, matches: Sequence[Mapping], model_v
 
 def _field(doc_proto, name: str):
     """The value of a scalar field of a docarray ``DocProto`` (None when unset)."""
-    node = doc_proto.data.get(name) if name in doc_proto.data else None
+    node = doc_proto.data[name] if name in doc_proto.data else None
     kind = node.WhichOneof('content') if node is not None else None
     return getattr(node, kind) if kind in ('text', 'integer', 'float', 'boolean') else None
 

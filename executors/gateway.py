@@ -347,8 +347,8 @@ def log_searches(request_handler, search_log: SearchLog, logger=None) -> None:
     Feedback is checked against what was shown (:mod:`covidqa.feedback`), so every search must be recorded. The
     finetuner used to record it as the last Executor of ``/search``: a gRPC hop with ~4 ms of decoding and
     re-encoding the matches per request. Here jina's result handler (the one step every reply of this server takes,
-    gRPC and HTTP alike; wrapped once even where both servers share it) reads the ids and texts straight from the reply's protobuf
-    (:func:`covidqa.search_log.search_records_of`, ~20 us) and appends them with one write. The log line is written
+    gRPC and HTTP alike; wrapped once even where both servers share it) reads the ids and texts straight from the
+    reply's protobuf (:func:`covidqa.search_log.search_records_of`, ~20 us) and appends them with one write. The log line is written
     before the client gets its reply, so feedback sent right after a search finds it. A failed write is logged and
     the search still answered (its feedback will be refused as 'never searched')."""
     from jina.proto import jina_pb2
