@@ -53,6 +53,7 @@ import numpy as np
 from measure import (
     PeakMemory,
     benchmark_reader,
+    cpu_model,
     cpu_state,
     framework_floor,
     memory_of,
@@ -258,14 +259,17 @@ FLOW_VARIANTS = ('onnx', 'onnx-int8', 'torch')
 
 
 def flow_overrides(backend: str, reader_dir: Path, threads: Optional[int], embed_batch: int,
-                   reader_batch: int) -> Dict[str, dict]:
-    """``uses_with`` overrides for a Flow variant (a variant is a backend name)."""
-    embedder = {'backend': backend, 'batch_size': embed_batch}
+                   reader_batch: int, embed_threads: Optional[int] = None) -> Dict[str, dict]:
+    """``uses_with`` overrides for a Flow variant (a variant is a backend name). ``threads`` sets the reader's
+    intra-op threads; the embedder and the indexer keep flow.yml's unless ``embed_threads`` is given."""
+    embedder: Dict[str, object] = {'backend': backend, 'batch_size': embed_batch}
+    indexer: Dict[str, object] = {'backend': backend}
     reader = {'backend': backend, 'model': str(reader_dir), 'batch_size': reader_batch}
     if threads:
-        embedder['num_threads'] = threads
         reader['num_threads'] = threads
-    return {'embedder': embedder, 'indexer': {'backend': backend}, 'reader': reader}
+    if embed_threads:
+        embedder['num_threads'] = indexer['num_threads'] = embed_threads
+    return {'embedder': embedder, 'indexer': indexer, 'reader': reader}
 
 
 def flow_memory(root_pid: int) -> dict:
@@ -321,7 +325,8 @@ def bench_feedback_memory(flow, docs, queries: int, limit: int, settle: float = 
 
 def bench_flow(variant: str, home: Path, faq_path: Path, reader_dir: Path, questions: List[str], limit: int,
                duration: float, concurrency: Sequence[int], threads: Optional[int], embed_batch: int,
-               reader_batch: int, feedback_queries: int = 0, client_kind: str = 'stub') -> Tuple[dict, List[str]]:
+               reader_batch: int, feedback_queries: int = 0, client_kind: str = 'stub',
+               embed_threads: Optional[int] = None) -> Tuple[dict, List[str]]:
     from client.flowctl import FlowProcess
     from client.grpc_stub import GrpcStub
     from covidqa.docs import DocList, QADoc
@@ -329,7 +334,7 @@ def bench_flow(variant: str, home: Path, faq_path: Path, reader_dir: Path, quest
 
     for state in ('index', 'feedback', 'models/embedder'):  # a fresh index and labels each run; the ONNX cache stays
         shutil.rmtree(home / state, ignore_errors=True)
-    overrides = flow_overrides(variant, reader_dir, threads, embed_batch, reader_batch)
+    overrides = flow_overrides(variant, reader_dir, threads, embed_batch, reader_batch, embed_threads)
     log_path = home / f'flow-{variant}.log'
     log_path.unlink(missing_ok=True)
     flow = FlowProcess(home=home, overrides=overrides, log_path=log_path, ready_timeout=300,
@@ -436,7 +441,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--out', default=str(OUT_DIR), help='output folder (speed.json, speed.md)')
     parser.add_argument('--home', default=None, help='service home of the benchmark Flow (default OUT/home)')
     parser.add_argument('--reader', default=None, help='reader checkpoint (default: the trained reader)')
-    parser.add_argument('--threads', type=int, default=2, help='intra-op threads per model (0: library default)')
+    parser.add_argument('--threads', type=int, default=2,
+                        help="intra-op threads per model in process and in the Flow's reader (0: library default)")
+    parser.add_argument('--embed-threads', type=int, default=0,
+                        help="intra-op threads of the Flow's embedder and indexer (0: flow.yml's)")
     parser.add_argument('--questions', type=int, default=48)
     parser.add_argument('--limit', type=int, default=10, help='/search and /answer matches (the Flow default)')
     parser.add_argument('--duration', type=float, default=12.0, help='seconds per load cell')
@@ -481,8 +489,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report: dict = {
         'machine': {'cpus': os.cpu_count(), 'processor': platform.processor() or platform.machine(),
                     'python': platform.python_version(), 'torch': torch.__version__,
-                    'onnxruntime': onnxruntime.__version__, 'transformers': transformers.__version__},
-        'config': {'reader': str(reader_dir), 'threads': threads,
+                    'onnxruntime': onnxruntime.__version__, 'transformers': transformers.__version__,
+                    'cpu': cpu_model()},
+        'config': {'reader': str(reader_dir), 'threads': threads, 'embed_threads': args.embed_threads or 'flow.yml',
                    'questions': len(questions), 'limit': args.limit, 'duration_s': args.duration,
                    'reps': args.reps, 'embed_batch': args.embed_batch, 'reader_batch': args.reader_batch,
                    'started': time.strftime('%Y-%m-%dT%H:%M:%S')},
@@ -535,7 +544,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             phase(f'flow-{backend}')
             report['flow'][backend], flow_answers[backend] = bench_flow(
                 backend, home, faq_path, reader_dir, questions, args.limit, args.duration, CONCURRENCY, threads,
-                args.embed_batch, args.reader_batch, args.feedback_queries, args.client)
+                args.embed_batch, args.reader_batch, args.feedback_queries, args.client, args.embed_threads or None)
     if baseline_answers.get('pipeline'):
         report['answer_agreement_with_pipeline_baseline_pct'] = {
             name: round(100 * float(np.mean([a == b for a, b in zip(answers, baseline_answers['pipeline'])])), 1)

@@ -1,6 +1,7 @@
 """Measuring helpers shared by the benchmark scripts: machine state, memory of a process tree, load runs.
 
 - :func:`cpu_state` / :func:`wait_quiet`: load average and CPU idle, so numbers from a busy machine are visible;
+  :func:`cpu_model`: which CPU measured them;
 - :func:`process_tree`, :func:`memory_of` (from :mod:`client.procinfo`), :class:`PeakMemory`, :func:`per_process_rss`, :func:`framework_floor`:
   RSS/PSS of a Flow's processes (from ``/proc``), peak sampled in a thread;
 - :func:`percentile`, :class:`LoadResult`, :func:`run_load`: latency percentiles and QPS of N concurrent callers;
@@ -40,6 +41,21 @@ def cpu_state(seconds: float = 1.0) -> dict:
     total1, idle1 = snap()
     load = os.getloadavg()
     return {'loadavg_1m': round(load[0], 2), 'idle_pct': round(100.0 * (idle1 - idle0) / max(1, total1 - total0), 1)}
+
+
+def cpu_model() -> dict:
+    """The CPU's model name and bogomips from ``/proc/cpuinfo`` (empty where there is none), so that runs on
+    different machines are not compared as if they were one."""
+    info: dict = {}
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            key, _, value = line.partition(':')
+            key = key.strip()
+            if key in ('model name', 'cpu MHz', 'bogomips') and key not in info:
+                info[key] = value.strip()
+    except OSError:
+        pass
+    return info
 
 
 def wait_quiet(max_seconds: float, idle_pct: float = 85.0) -> dict:
