@@ -4,8 +4,9 @@
   returning);
 - :func:`repair_tail` cuts a torn last line (no trailing newline) left by a crash in the middle of a write; only the
   file's one writer calls it, when it opens the file;
-- :func:`read_lines` reads the complete lines from a byte offset and says where it stopped, so a reader can tail a
-  file another process appends to (a line still being written is left for the next read).
+- :func:`read_lines` (:func:`read_lines_from` on an open file) reads the complete lines from a byte offset and says
+  where it stopped, so a reader can tail a file another process appends to (a line still being written is left for
+  the next read).
 
 Example::
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import BinaryIO, List, Sequence, Tuple
 
 
 def append_line(path: Path, record: dict, durable: bool = True) -> None:
@@ -26,12 +27,13 @@ def append_line(path: Path, record: dict, durable: bool = True) -> None:
     append_lines(path, [record], durable)
 
 
-def append_lines(path: Path, records: Sequence[dict], durable: bool = True) -> None:
-    """Append ``records``, a JSON line each, with one ``write``; ``durable``: ``fsync`` before returning. A write
-    that fails half-way (disk full) is cut off again before the error is raised, so the next append starts on a
-    line of its own (the file's one writer: no other process appends between)."""
+def append_lines(path: Path, records: Sequence[dict], durable: bool = True) -> int:
+    """Append ``records``, a JSON line each, with one ``write``; ``durable``: ``fsync`` before returning. Returns
+    the file's size after the write (0 when there was nothing to write). A write that fails half-way (disk full) is
+    cut off again before the error is raised, so the next append starts on a line of its own (the file's one
+    writer: no other process appends between)."""
     if not records:
-        return
+        return 0
     line = ''.join(json.dumps(r, ensure_ascii=False, separators=(',', ':')) + '\n' for r in records).encode('utf-8')
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -48,6 +50,7 @@ def append_lines(path: Path, records: Sequence[dict], durable: bool = True) -> N
             raise
     finally:
         os.close(fd)
+    return size + len(line)
 
 
 def repair_tail(path: Path) -> None:
@@ -89,18 +92,24 @@ def read_lines(path: Path, offset: int = 0, max_bytes: int = 0) -> Tuple[List[di
     is skipped (the rest still counts). A file shorter than ``offset`` (replaced) is read from the start.
     ``max_bytes`` > 0 reads at most about that much (call again from the returned offset for the rest)."""
     try:
-        size = os.stat(path).st_size
+        with open(path, 'rb') as f:
+            return read_lines_from(f, offset, max_bytes)
     except FileNotFoundError:
         return [], 0
+
+
+def read_lines_from(f: BinaryIO, offset: int = 0, max_bytes: int = 0) -> Tuple[List[dict], int]:
+    """:func:`read_lines` on a file already open for binary reading (a reader that keeps its file open goes on
+    reading it after the file was renamed or deleted)."""
+    size = os.fstat(f.fileno()).st_size
     if size < offset:
         offset = 0
     if size == offset:
         return [], offset
-    with open(path, 'rb') as f:
-        f.seek(offset)
-        data = f.read(min(size - offset, max_bytes) if max_bytes > 0 else size - offset)
-        if max_bytes > 0 and b'\n' not in data and offset + len(data) < size:
-            data += f.readline()  # one line longer than max_bytes
+    f.seek(offset)
+    data = f.read(min(size - offset, max_bytes) if max_bytes > 0 else size - offset)
+    if max_bytes > 0 and b'\n' not in data and offset + len(data) < size:
+        data += f.readline()  # one line longer than max_bytes
     end = data.rfind(b'\n') + 1
     records = []
     for raw in data[:end].splitlines():

@@ -33,7 +33,9 @@ TOKEN_ENV = 'COVIDQA_TOKEN'
 LOOPBACK = '127.0.0.1'
 
 
-def _positive_env(name: str, default: int) -> int:
+def positive_env(name: str, default: int) -> int:
+    """The positive integer in environment variable ``name`` (``default`` when unset or empty); anything else is a
+    ``ValueError`` naming the variable."""
     raw = os.environ.get(name, '')
     try:
         value = int(raw) if raw else default
@@ -44,8 +46,8 @@ def _positive_env(name: str, default: int) -> int:
     return value
 
 
-MAX_DOCS = _positive_env('COVIDQA_MAX_DOCS', 256)
-MAX_REQUEST_BYTES = _positive_env('COVIDQA_MAX_REQUEST_BYTES', 8 * 1024 * 1024)
+MAX_DOCS = positive_env('COVIDQA_MAX_DOCS', 256)
+MAX_REQUEST_BYTES = positive_env('COVIDQA_MAX_REQUEST_BYTES', 8 * 1024 * 1024)
 
 
 @dataclass(frozen=True)

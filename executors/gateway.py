@@ -44,7 +44,7 @@ from jina.serve.runtimes.servers.composite import CompositeBaseServer
 
 from covidqa.feedback import SEARCHES_FILE
 from covidqa.paths import feedback_dir
-from covidqa.search_log import SearchLog, search_records_of
+from covidqa.search_log import ROTATE_BYTES, SearchLog, search_records_of
 from executors.access import (
     LOOPBACK,
     MAX_REQUEST_BYTES,
@@ -54,6 +54,7 @@ from executors.access import (
     check_size,
     check_token,
     normalise,
+    positive_env,
     service_token,
 )
 
@@ -327,8 +328,10 @@ SEARCH_ENDPOINT = '/search'
 @functools.lru_cache(maxsize=None)
 def gateway_search_log() -> SearchLog:
     """The search log this gateway process writes (``$COVIDQA_HOME/feedback/searches.jsonl``; one for its gRPC and
-    HTTP servers), opened as its one writer on first use."""
-    return SearchLog(feedback_dir() / SEARCHES_FILE, writer=True)
+    HTTP servers), opened as its one writer on first use; rotated past ``$COVIDQA_SEARCH_LOG_BYTES`` (default
+    :data:`covidqa.search_log.ROTATE_BYTES`, 64 MiB)."""
+    return SearchLog(feedback_dir() / SEARCHES_FILE, writer=True,
+                     max_bytes=positive_env('COVIDQA_SEARCH_LOG_BYTES', ROTATE_BYTES))
 
 
 def _reply_documents(result):
@@ -408,9 +411,16 @@ class GuardedGRPCGateway(GRPCGateway):
         route_by_endpoint(self._request_handler)
         log_searches(self._request_handler, gateway_search_log(), getattr(self, 'logger', None))
         guard_grpc_handler(self._request_handler, service_token())
-        # refuse oversized messages while receiving them (jina's default is no limit)
+        # refuse oversized messages while receiving them (jina's default is no limit); accept the keepalive pings
+        # jina's clients send every 10 s: jina means to allow them, but its server options spell the keys
+        # 'grpc.http1.*', which gRPC ignores, so gRPC's defaults (5 min, 2 strikes) apply. Seen once in CI: a
+        # jina client whose call had hung for 120 s got GOAWAY 'too_many_pings' from this server, and a new jina
+        # client in that process failed at once on the same (shared) connection. Not reproduced on demand (an idle
+        # or a silent open stream of 45 s was not refused), so this only removes that way of failing.
         self.grpc_server_options = {**(self.grpc_server_options or {}),
-                                    'grpc.max_receive_message_length': MAX_REQUEST_BYTES + 64 * 1024}
+                                    'grpc.max_receive_message_length': MAX_REQUEST_BYTES + 64 * 1024,
+                                    'grpc.http2.min_recv_ping_interval_without_data_ms': 5000,
+                                    'grpc.http2.max_ping_strikes': 0}
         await super().setup_server()
 
 

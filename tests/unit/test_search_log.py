@@ -90,3 +90,76 @@ def test_a_search_made_again_with_the_same_id_is_checked_against_its_latest_matc
     assert store.add_feedback('q1', {'other': 'accepted'}) == {'accepted': 1, 'rejected': 0}
     with pytest.raises(FeedbackError, match='unknown document'):
         store.add_feedback('q1', {'d0': 'accepted'})
+
+
+def ids(records):
+    return [r['query_id'] for r in records]
+
+
+def drain(reader):
+    got = []
+    while True:
+        records = reader.read_new(max_bytes=300)
+        if not records:
+            return got
+        got.extend(records)
+
+
+def test_the_log_rotates_and_a_reader_that_keeps_up_misses_nothing(tmp_path):
+    import random
+
+    path = tmp_path / 'searches.jsonl'
+    writer = SearchLog(path, writer=True, max_bytes=2000)
+    reader = SearchLog(path)
+    rng = random.Random(0)
+    written, read = [], []
+    for n in range(400):
+        group = [{'query_id': f'q{n}-{k}', 'matches': [{'id': 'd', 'text': 'x' * rng.randrange(60)}]}
+                 for k in range(rng.randrange(1, 4))]
+        writer.append_all(group)
+        written.extend(ids(group))
+        # two files at most (right after a rotation, only the previous one until the next append)
+        assert {p.name for p in tmp_path.iterdir()} <= {'searches.jsonl', 'searches.jsonl.1'}
+        assert not path.exists() or path.stat().st_size < 2000
+        if rng.random() < 0.3:  # a reader that reads at least once a rotation, at any point of it
+            read.extend(ids(drain(reader)))
+    read.extend(ids(drain(reader)))
+    assert read == written  # every search once, in order, across ~60 rotations
+    assert (tmp_path / 'searches.jsonl.1').stat().st_size < 3000
+
+
+def test_a_reader_that_falls_behind_or_starts_late_reads_the_newest_searches(tmp_path):
+    path = tmp_path / 'searches.jsonl'
+    writer = SearchLog(path, writer=True, max_bytes=1000)
+    behind = SearchLog(path)
+    record = lambda n: {'query_id': f'q{n}', 'matches': [{'id': 'd', 'text': 'y' * 40}]}  # noqa: E731
+    writer.append_all([record(0)])
+    assert ids(drain(behind)) == ['q0']
+    for n in range(1, 100):  # ~8 rotations without a read
+        writer.append_all([record(n)])
+    late = SearchLog(path)  # a reader that starts now: the previous file, then the current one
+    newest = ids(drain(late))
+    assert newest == [f'q{n}' for n in range(100 - len(newest), 100)] and len(newest) > 10
+    # what was left of the file it had open (renamed, then deleted: still readable), then the two kept files
+    caught_up = ids(drain(behind))
+    assert caught_up[0] == 'q1' and caught_up[-len(newest):] == newest
+    numbers = [int(q[1:]) for q in caught_up]
+    assert numbers == sorted(set(numbers)) and len(numbers) < 99  # in order, once each; the files between are lost
+    writer.append_all([record(100)])
+    assert ids(drain(behind)) == ids(drain(late)) == ['q100']
+
+
+def test_feedback_finds_a_search_logged_after_the_log_rotated(tmp_path):
+    from covidqa.feedback import FeedbackStore
+
+    store = FeedbackStore(tmp_path, writes_searches=False)
+    writer = SearchLog(store.searches_path, writer=True, max_bytes=1500)
+    for n in range(30):
+        docs = queries()[:1]
+        docs[0].id = f'q{n}'
+        writer.append_all(search_records_of(docs.to_protobuf()))
+        if n == 5:
+            assert store.has_search('q5')
+    assert store.searches_path.with_name('searches.jsonl.1').exists()  # it did rotate
+    assert store.add_feedback('q29', {'d1': 'accepted'}) == {'accepted': 1, 'rejected': 0}
+    assert FeedbackStore(tmp_path, writes_searches=False).has_search('q29')  # after a restart too
