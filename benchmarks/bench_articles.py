@@ -6,8 +6,9 @@ offsets), indexed through the running Flow's ``/index``, and every dev question 
 (``limit`` = how many passages the indexer retrieves, ``--top-k``; the reader reads them all and returns its best
 span). Rows of the report:
 
-- **Flow (dense)**: ``flow.yml`` started with :class:`client.flowctl.FlowProcess` on free 127.0.0.1 ports (state in
-  a temporary ``$COVIDQA_HOME``), queried over gRPC, one question a request;
+- **Flow (hybrid)**, **Flow (dense)**: ``flow.yml`` started with :class:`client.flowctl.FlowProcess` on free
+  127.0.0.1 ports (state in a temporary ``$COVIDQA_HOME``), queried over gRPC, one question a request, once per
+  indexer ranking (``--flow-retrieval``, the ``retrieval`` parameter: the default ``hybrid``, and ``dense``);
 - **BM25 + reader**: BM25 over the same passages (:class:`covidqa.passages.BM25Retriever`), in this process, with the
   same reader checkpoint and settings as the Flow's reader (``flow.yml``'s ``uses_with``, incl. the lexical prior);
 - **oracle passage**: the same reader reading only the passage(s) that hold the gold answer (the reader's ceiling
@@ -162,7 +163,10 @@ def read_passages(reader, question: str, passages: Sequence[Passage], read_args:
 
 # ------------------------------------------------------------------------------------------------ the Flow
 def run_flow(passages: List[Passage], questions: List[ArticleQuestion], reader_model: str, top_k: int,
-             index_max_length: int, retrieval_only: bool, read_args: dict) -> dict:
+             index_max_length: int, retrieval_only: bool, read_args: dict,
+             retrievals: Sequence[str] = ('hybrid',)) -> dict:
+    """Index the passages once, then ask every question once per indexer ``retrieval`` (a request parameter).
+    Returns ``{'results': {retrieval: [QuestionResult]}, 'info': {...}}``."""
     from client.flowctl import FlowProcess
     from covidqa.docs import DocList, QADoc
 
@@ -194,35 +198,46 @@ def run_flow(passages: List[Passage], questions: List[ArticleQuestion], reader_m
                 raise RuntimeError(f'/count says {info["indexed"]} documents, {len(passages)} were indexed')
             client.post(endpoint, DocList[QADoc]([QADoc(text='What is the incubation period?')]),
                         parameters=params, timeout=300)  # warm-up (first ONNX runs)
-            results = []
-            for i, q in enumerate(questions):
-                t0 = time.perf_counter()
-                try:
-                    got = client.post(endpoint, DocList[QADoc]([QADoc(text=q.question)]), parameters=params,
-                                      return_type=DocList[QADoc], timeout=300)
-                except ConnectionError:  # see tests/integration/test_flow.py: a fresh client once
-                    client = flow.client()
-                    got = client.post(endpoint, DocList[QADoc]([QADoc(text=q.question)]), parameters=params,
-                                      return_type=DocList[QADoc], timeout=300)
-                seconds = time.perf_counter() - t0
-                matches = got[0].matches
-                if len(matches) != min(top_k, len(passages)):
-                    raise RuntimeError(f'{endpoint} returned {len(matches)} matches, expected {top_k}')
-                missing = [m.id for m in matches if m.parent_id is None or m.offset_start is None]
-                if missing:
-                    raise RuntimeError(f'{endpoint}: matches {missing[:3]} came back without parent_id/offsets')
-                hits = [Hit(m.parent_id, m.offset_start, m.offset_end, m.text) for m in matches]
-                result = QuestionResult(q.id, q.question, q.answer_text, *judge(q, hits), seconds=seconds)
-                if not retrieval_only:
-                    top = got[0].answers[0]
-                    score_answer(result, q, top.answer)
-                    by_id = {m.id: m for m in matches}
-                    source = by_id.get(top.context_id)
-                    result.answer_in_gold_span_article = bool(source and source.parent_id == q.article_id)
-                results.append(result)
-                if (i + 1) % 20 == 0:
-                    print(f'  Flow: {i + 1}/{len(questions)} questions', flush=True)
-    return {'results': results, 'info': info}
+            by_retrieval = {}
+            for retrieval in retrievals:
+                by_retrieval[retrieval] = ask_flow(flow, client, endpoint, dict(params, retrieval=retrieval),
+                                                   questions, top_k, len(passages), retrieval_only)
+    return {'results': by_retrieval, 'info': info}
+
+
+def ask_flow(flow, client, endpoint: str, params: dict, questions: List[ArticleQuestion], top_k: int,
+             passages: int, retrieval_only: bool) -> List[QuestionResult]:
+    from covidqa.docs import DocList, QADoc
+
+    results = []
+    for i, q in enumerate(questions):
+        t0 = time.perf_counter()
+        try:
+            got = client.post(endpoint, DocList[QADoc]([QADoc(text=q.question)]), parameters=params,
+                              return_type=DocList[QADoc], timeout=300)
+        except ConnectionError:  # see tests/integration/test_flow.py: a fresh client once
+            client = flow.client()
+            got = client.post(endpoint, DocList[QADoc]([QADoc(text=q.question)]), parameters=params,
+                              return_type=DocList[QADoc], timeout=300)
+        seconds = time.perf_counter() - t0
+        matches = got[0].matches
+        if len(matches) != min(top_k, passages):
+            raise RuntimeError(f'{endpoint} returned {len(matches)} matches, expected {top_k}')
+        missing = [m.id for m in matches if m.parent_id is None or m.offset_start is None]
+        if missing:
+            raise RuntimeError(f'{endpoint}: matches {missing[:3]} came back without parent_id/offsets')
+        hits = [Hit(m.parent_id, m.offset_start, m.offset_end, m.text) for m in matches]
+        result = QuestionResult(q.id, q.question, q.answer_text, *judge(q, hits), seconds=seconds)
+        if not retrieval_only:
+            top = got[0].answers[0]
+            score_answer(result, q, top.answer)
+            by_id = {m.id: m for m in matches}
+            source = by_id.get(top.context_id)
+            result.answer_in_gold_span_article = bool(source and source.parent_id == q.article_id)
+        results.append(result)
+        if (i + 1) % 20 == 0:
+            print(f'  Flow ({params["retrieval"]}): {i + 1}/{len(questions)} questions', flush=True)
+    return results
 
 
 # ------------------------------------------------------------------------------------------------ in-process rows
@@ -298,6 +313,9 @@ def main(argv=None) -> int:
                              "0 = always answer, e.g. to check the mechanics with an untrained reader)")
     parser.add_argument('--retrieval-only', action='store_true', help='recall only: no reader (Flow /search)')
     parser.add_argument('--skip-flow', action='store_true', help='in-process rows only (BM25, oracle)')
+    parser.add_argument('--flow-retrieval', default='hybrid,dense',
+                        help="the indexer's rankings to ask the Flow with, comma list (the `retrieval` parameter: "
+                             "hybrid, dense, lexical)")
     parser.add_argument('--out', default=str(OUT_DIR / 'articles.json'))
     ns = parser.parse_args(argv)
     if ns.top_k < 1 or ns.top_k > 100:
@@ -337,11 +355,13 @@ def main(argv=None) -> int:
     }
     rows = []
     if not ns.skip_flow:
+        retrievals = [r.strip() for r in ns.flow_retrieval.split(',') if r.strip()]
         flow = run_flow(passages, questions, reader_model, ns.top_k, ns.index_max_length, ns.retrieval_only,
-                        read_args)
+                        read_args, retrievals)
         report['flow'] = flow['info']
-        rows.append(summarise('Flow (dense)' if ns.retrieval_only else 'Flow (dense + reader)', flow['results'],
-                              ns.top_k))
+        for retrieval, results in flow['results'].items():
+            rows.append(summarise(f'Flow ({retrieval})' if ns.retrieval_only else f'Flow ({retrieval} + reader)',
+                                  results, ns.top_k))
 
     t0 = time.perf_counter()
     bm25 = BM25Retriever(passages)

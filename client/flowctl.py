@@ -63,6 +63,15 @@ def gateway_ready(http_url: str, timeout: float = 2) -> bool:
         return False
 
 
+def port_open(port: int, host: str = '127.0.0.1', timeout: float = 1) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def shard_indexer(config: dict, shards: int) -> dict:
     """``config`` (a loaded flow.yml) with the indexer split over ``shards`` and the merger after it, as the README
     tells a user to do (in place; returns it). One shard: unchanged."""
@@ -144,7 +153,9 @@ class FlowProcess:
         return self
 
     def ready(self) -> bool:
-        return gateway_ready(self.http_url)
+        """The HTTP gateway answers ``/dry_run`` and the gRPC port accepts connections: jina starts its two servers
+        side by side, and a client that connected on the first 200 of ``/dry_run`` was once refused by gRPC."""
+        return gateway_ready(self.http_url) and port_open(self.grpc_port)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout

@@ -5,7 +5,9 @@ moves.
 Layout of a shard directory::
 
     store.sqlite (+ -wal, -shm)   documents, vectors (float32 blobs, one row per label and embedder version),
-                                  the labels deleted or replaced (``dead``) and ``meta`` (seq, count, version, dim)
+                                  the labels deleted or replaced (``dead``), ``meta`` (seq, count, version, dim)
+                                  and ``lexical``, the FTS5 (BM25) index of each document's text and answer, kept in
+                                  step with ``docs`` by triggers (so in the same transaction as every write)
     ann-v<version>-s<seq>-n<live>.hnsw   the latest HNSW snapshot (index: hnsw), covering changes up to <seq>
     snapshot.lock, reembed.lock   fcntl locks shared by every process that opens the directory
 
@@ -49,6 +51,7 @@ from docarray import DocList
 
 from covidqa.ann import INDEX_KINDS, VectorIndex, load_hnsw, make_index
 from covidqa.docs import StoredDoc
+from covidqa.hybrid import DEFAULT_BM25_WEIGHT, DEFAULT_CANDIDATES, RETRIEVALS, fts_query, fuse
 from covidqa.paths import PathLike
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,10 @@ SNAPSHOT = re.compile(r'^ann-v(\d+)-s(\d+)-n(\d+)\.hnsw$')
 CHUNK = 20000  # rows read per fetch when rebuilding or catching up
 SQL_VARS = 500  # ids per IN (...) query
 
+# what the lexical (BM25) index holds of a document: its text and, for a FAQ entry, its answer (a column of its own,
+# weighted ANSWER_WEIGHT against the text's 1 in BM25: a question's words in an entry's question count more)
+LEXICAL_COLUMNS = "{row}.label, {row}.text, coalesce(json_extract({row}.fields, '$.answer'), '')"
+ANSWER_WEIGHT = 0.5  # measured: benchmarks/RETRIEVAL_RESULTS.md
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (label INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL,
                                  fields TEXT NOT NULL);
@@ -68,6 +75,14 @@ CREATE INDEX IF NOT EXISTS vectors_version ON vectors (version);
 CREATE TABLE IF NOT EXISTS dead (label INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS dead_seq ON dead (seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5(text, answer,
+                                                     tokenize='porter unicode61 remove_diacritics 2');
+CREATE TRIGGER IF NOT EXISTS docs_lexical_insert AFTER INSERT ON docs BEGIN
+  INSERT INTO lexical (rowid, text, answer) VALUES (""" + LEXICAL_COLUMNS.format(row='new') + """);
+END;
+CREATE TRIGGER IF NOT EXISTS docs_lexical_delete AFTER DELETE ON docs BEGIN
+  DELETE FROM lexical WHERE rowid = old.label;
+END;
 """
 
 
@@ -166,8 +181,13 @@ class DocumentStore:
         with self._lock:
             self._db.executescript(SCHEMA)
             self._db.execute('BEGIN IMMEDIATE')
-            for key, value in (('seq', 0), ('count', 0), ('version', version), ('dim', 0)):
+            for key, value in (('seq', 0), ('count', 0), ('version', version), ('dim', 0), ('lexical', 0)):
                 self._db.execute('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)', (key, value))
+            if not self._meta(self._db)['lexical']:  # a store written before the lexical index: index it once
+                self._db.execute('DELETE FROM lexical')
+                self._db.execute(f'INSERT INTO lexical (rowid, text, answer) SELECT '
+                                 f'{LEXICAL_COLUMNS.format(row="docs")} FROM docs')
+                self._set_meta(self._db, lexical=1)
             self._db.execute('COMMIT')
 
     @staticmethod
@@ -389,16 +409,26 @@ class DocumentStore:
             return self._db.execute('SELECT 1 FROM vectors WHERE version < ? OR version > ? LIMIT 1',
                                     (version, version)).fetchone() is not None
 
-    def search(self, vectors: np.ndarray, limit: int, version: Optional[int] = None
+    def search(self, vectors: np.ndarray, limit: int, version: Optional[int] = None,
+               texts: Optional[Sequence[str]] = None, retrieval: str = 'dense',
+               bm25_weight: float = DEFAULT_BM25_WEIGHT, candidates: int = DEFAULT_CANDIDATES
                ) -> List[Tuple[DocList[StoredDoc], np.ndarray]]:
-        """Top-``limit`` documents by cosine similarity for each row of ``vectors``, best first.
+        """Top-``limit`` documents for each row of ``vectors`` (and each of ``texts``, the same queries' words),
+        best first.
 
+        ``retrieval``: ``'dense'`` (cosine similarity of the vectors; the score is the cosine), ``'lexical'`` (BM25
+        of ``texts`` over the documents' text and answer; the score is BM25) or ``'hybrid'`` (both rankings'
+        top-``candidates`` fused, :func:`covidqa.hybrid.fuse`; the score is the fused one, in [0, 1]).
         ``version``: the embedder version of ``vectors``; raises :class:`StaleVersion` when the index holds another
         (checked under the lock that swaps versions, so a query never meets vectors of another model).
         """
+        if retrieval not in RETRIEVALS:
+            raise ValueError(f'retrieval must be one of {RETRIEVALS}, not {retrieval!r}')
         queries = np.asarray(vectors, dtype=np.float32)
         if queries.ndim == 1:
             queries = queries[None, :]
+        if retrieval != 'dense' and (texts is None or len(texts) != len(queries)):
+            raise ValueError(f'{retrieval} retrieval needs the text of every query')
         with self._lock:
             self._catch_up()
             if version is not None and version != self._ann_version:
@@ -407,14 +437,34 @@ class DocumentStore:
                 return [(DocList[StoredDoc](), np.zeros(0, dtype=np.float32)) for _ in range(len(queries))]
             if queries.shape[1] != self._ann.dim:
                 raise ValueError(f'query vectors have {queries.shape[1]} dimensions, the store {self._ann.dim}')
-            labels, scores = self._ann.search(queries, limit)
-            found = self._docs('label', sorted({int(label) for label in labels.reshape(-1)}))
+            depth = limit if retrieval == 'dense' else max(limit, candidates)
+            ranked: List[List[Tuple[int, float]]] = [[] for _ in range(len(queries))]
+            if retrieval != 'lexical':
+                labels, scores = self._ann.search(queries, depth)
+                ranked = [[(int(a), float(b)) for a, b in zip(row_labels, row_scores)]
+                          for row_labels, row_scores in zip(labels, scores)]
+            if retrieval != 'dense':
+                lexical = [self._lexical(text, depth) for text in cast(Sequence[str], texts)]
+                ranked = lexical if retrieval == 'lexical' else [
+                    fuse(dense, words, bm25_weight, limit) for dense, words in zip(ranked, lexical)]
+            ranked = [row[:limit] for row in ranked]
+            found = self._docs('label', sorted({label for row in ranked for label, _ in row}))
         results = []
-        for row_labels, row_scores in zip(labels, scores):
-            keep = [j for j, label in enumerate(row_labels) if int(label) in found]  # gone since: skipped
-            results.append((DocList[StoredDoc]([found[int(row_labels[j])] for j in keep]),
-                            np.asarray(row_scores[keep], dtype=np.float32)))
+        for row in ranked:
+            kept = [(label, score) for label, score in row if label in found]  # gone since: skipped
+            results.append((DocList[StoredDoc]([found[label] for label, _ in kept]),
+                            np.asarray([score for _, score in kept], dtype=np.float32)))
         return results
+
+    def _lexical(self, text: str, limit: int) -> List[Tuple[int, float]]:
+        """``(label, BM25)`` of the ``limit`` best documents for the words of ``text`` (FTS5's ``bm25()``,
+        k1 1.2, b 0.75, Porter stems), best first. Call with the lock held."""
+        query = fts_query(text)
+        if query is None:
+            return []
+        rows = self._db.execute('SELECT rowid, -bm25(lexical, 1.0, ?) AS score FROM lexical WHERE lexical MATCH ? '
+                                'ORDER BY score DESC LIMIT ?', (ANSWER_WEIGHT, query, limit)).fetchall()
+        return [(int(label), float(score)) for label, score in rows]
 
     # ---- writes ------------------------------------------------------------------------------------------------
     def _write(self, docs: DocList[StoredDoc], check_version: bool = True) -> int:

@@ -142,16 +142,17 @@ class VersionedIndex:
                 log.info('embedder version moved (%s); embedding again', stale)
         return attempt()
 
-    def search(self, docs, limit: int) -> List[Tuple[DocList[StoredDoc], np.ndarray]]:
+    def search(self, docs, limit: int, **options) -> List[Tuple[DocList[StoredDoc], np.ndarray]]:
         """Top-``limit`` stored documents for each of ``docs`` (``text`` and/or ``embedding``+``model_version``),
-        with their query vectors in the store's version."""
+        with their query vectors in the store's version; ``options``: ``retrieval``, ``bm25_weight``,
+        ``candidates`` of :meth:`covidqa.store.DocumentStore.search` (the lexical ranking reads ``text``)."""
         if len(docs) == 0:
             return []
 
         def attempt():
             version, vectors = self.vectors_for(docs)
             return self.store.search(np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors]),
-                                     limit, version=version)
+                                     limit, version=version, texts=[d.text or '' for d in docs], **options)
         return self._retrying(attempt)
 
     def upsert(self, docs, fields: Sequence[str]) -> int:

@@ -2,6 +2,9 @@
 
 Endpoints: ``/index`` (add, or replace by id), ``/update`` (replace; every id must exist), ``/search`` and
 ``/answer`` (top-``limit`` matches, default 10, each with ``score``), ``/delete`` (by id), ``/count``.
+Ranking (``retrieval``, per request or in ``uses_with``): ``dense`` by default (the score is the cosine),
+``lexical`` (BM25 over the stored text and answer) or ``hybrid`` (both fused, :mod:`covidqa.hybrid`; the score is
+the fused one, in [0, 1]).
 The store lives in ``index_dir`` (default ``$COVIDQA_HOME/index``), one sub-directory per shard, and survives restarts.
 
 Shards: with ``shards: N`` and ``polling: ALL`` every shard sees every request and keeps only the ids that hash to it,
@@ -24,6 +27,7 @@ from typing import List
 from jina import Executor, requests
 
 from covidqa.docs import DocList, MatchDoc, QADoc
+from covidqa.hybrid import DEFAULT_BM25_WEIGHT, DEFAULT_CANDIDATES, RETRIEVALS
 from covidqa.paths import index_dir as default_index_dir
 from covidqa.versioned_index import VersionedIndex
 from covidqa.versions import ModelVersions
@@ -51,13 +55,22 @@ class Indexer(Executor):
     """``uses_with``: ``model``, ``pooling``, ``backend``, ``num_threads`` (the embedder's, for re-embedding),
     ``index_dir`` (default ``$COVIDQA_HOME/index``), ``versions_dir``, ``limit`` (default 10), ``watch_interval``
     (seconds between checks of ``TARGET``), ``index`` (``exact`` | ``hnsw``), ``M``, ``ef_construction``,
-    ``ef_search``, ``index_threads`` (HNSW build threads), ``snapshot_every`` (HNSW: changes between snapshots)."""
+    ``ef_search``, ``index_threads`` (HNSW build threads), ``snapshot_every`` (HNSW: changes between snapshots),
+    ``retrieval`` (``dense`` | ``hybrid`` | ``lexical``; per request: the ``retrieval`` parameter), ``bm25_weight``
+    (BM25's share of the hybrid score, default 0.7; parameter ``bm25_weight``), ``candidates`` (each ranking's
+    depth before fusion, default 50): :mod:`covidqa.hybrid`."""
 
     def __init__(self, model: str = 'base', pooling: str = 'cls', backend: str = 'torch', index_dir: str = '',
                  versions_dir: str = '', limit: int = 10, watch_interval: float = 1.0, num_threads: int = 0,
                  index: str = 'exact', M: int = 16, ef_construction: int = 100, ef_search: int = 256,
-                 index_threads: int = 1, snapshot_every: int = 50000, **kwargs):
+                 index_threads: int = 1, snapshot_every: int = 50000, retrieval: str = 'dense',
+                 bm25_weight: float = DEFAULT_BM25_WEIGHT, candidates: int = DEFAULT_CANDIDATES, **kwargs):
         super().__init__(**kwargs)
+        if retrieval not in RETRIEVALS:
+            raise ValueError(f'retrieval must be one of {RETRIEVALS}, not {retrieval!r}')
+        if not 0.0 <= bm25_weight <= 1.0 or candidates < 1:
+            raise ValueError(f'bm25_weight must be in [0, 1] and candidates >= 1, got {bm25_weight}, {candidates}')
+        self.search_options = dict(retrieval=retrieval, bm25_weight=float(bm25_weight), candidates=int(candidates))
         self.shard_id = int(getattr(self.runtime_args, 'shard_id', 0) or 0)
         self.shards = int(getattr(self.runtime_args, 'shards', 1) or 1)
         self.default_limit = limit
@@ -104,10 +117,13 @@ class Indexer(Executor):
     def update(self, docs: DocList[QADoc], parameters: dict, **kwargs):
         return self._store(docs, parameters, '/update', must_exist=True)
 
-    def _search(self, docs: DocList[QADoc], limit, endpoint: str) -> DocList[QADoc]:
+    def _search(self, docs: DocList[QADoc], params: SearchParameters, endpoint: str) -> DocList[QADoc]:
         if len(docs) == 0:
             return docs
-        results = self._checked(lambda: self.index.search(docs, or_default(limit, self.default_limit)), endpoint)
+        options = dict(self.search_options, retrieval=or_default(params.retrieval, self.search_options['retrieval']),
+                       bm25_weight=or_default(params.bm25_weight, self.search_options['bm25_weight']))
+        results = self._checked(lambda: self.index.search(docs, or_default(params.limit, self.default_limit),
+                                                          **options), endpoint)
         for doc, (found, scores) in zip(docs, results):
             doc.matches = DocList[MatchDoc]([
                 MatchDoc(id=m.id, score=float(s), **{f: getattr(m, f) for f in STORED_FIELDS})
@@ -118,11 +134,11 @@ class Indexer(Executor):
 
     @requests(on='/search')
     def search(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        return self._search(docs, SearchParameters.parse(parameters, '/search').limit, '/search')
+        return self._search(docs, SearchParameters.parse(parameters, '/search'), '/search')
 
     @requests(on='/answer')
     def answer(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        return self._search(docs, AnswerParameters.parse(parameters, '/answer').limit, '/answer')
+        return self._search(docs, AnswerParameters.parse(parameters, '/answer'), '/answer')
 
     @requests(on='/delete', **RESULTS)
     def delete(self, docs: DocList[QADoc], parameters: dict, **kwargs):

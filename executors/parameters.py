@@ -17,7 +17,7 @@ Example::
     3
     >>> SearchParameters.parse({'limt': 3})
     Traceback (most recent call last):
-    executors._common.BadRequest: unknown parameter(s) ['limt'] for /search; known parameters: ['batch_size', 'limit', 'max_length']
+    executors._common.BadRequest: unknown parameter(s) ['limt'] for /search; known parameters: ['batch_size', 'bm25_weight', 'limit', 'max_length', 'retrieval']
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
+from covidqa.hybrid import RETRIEVALS
 from executors._common import BadRequest
 
 MAX_WAIT_S = 3600
@@ -109,6 +110,7 @@ Limit = Annotated[Optional[int], _integer(1, 1000, 'matches per query (indexer; 
 MaxLength = Annotated[Optional[int], _integer(1, 512, 'tokens per query/document embedded (tokenizer; default 50)')]
 BatchSize = Annotated[Optional[int], _integer(1, 1024, 'texts (embedder) or windows (reader) per forward pass')]
 ContextField = Literal['auto', 'answer', 'text']  # AnswerParameters.context_field
+Retrieval = Literal['dense', 'lexical', 'hybrid']  # SearchParameters.retrieval (covidqa.hybrid.RETRIEVALS)
 StartFrom = Literal['current', 'base']  # QATrainParameters.start_from
 
 
@@ -167,6 +169,11 @@ class SearchParameters(Parameters):
     limit: Limit = None
     max_length: MaxLength = None
     batch_size: BatchSize = None
+    retrieval: Annotated[Optional[Retrieval],
+                         _choice(RETRIEVALS, "how the indexer ranks: 'dense' (cosine), 'lexical' (BM25) or 'hybrid' "
+                                             '(both, fused)')] = None
+    bm25_weight: Annotated[Optional[float],
+                           _number(0.0, 1.0, "BM25's share of the hybrid score (the cosine's: 1 - bm25_weight)")] = None
 
 
 class AnswerParameters(SearchParameters):

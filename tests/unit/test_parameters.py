@@ -25,8 +25,11 @@ def test_values_are_checked_and_converted():
 
 
 @pytest.mark.parametrize('model, parameters, message', [
-    (SearchParameters, {'limt': 3}, "unknown parameter(s) ['limt'] for /x; known parameters: ['batch_size', 'limit', "
-                                    "'max_length']"),
+    (SearchParameters, {'limt': 3}, "unknown parameter(s) ['limt'] for /x; known parameters: ['batch_size', 'bm25_weight', "
+                                    "'limit', 'max_length', 'retrieval']"),
+    (SearchParameters, {'retrieval': 'sparse'}, "parameter 'retrieval' must be one of ('dense', 'lexical', 'hybrid'), "
+                                                "got 'sparse'"),
+    (SearchParameters, {'bm25_weight': 1.5}, "parameter 'bm25_weight' must be a number between 0.0 and 1.0, got 1.5"),
     (SearchParameters, {'top_k': 3}, "unknown parameter(s) ['top_k'] for /x"),  # a reader key is not a /search key
     (SearchParameters, {'limit': -1}, "parameter 'limit' must be an integer between 1 and 1000, got -1"),
     (SearchParameters, {'limit': 'ten'}, "parameter 'limit' must be an integer between 1 and 1000, got 'ten'"),
