@@ -38,7 +38,6 @@ import numpy as np
 from covidqa.docs import DocList, StoredDoc
 from covidqa.embedding import Embedder
 from covidqa.hybrid import DEFAULT_CANDIDATES
-from covidqa.onnx_backend import OnnxEncoderRunner
 from covidqa.passages import read_squad_articles, split_articles
 from covidqa.paths import data_dir
 from covidqa.qa_files import read_qa_file
@@ -49,9 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def int8_embedder(max_length: int, threads: int) -> Embedder:
     """The Flow's embedder (flow.yml: base model, ``[CLS]`` pooling, int8 ONNX)."""
-    embedder = Embedder('base', backend='onnx', num_threads=threads, max_length=max_length)
-    embedder._runner = OnnxEncoderRunner('base', num_threads=threads, quantize=True)
-    return embedder
+    return Embedder('base', backend='onnx-int8', num_threads=threads, max_length=max_length)
 
 
 class Task:

@@ -23,23 +23,22 @@ Example::
 """
 from __future__ import annotations
 
-import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from covidqa.lexical import WORD
 from covidqa.question_match import STOP_WORDS
 
 RETRIEVALS = ('dense', 'lexical', 'hybrid')
 DEFAULT_BM25_WEIGHT = 0.7
 DEFAULT_CANDIDATES = 50  # per ranking, before fusion
 MAX_QUERY_TERMS = 32  # words of a question that the lexical search looks up (bounds its work)
-_WORD = re.compile(r'[^\W_]+')
 
 
 def fts_query(text: str, max_terms: int = MAX_QUERY_TERMS) -> Optional[str]:
     """The FTS5 ``MATCH`` query for ``text``: its distinct words (lowercased, stop words dropped, at most
     ``max_terms``), each quoted (so nothing in a question is FTS5 syntax), joined by ``OR``. ``None`` when no word
     is left (a question of stop words or punctuation: no lexical matches)."""
-    words = dict.fromkeys(w.lower() for w in _WORD.findall(text or ''))
+    words = dict.fromkeys(w.lower() for w in WORD.findall(text or ''))
     kept = [w for w in words if w not in STOP_WORDS][:max_terms]
     return ' OR '.join(f'"{w}"' for w in kept) or None
 

@@ -36,7 +36,7 @@ from covidqa.question_match import STEM_LENGTH, STOP_WORDS
 
 BM25_K1 = 1.2
 BM25_B = 0.75
-_WORD = re.compile(r'[^\W_]+')
+WORD = re.compile(r'[^\W_]+')  # a word: a run of letters and digits (also covidqa.hybrid's)
 _SENTENCE_END = re.compile(r'(?<=[.!?])\s+|\n+')
 
 
@@ -51,7 +51,7 @@ class Sentence:
 
 def index_terms(text: str) -> List[str]:
     """The words BM25 counts: lowercased letter/digit runs, stop words dropped, cut to ``STEM_LENGTH`` letters."""
-    words = (w.lower() for w in _WORD.findall(text))
+    words = (w.lower() for w in WORD.findall(text))
     return [w[:STEM_LENGTH] for w in words if w not in STOP_WORDS]
 
 

@@ -437,7 +437,7 @@ class DocumentStore:
                 return [(DocList[StoredDoc](), np.zeros(0, dtype=np.float32)) for _ in range(len(queries))]
             if queries.shape[1] != self._ann.dim:
                 raise ValueError(f'query vectors have {queries.shape[1]} dimensions, the store {self._ann.dim}')
-            depth = limit if retrieval == 'dense' else max(limit, candidates)
+            depth = max(limit, candidates) if retrieval == 'hybrid' else limit  # fusion looks deeper
             ranked: List[List[Tuple[int, float]]] = [[] for _ in range(len(queries))]
             if retrieval != 'lexical':
                 labels, scores = self._ann.search(queries, depth)
