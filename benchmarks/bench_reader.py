@@ -16,6 +16,7 @@ Usage::
     python benchmarks/bench_reader.py --squad-dev 0            # also all of SQuAD v1.1 dev (N > 0: every k-th, N)
     python benchmarks/bench_reader.py --model DIR              # evaluate another checkpoint
     python benchmarks/bench_reader.py --train '{"learning_rate": 2e-4}' --label lr2e-4   # train a variant first
+    python benchmarks/bench_reader.py --train '{}' --start-from shipped --epochs 1 --label s3   # continue the shipped one
     python benchmarks/bench_reader.py --article-limit 60       # quicker: every k-th article question, 60 in all
 
 Data root: ``$COVIDQA_DATA`` (default ``../shared/data`` next to the repo).
@@ -35,6 +36,7 @@ from covidqa.qa import TRAINING_META_FILE, QuestionAnswering
 from covidqa.qa_files import read_qa_file
 from covidqa.reader import DEFAULT_LEXICAL_WEIGHT, resolve_reader_model
 from covidqa.reader_recipe import ARTICLE_DEV, PARAGRAPH_DEV, train_default_reader
+from covidqa.shipped import shipped_reader_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,6 +76,8 @@ def main(argv=None) -> int:
     parser.add_argument('--epochs', type=float, help='num_train_epochs for --train')
     parser.add_argument('--max-minutes', type=float, help='time budget for --train (0: none)')
     parser.add_argument('--no-articles', action='store_true', help='--train on paragraph-level data only')
+    parser.add_argument('--start-from', help='--train from this reader (a directory, or "shipped": the committed '
+                                             'reader) instead of the base model; adds ADAPT_ARGS')
     parser.add_argument('--article-fraction', type=float, default=1.0)
     parser.add_argument('--label', default='default', help='name of this run in the output')
     parser.add_argument('--article-limit', type=int, default=0, help='evaluate only N full-article questions')
@@ -95,7 +99,8 @@ def main(argv=None) -> int:
         model = str(REPO / 'benchmarks' / 'out' / 'models' / ns.label)
         train_default_reader(model, force=True, epochs=ns.epochs, data_dir=root, max_minutes=ns.max_minutes,
                              args=json.loads(ns.train or '{}'), include_articles=not ns.no_articles,
-                             article_fraction=ns.article_fraction)
+                             article_fraction=ns.article_fraction,
+                             start_from=shipped_reader_dir() if ns.start_from == 'shipped' else ns.start_from)
     model_dir = Path(model) if model else Path(resolve_reader_model(None))
     meta_path = model_dir / TRAINING_META_FILE
     if meta_path.is_file():

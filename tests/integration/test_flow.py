@@ -101,6 +101,22 @@ def test_search_ranks_by_the_retrieval_parameter_over_grpc_and_http(flow, faq_do
     assert status == 400 and "parameter 'retrieval' must be one of" in json.dumps(body)
 
 
+def test_answer_retrieves_hybrid_by_default_and_search_dense(flow, faq_docs):
+    """``/answer`` ranks its contexts ``hybrid`` (indexer ``answer_retrieval``), ``/search`` ``dense`` (``retrieval``);
+    the request's ``retrieval`` overrides either."""
+    question = 'Can the virus be transmitted through mosquito bites?'
+
+    def ranked(endpoint, **parameters):
+        docs = flow.client().post(endpoint, DocList[QADoc]([QADoc(text=question)]), return_type=DocList[QADoc],
+                                  parameters={'limit': 5, **parameters})
+        return [(m.id, round(m.score, 5)) for m in docs[0].matches]
+
+    hybrid, dense = ranked('/search', retrieval='hybrid'), ranked('/search')
+    assert hybrid != dense  # fused scores are not cosines: the two rankings tell apart
+    assert ranked('/answer') == hybrid
+    assert ranked('/answer', retrieval='dense') == dense == ranked('/search', retrieval='dense')
+
+
 def test_count_after_index(flow, faq_docs):
     counted = results(flow.client().post('/count', DocList[QADoc](), return_responses=True))
     assert indexer_reply(counted)['count'] == len(set(faq_docs.id))
