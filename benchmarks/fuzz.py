@@ -218,7 +218,7 @@ def _bad_value(rng: random.Random, name: str = ''):
 
 TYPED_PARAMETERS = {'/search': ['limit', 'max_length', 'batch_size'],
                     '/answer': ['limit', 'top_k', 'max_answer_length', 'doc_stride', 'no_answer_threshold',
-                                'lexical_weight', 'context_field'],
+                                'lexical_weight', 'overlap_threshold', 'context_field'],
                     '/train': ['wait', 'timeout'], '/rollback': ['version'], '/index': ['max_length', 'batch_size']}
 
 

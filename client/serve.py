@@ -20,7 +20,8 @@ from covidqa.shard_replies import indexer_reply
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m client.serve', description=__doc__.split('\n\n')[0])
     parser.add_argument('--faq', default=None, help='CSV (path or URL) with question, answer columns to index '
-                        'when the index is empty (default: deepset COVID-19 FAQ, downloaded once)')
+                        'when the index is empty (default: the deepset COVID-19 FAQ: its copy under $COVIDQA_DATA, '
+                        'else downloaded once)')
     parser.add_argument('--question-column', default='question')
     parser.add_argument('--grpc-port', type=int, default=54321)
     parser.add_argument('--http-port', type=int, default=8080)
@@ -43,10 +44,11 @@ def main(argv=None):
         counted = client.post('/count', DocList[QADoc](), return_responses=True)[0].parameters['__results__']
         stored = indexer_reply(counted)['count']
         if stored == 0:
-            from toydata import generate_qa
+            from toydata import default_faq_source, generate_qa
 
-            docs = generate_qa(args.faq, question_column=args.question_column, skip_bad=True)
-            print(f'indexing {len(docs)} FAQ entries from {args.faq or "the deepset COVID-19 FAQ"} ...', flush=True)
+            source = args.faq or default_faq_source()
+            docs = generate_qa(source, question_column=args.question_column, skip_bad=True)
+            print(f'indexing {len(docs)} FAQ entries from {source} ...', flush=True)
             client.post('/index', docs, request_size=32, show_progress=True, metadata=auth_metadata())
         else:
             print(f'the index already holds {stored} documents', flush=True)

@@ -198,14 +198,20 @@ class QuestionAnswering:
         """
         return predict(self._reader, records_of(input_filepath, require_answers=False))
 
-    def answer_question(self, context: str, question: str, top_k: int = 1) -> List[QuestionAnsweringResult]:
+    def answer_question(self, context: str, question: str, top_k: int = 1,
+                        overlap_threshold: float = 1.0) -> List[QuestionAnsweringResult]:
         """The ``top_k`` best answers to ``question`` in ``context`` (any length), best first.
+
+        ``overlap_threshold`` 1.0 (the default) returns ``top_k`` spans even when they overlap, as HappyTransformer's
+        ``answer_question`` does; a lower value drops spans that share more than that fraction of their characters
+        with a better answer (the Flow's ``/answer`` uses 0.01, as haystack).
 
         Example: ``qa.answer_question('Masks reduce spread.', 'What reduces spread?')[0].answer`` -> ``'Masks'``
         """
         if not isinstance(context, str) or not context.strip():
             raise ValueError('context must be a non-empty string')
-        answers = self._reader.read(question, [context], top_k=top_k, no_answer_threshold=0.0)
+        answers = self._reader.read(question, [context], top_k=top_k, no_answer_threshold=0.0,
+                                    overlap_threshold=overlap_threshold)
         return [QuestionAnsweringResult(a.answer, a.score, a.start, a.end) for a in answers]
 
     # ------------------------------------------------------------------------------------------------------- save

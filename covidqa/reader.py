@@ -22,8 +22,10 @@ function: encode -> logits -> decode -> priors -> rank):
    words (BM25 over the sentences of the question's contexts, :mod:`covidqa.lexical`; BERTserini's interpolation of
    reader and BM25 scores, per sentence): on COVID-QA full articles it is the window choice that the model gets
    wrong most, and the answer's sentence usually repeats the question's words;
-5. spans from all windows and contexts are merged, deduplicated by ``(context, start, end)`` (the best score wins)
-   and the ``top_k`` best returned (:func:`_rank`), best first, with **character** offsets such that
+5. spans from all windows and contexts are merged, deduplicated by ``(context, start, end)`` (the best score wins),
+   spans that overlap a better answer of the same context by more than ``overlap_threshold`` of their characters are
+   dropped (:func:`covidqa.span_decoding.drop_overlapping`, as haystack's ``ExtractiveReader``), and the ``top_k``
+   best returned (:func:`_rank`), best first, with **character** offsets such that
    ``contexts[i][answer.start:answer.end] == answer.answer``.
 
 "No answer": spans whose probability *within their window* (softmax over that window's ``[CLS]`` + context
@@ -76,6 +78,7 @@ from covidqa.span_decoding import (
     DecodedSpans,
     SpanCandidate,
     decode_spans,
+    drop_overlapping,
     question_normalisers,
     window_probabilities,
 )
@@ -95,6 +98,7 @@ __all__ = [
     'resolve_reader_model',
     'DEFAULT_NO_ANSWER_THRESHOLD',
     'DEFAULT_LEXICAL_WEIGHT',
+    'DEFAULT_OVERLAP_THRESHOLD',
 ]
 
 logger = logging.getLogger(__name__)
@@ -109,6 +113,10 @@ DEFAULT_NO_ANSWER_THRESHOLD = 0.01
 # (:mod:`covidqa.lexical`): score * exp(-weight * (1 - match)). Full-article dev F1 of two default readers peaks
 # at 12-30 (benchmarks/READER_RESULTS.md, "Lexical sentence prior"); paragraph F1 hardly moves.
 DEFAULT_LEXICAL_WEIGHT = 20.0
+# top_k answers are distinct: a span sharing more than this fraction of its characters with a better answer of the
+# same context is dropped (haystack's ExtractiveReader default); 1.0 keeps near-copies ("from person-to-person." and
+# "person-to-person"). The best answer is never dropped, so top-1 EM/F1 do not depend on it.
+DEFAULT_OVERLAP_THRESHOLD = 0.01
 
 Runner = Callable[[np.ndarray, np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
@@ -216,6 +224,8 @@ class ExtractiveReader:
     :param batch_size: windows per model call.
     :param lexical_weight: how strongly spans outside the sentences that best match the question's words (BM25,
         :mod:`covidqa.lexical`) are discounted: score times ``exp(-lexical_weight * (1 - match))``; 0 = off.
+    :param overlap_threshold: a span sharing more than this fraction of its characters with a better answer of the same
+        context (or of that answer's characters) is not returned, so the ``top_k`` answers differ; 1.0 = keep all.
     :param max_query_length: questions are cut to this many tokens.
     :param num_threads: torch / ONNX Runtime intra-op threads (None: library default).
 
@@ -236,6 +246,7 @@ class ExtractiveReader:
         num_threads: Optional[int] = None,
         lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
         runner: Optional[Runner] = None,
+        overlap_threshold: float = DEFAULT_OVERLAP_THRESHOLD,
     ):
         if backend not in BACKENDS:
             raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
@@ -252,6 +263,7 @@ class ExtractiveReader:
         self.max_query_length = _check_positive_int('max_query_length', max_query_length)
         self.num_threads = num_threads
         self.lexical_weight = _check_number('lexical_weight', lexical_weight, 100.0)
+        self.overlap_threshold = _check_number('overlap_threshold', overlap_threshold, 1.0)
         self._runner: Optional[Runner] = runner
         self._tokenizer: Optional[Any] = None  # a transformers tokenizer, loaded by load()
         self._model_path: Optional[PathLike] = None
@@ -331,6 +343,7 @@ class ExtractiveReader:
         doc_stride: Optional[int] = None,
         batch_size: Optional[int] = None,
         lexical_weight: Optional[float] = None,
+        overlap_threshold: Optional[float] = None,
     ) -> List[Answer]:
         """The ``top_k`` best answers to ``question`` over all ``contexts``, best first.
 
@@ -345,7 +358,8 @@ class ExtractiveReader:
         return self.read_many([question], [contexts], [context_ids] if context_ids is not None else None,
                               top_k=top_k, max_answer_length=max_answer_length,
                               no_answer_threshold=no_answer_threshold, max_seq_length=max_seq_length,
-                              doc_stride=doc_stride, batch_size=batch_size, lexical_weight=lexical_weight)[0]
+                              doc_stride=doc_stride, batch_size=batch_size, lexical_weight=lexical_weight,
+                              overlap_threshold=overlap_threshold)[0]
 
     def read_many(
         self,
@@ -359,13 +373,14 @@ class ExtractiveReader:
         doc_stride: Optional[int] = None,
         batch_size: Optional[int] = None,
         lexical_weight: Optional[float] = None,
+        overlap_threshold: Optional[float] = None,
     ) -> List[List[Answer]]:
         """:meth:`read` for several questions at once (``contexts[i]`` are the contexts of ``questions[i]``);
         windows of all questions share batches. Returns one answer list per question, in order."""
         return self.read_many_detailed(
             questions, contexts, context_ids, top_k=top_k, max_answer_length=max_answer_length,
             no_answer_threshold=no_answer_threshold, max_seq_length=max_seq_length, doc_stride=doc_stride,
-            batch_size=batch_size, lexical_weight=lexical_weight,
+            batch_size=batch_size, lexical_weight=lexical_weight, overlap_threshold=overlap_threshold,
         ).answers
 
     def read_many_detailed(
@@ -380,6 +395,7 @@ class ExtractiveReader:
         doc_stride: Optional[int] = None,
         batch_size: Optional[int] = None,
         lexical_weight: Optional[float] = None,
+        overlap_threshold: Optional[float] = None,
     ) -> 'ReadDetails':
         """:meth:`read_many` that also returns the windows and their logits (used for evaluation losses).
 
@@ -396,6 +412,8 @@ class ExtractiveReader:
         doc_stride = _check_positive_int('doc_stride', doc_stride if doc_stride is not None else self.doc_stride, 0)
         lexical_weight = _check_number(
             'lexical_weight', lexical_weight if lexical_weight is not None else self.lexical_weight, 100.0)
+        overlap_threshold = _check_number(
+            'overlap_threshold', overlap_threshold if overlap_threshold is not None else self.overlap_threshold, 1.0)
         pair_q, pair_c, pair_owner = self._pairs(questions, contexts, context_ids)
         if not pair_q:
             return ReadDetails([[Answer('', 1.0, -1, -1)] for _ in questions],
@@ -421,7 +439,7 @@ class ExtractiveReader:
             if lexical_weight > 0 and decoded.candidates:
                 scores = _lexical_priors(questions[qi], contexts[qi], decoded.candidates, scores, lexical_weight)
             ids = context_ids[qi] if context_ids is not None else None
-            results.append(_rank(decoded, scores, contexts[qi], ids, top_k))
+            results.append(_rank(decoded, scores, contexts[qi], ids, top_k, overlap_threshold))
         return ReadDetails(results, windows, logits, pair_owner)
 
     @staticmethod
@@ -467,10 +485,12 @@ def _lexical_priors(question: str, contexts: Sequence[str], candidates: Sequence
 
 
 def _rank(decoded: DecodedSpans, scores: Sequence[float], contexts: Sequence[str],
-          context_ids: Optional[Sequence[Optional[str]]], top_k: int) -> List[Answer]:
-    """The ``top_k`` best candidates (by ``scores``, ties by ``(context, start, end)``) as :class:`Answer`; the
-    no-answer result when there is none."""
-    ranked = sorted(zip(scores, decoded.candidates), key=lambda sc: (-sc[0], sc[1].key))[:top_k]
+          context_ids: Optional[Sequence[Optional[str]]], top_k: int,
+          overlap_threshold: float = DEFAULT_OVERLAP_THRESHOLD) -> List[Answer]:
+    """The ``top_k`` best candidates (by ``scores``, ties by ``(context, start, end)``; near-copies of a better one
+    dropped, :func:`drop_overlapping`) as :class:`Answer`; the no-answer result when there is none."""
+    ordered = sorted(zip(scores, decoded.candidates), key=lambda sc: (-sc[0], sc[1].key))
+    ranked = [ordered[i] for i in drop_overlapping([c.key for _, c in ordered], overlap_threshold, limit=top_k)]
     answers = [Answer(answer=contexts[c.context][c.start:c.end], score=score, start=c.start, end=c.end,
                       context_id=(context_ids[c.context] if context_ids is not None else None),
                       context_index=c.context)

@@ -36,6 +36,7 @@ __all__ = [
     'SpanCandidate',
     'decode_spans',
     'decode_window',
+    'drop_overlapping',
     'question_normalisers',
     'window_probabilities',
 ]
@@ -193,3 +194,37 @@ def decode_spans(logits: Sequence[Logits], offsets: Sequence[np.ndarray], contex
                 best[candidate.key] = candidate
     ranked = sorted(best.values(), key=lambda c: (-c.score, c.key))
     return DecodedSpans(ranked, no_answer)
+
+
+def drop_overlapping(spans: Sequence[Tuple[int, int, int]], overlap_threshold: float,
+                     limit: Optional[int] = None) -> List[int]:
+    """Which of ``spans`` to keep so that no two kept answers are near-copies of each other (haystack's
+    ``ExtractiveReader(overlap_threshold=...)``).
+
+    :param spans: ``(context, start, end)`` character spans, best first.
+    :param overlap_threshold: a span is dropped when it shares more than this fraction of its own characters, or of
+        the characters of a better span already kept, with that span (same context only); ``1.0`` keeps every span.
+    :param limit: stop after this many kept spans (default: all).
+    :returns: the indices of the kept spans, in the given (best-first) order.
+
+    Example: "the river in Maine" (0-18) kept, then "the river" (0-9) shares 100% of its characters with it: dropped;
+    "in Maine" (10-18) against "the river in" (0-12) shares 2 of 8 and 2 of 12 characters (25%): kept at a threshold
+    of 0.25 or more. ``drop_overlapping([(0, 0, 18), (0, 0, 9), (1, 0, 9)], 0.01) == [0, 2]``.
+    """
+    kept: List[int] = []
+    for i, (context, start, end) in enumerate(spans):
+        if limit is not None and len(kept) >= limit:
+            break
+        length = max(end - start, 1)
+        duplicate = False
+        for j in kept:
+            other_context, other_start, other_end = spans[j]
+            if other_context != context:
+                continue
+            shared = min(end, other_end) - max(start, other_start)
+            if shared > 0 and max(shared / length, shared / max(other_end - other_start, 1)) > overlap_threshold:
+                duplicate = True
+                break
+        if not duplicate:
+            kept.append(i)
+    return kept

@@ -189,6 +189,9 @@ class AnswerParameters(SearchParameters):
     lexical_weight: Annotated[Optional[float],
                               _number(0.0, 100.0, 'discount of spans outside the context sentences that best match '
                                                   "the question's words (0 = the model alone)")] = None
+    overlap_threshold: Annotated[Optional[float],
+                                 _number(0.0, 1.0, 'drop a span sharing more than this fraction of its characters '
+                                                   'with a better answer of the same match (1 = keep all)')] = None
     context_field: Annotated[Optional[ContextField],
                              _choice(get_args(ContextField), "what the reader reads of a match ('auto': answer, "
                                                              'else text)')] = None

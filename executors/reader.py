@@ -8,7 +8,9 @@ Endpoints:
   without matches, or whose best span scores below ``no_answer_threshold``, gets one no-answer span (``answer=''``,
   ``start=end=-1``). Parameters: ``top_k`` (default 1), ``max_answer_length``, ``doc_stride``, ``max_seq_length``,
   ``no_answer_threshold``, ``lexical_weight`` (0-100: how much spans outside the context sentences that best match
-  the question's words are discounted, :mod:`covidqa.lexical`; 0 = the model alone), ``batch_size`` (windows per
+  the question's words are discounted, :mod:`covidqa.lexical`; 0 = the model alone), ``overlap_threshold`` (0-1:
+  a span sharing more than this fraction of its characters with a better answer of the same match is not returned;
+  1 keeps near-copies), ``batch_size`` (windows per
   forward pass), ``context_field`` (``'auto'`` | ``'answer'``
   | ``'text'``); the Flow-wide ``limit``/``max_length`` belong to other Executors and are ignored here.
 - ``/qa/train``: fine-tune on ``parameters['file']`` (CSV or SQuAD JSON under ``data_dir``) or on the request's
@@ -40,7 +42,7 @@ outside it is refused. Parameters: :mod:`executors.parameters`. Every client err
 
 ``uses_with``: ``model`` ('' = the trained default reader, else the base model with a warning), ``backend``
 ('torch' | 'onnx' | 'onnx-int8'), ``max_seq_length`` (384), ``doc_stride`` (128), ``max_answer_length`` (64), ``top_k`` (1),
-``no_answer_threshold`` (0.01), ``lexical_weight`` (the reader's default), ``batch_size`` (16), ``num_threads`` (0 = library default), ``data_dir`` ('' =
+``no_answer_threshold`` (0.01), ``lexical_weight`` (the reader's default), ``overlap_threshold`` (0.01), ``batch_size`` (16), ``num_threads`` (0 = library default), ``data_dir`` ('' =
 ``$COVIDQA_HOME/data``), ``model_dir`` (where ``/qa/train`` saves; '' = ``$COVIDQA_HOME/models/reader``).
 """
 import dataclasses
@@ -57,7 +59,12 @@ from covidqa.models import BASE_MODEL_NAME
 from covidqa.paths import default_reader_dir, qa_files_dir
 from covidqa.qa import QATrainArgs, QATrainArgsError
 from covidqa.qa_files import QADataError, QARecord
-from covidqa.reader import DEFAULT_LEXICAL_WEIGHT, DEFAULT_NO_ANSWER_THRESHOLD, ExtractiveReader
+from covidqa.reader import (
+    DEFAULT_LEXICAL_WEIGHT,
+    DEFAULT_NO_ANSWER_THRESHOLD,
+    DEFAULT_OVERLAP_THRESHOLD,
+    ExtractiveReader,
+)
 from covidqa.reader_scoring import evaluate, predict, records_of
 from executors._common import BadRequest, check_texts
 from executors.parameters import AnswerParameters, NoParameters, QAFileParameters, QATrainParameters, or_default
@@ -79,6 +86,7 @@ class ReaderConfig(TypedDict):
     batch_size: int
     num_threads: Optional[int]
     lexical_weight: float
+    overlap_threshold: float
 
 
 class Reader(Executor):
@@ -87,11 +95,13 @@ class Reader(Executor):
     def __init__(self, model: str = '', backend: str = 'torch', max_seq_length: int = 384, doc_stride: int = 128,
                  max_answer_length: int = 64, top_k: int = 1, no_answer_threshold: float = DEFAULT_NO_ANSWER_THRESHOLD,
                  batch_size: int = 16, num_threads: int = 0, data_dir: str = '', model_dir: str = '',
-                 lexical_weight: float = DEFAULT_LEXICAL_WEIGHT, **kwargs):
+                 lexical_weight: float = DEFAULT_LEXICAL_WEIGHT, overlap_threshold: float = DEFAULT_OVERLAP_THRESHOLD,
+                 **kwargs):
         super().__init__(**kwargs)
         self.config = ReaderConfig(backend=backend, max_seq_length=max_seq_length, doc_stride=doc_stride,
                            max_answer_length=max_answer_length, top_k=top_k, no_answer_threshold=no_answer_threshold,
-                           batch_size=batch_size, num_threads=num_threads or None, lexical_weight=lexical_weight)
+                           batch_size=batch_size, num_threads=num_threads or None, lexical_weight=lexical_weight,
+                           overlap_threshold=overlap_threshold)
         self.data_dir = Path(data_dir).resolve() if data_dir else qa_files_dir()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.model_dir = Path(model_dir).resolve() if model_dir else default_reader_dir()
@@ -116,7 +126,8 @@ class Reader(Executor):
             results = self._served().read_many(
                 [d.text for d in docs], contexts, ids, top_k=params.top_k, max_answer_length=params.max_answer_length,
                 doc_stride=params.doc_stride, max_seq_length=params.max_seq_length, batch_size=params.batch_size,
-                no_answer_threshold=params.no_answer_threshold, lexical_weight=params.lexical_weight)
+                no_answer_threshold=params.no_answer_threshold, lexical_weight=params.lexical_weight,
+                overlap_threshold=params.overlap_threshold)
         except ValueError as error:
             raise BadRequest(f'/answer: {error}') from None
         for doc, ctxs, answers in zip(docs, contexts, results):

@@ -37,6 +37,7 @@ from covidqa.qa_files import QADataError
 
 PathLike = Union[str, os.PathLike]
 DEFAULT_FAQ_URL = 'https://raw.githubusercontent.com/deepset-ai/COVID-QA/master/data/faqs/faq_covidbert.csv'
+DEFAULT_FAQ_FILE = 'covid_faq_deepset/faq_covidbert.csv'  # the same file under the data root ($COVIDQA_DATA)
 URL_COLUMNS = ('url', 'link')
 
 
@@ -67,6 +68,15 @@ def fetch(source: PathLike) -> Path:
     return target
 
 
+def default_faq_source() -> PathLike:
+    """The deepset COVID-19 FAQ: the local copy under the data root (``$COVIDQA_DATA``) when there is one, so that an
+    offline machine needs no download; else its URL (downloaded once by :func:`fetch`)."""
+    from covidqa.paths import data_dir
+
+    local = data_dir() / DEFAULT_FAQ_FILE
+    return local if local.is_file() else DEFAULT_FAQ_URL
+
+
 def _doc_id(question: str, answer: str) -> str:
     return hashlib.sha1(f'{question}\x1f{answer}'.encode()).hexdigest()[:16]
 
@@ -82,7 +92,8 @@ def generate_qa(
 ) -> DocList[QADoc]:
     """Read a CovidQA CSV into ``DocList[QADoc]``.
 
-    :param source: path or URL of the CSV (default: deepset's COVID-19 FAQ CSV, downloaded once).
+    :param source: path or URL of the CSV (default: deepset's COVID-19 FAQ CSV, :func:`default_faq_source`: the copy
+        under ``$COVIDQA_DATA`` if present, else downloaded once).
     :param num_total: use only the first ``num_total`` good rows (default: all).
     :param num_train: with ``is_testset``, rows ``[0, num_train)`` are the training set, the rest the test set.
     :param is_testset: return the test part instead of the training part (only with ``num_train``).
@@ -91,7 +102,7 @@ def generate_qa(
     :param seed: seed for choosing wrong answers when the file has none.
     :return: the documents; the list has ``skipped`` and ``problems`` attributes.
     """
-    path = fetch(source or DEFAULT_FAQ_URL)
+    path = fetch(source or default_faq_source())
     csv.field_size_limit(sys.maxsize)
     with open(path, newline='', encoding='utf-8') as f:
         reader = csv.DictReader(f)

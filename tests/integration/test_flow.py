@@ -154,6 +154,9 @@ def test_answer_spans_point_into_their_context(flow):
             if span.answer:  # a "no answer" result has start == end == -1
                 assert span.context_id in match_ids
                 assert span.context[span.start:span.end] == span.answer
+        for i, a in enumerate(query.answers):  # top_k answers are distinct (overlap_threshold 0.01)
+            for b in query.answers[:i]:
+                assert a.context_id != b.context_id or min(a.end, b.end) <= max(a.start, b.start), (a, b)
     # the lexical sentence prior only discounts scores: without it (lexical_weight 0) no span scores lower
     plain = flow.client().post('/answer', DocList[QADoc]([QADoc(text=q) for q in questions]),
                                parameters={'limit': 3, 'top_k': 3, 'lexical_weight': 0}, return_type=DocList[QADoc])
@@ -294,6 +297,7 @@ def test_bad_grpc_input_is_refused_clearly_and_the_flow_keeps_serving(flow, faq_
     ({'data': [{'text': ''}]}, 400, 'empty text'),
     ({'data': [{'text': 'ok'}], 'parameters': {'top_k': 0}}, 400, "parameter 'top_k' must be an integer"),
     ({'data': [{'text': 'ok'}], 'parameters': {'lexical_weight': -1}}, 400, "parameter 'lexical_weight' must be"),
+    ({'data': [{'text': 'ok'}], 'parameters': {'overlap_threshold': 2}}, 400, "parameter 'overlap_threshold' must be"),
     ({'data': [{'text': 'ok'}], 'parameters': {'limt': 3}}, 400, "unknown parameter(s) ['limt'] for /answer"),
     # shards' answers are joined by query id: two queries with one id would get each other's matches
     ({'data': [{'id': 'q', 'text': 'a'}, {'id': 'q', 'text': 'b'}]}, 400, "documents 0 and 1 have the same id 'q'"),

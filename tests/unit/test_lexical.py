@@ -58,7 +58,9 @@ def test_reader_discounts_spans_outside_the_best_sentence():
     sentences = ARTICLE.split('\n')[0].split('. ')
     contexts = [ARTICLE, ' '.join(sentences[::-1])]
     question = 'What is the incubation period of COVID-19?'
-    reader = ExtractiveReader(model='base', max_seq_length=64, doc_stride=16, no_answer_threshold=0.0)
+    # overlap_threshold 1: every candidate span, so the weighted list is the plain one rescored
+    reader = ExtractiveReader(model='base', max_seq_length=64, doc_stride=16, no_answer_threshold=0.0,
+                              overlap_threshold=1.0)
     plain = reader.read(question, contexts, top_k=5000, lexical_weight=0)
     weighted = reader.read(question, contexts, top_k=5000, lexical_weight=3.0)
     assert reader.lexical_weight > 0  # the default is on; per-call values do not stick

@@ -79,6 +79,10 @@ def test_answer_question_top_k(trained):
     assert len(answers) == 3 and all(isinstance(a, QuestionAnsweringResult) for a in answers)
     assert [a.score for a in answers] == sorted((a.score for a in answers), reverse=True)
     assert all(context[a.start:a.end] == a.answer for a in answers)
+    distinct = qa.answer_question(context, 'What is the natural reservoir of SARS-CoV-2?', top_k=3,
+                                  overlap_threshold=0.01)
+    assert distinct[0] == answers[0] and 1 <= len(distinct) <= 3
+    assert all(min(a.end, b.end) <= max(a.start, b.start) for i, a in enumerate(distinct) for b in distinct[:i])
     with pytest.raises(ValueError, match='context must be a non-empty string'):
         qa.answer_question('', 'q?')
 

@@ -122,6 +122,8 @@ def test_long_context_answers_map_back_to_characters(reader, runner):
 
 
 def test_top_k_best_first_and_deduplicated(reader):
+    # overlap_threshold 1: every distinct span (near-copies included), so the full candidate list can be compared
+    reader.overlap_threshold = 1.0
     contexts = [LONG[:900], SENTENCES[1], SENTENCES[3]]
     answers = reader.read(QUESTION, contexts, context_ids=['a', 'b', 'c'], top_k=10)
     assert len(answers) == 10
@@ -137,6 +139,35 @@ def test_top_k_best_first_and_deduplicated(reader):
     assert {a.context_index for a in everything} == {0, 1, 2}
     assert [a.score for a in everything] == sorted((a.score for a in everything), reverse=True)
     assert [(a.context_index, a.start, a.end) for a in everything[:10]] == keys
+
+
+def shared_fraction(a, b):
+    shared = min(a.end, b.end) - max(a.start, b.start)
+    return max(shared / (a.end - a.start), shared / (b.end - b.start)) if shared > 0 else 0.0
+
+
+def test_top_k_answers_are_not_near_copies_of_a_better_one(reader):
+    contexts = [LONG[:900], SENTENCES[1]]
+    every = reader.read(QUESTION, contexts, top_k=30, overlap_threshold=1.0)
+    assert any(shared_fraction(a, b) > 0.5 for i, a in enumerate(every) for b in every[:i]
+               if a.context_index == b.context_index)  # the untrained head proposes nested spans
+    distinct = reader.read(QUESTION, contexts, top_k=30)  # the default, 0.01: no shared characters in one context
+    assert distinct[0] == every[0]  # the best answer never drops
+    assert [a.score for a in distinct] == sorted((a.score for a in distinct), reverse=True)
+    for i, a in enumerate(distinct):
+        for b in distinct[:i]:
+            assert a.context_index != b.context_index or shared_fraction(a, b) <= 0.01, (a, b)
+    # exactly the greedy choice over the full list: each dropped span overlaps a better kept one
+    kept = {(a.context_index, a.start, a.end) for a in distinct}
+    for i, a in enumerate(every):
+        if (a.context_index, a.start, a.end) not in kept and len(distinct) < 30:
+            assert any(shared_fraction(a, b) > 0.01 for b in distinct if b.context_index == a.context_index
+                       and b.score >= a.score), a
+    half = reader.read(QUESTION, contexts, top_k=30, overlap_threshold=0.5)
+    assert len(distinct) <= len(half) <= len(every)
+    assert reader.overlap_threshold == 0.01  # per-call overrides do not stick
+    with pytest.raises(ValueError, match='overlap_threshold must be a number between 0 and 1'):
+        reader.read(QUESTION, contexts, overlap_threshold=1.5)
 
 
 def test_spans_compete_in_one_softmax_over_all_windows_and_contexts(reader):
@@ -197,10 +228,10 @@ def test_no_answer_results(reader):
     empty = reader.read(QUESTION, ['', '   '])
     assert len(empty) == 1 and empty[0].is_no_answer and empty[0].score == 1.0
     assert reader.read(QUESTION, [])[0].is_no_answer
-    # a threshold between the best span scores keeps only spans above it
-    spans = reader.read(QUESTION, [SENTENCES[1]], top_k=5, no_answer_threshold=0.0)
+    # a threshold between the best span scores keeps only spans above it (near-copies kept: one short sentence)
+    spans = reader.read(QUESTION, [SENTENCES[1]], top_k=5, no_answer_threshold=0.0, overlap_threshold=1.0)
     cut = (spans[1].score + spans[2].score) / 2
-    kept = reader.read(QUESTION, [SENTENCES[1]], top_k=5, no_answer_threshold=cut)
+    kept = reader.read(QUESTION, [SENTENCES[1]], top_k=5, no_answer_threshold=cut, overlap_threshold=1.0)
     assert [(a.start, a.end) for a in kept] == [(a.start, a.end) for a in spans[:2]]
 
 

@@ -10,6 +10,7 @@ from covidqa.span_decoding import (
     SpanCandidate,
     decode_spans,
     decode_window,
+    drop_overlapping,
     question_normalisers,
     window_probabilities,
 )
@@ -190,3 +191,21 @@ def test_threshold_compares_the_in_window_probability_not_the_question_wide_scor
                            contexts=[0, 1, 2, 3, 4, 5])
     kept = [c for c in crowded.candidates if c.key == (0, 4, 17)]
     assert kept and kept[0].score < threshold <= kept[0].window_score
+
+
+def test_drop_overlapping_keeps_the_better_of_near_copies_like_haystack():
+    text = 'the river in Maine'
+    river_in_maine, the_river, river_in, in_maine = (0, 0, 18), (0, 0, 9), (0, 0, 12), (0, 10, 18)
+    assert text[0:9] == 'the river' and text[10:18] == 'in Maine'
+    # "the river" lies wholly inside the better "the river in Maine": dropped; the same span in context 1 stays
+    assert drop_overlapping([river_in_maine, the_river, (1, 0, 9)], 0.01) == [0, 2]
+    # "in Maine" shares 2 of its 8 characters (25%) with the better "the river in"
+    assert drop_overlapping([river_in, in_maine], 0.25) == [0, 1]
+    assert drop_overlapping([river_in, in_maine], 0.24) == [0]
+    # the fraction of the *better* span counts too: a long span over a short better one
+    assert drop_overlapping([(0, 4, 9), (0, 0, 100)], 0.5) == [0]
+    # touching is not overlapping; 1.0 keeps everything; limit stops after that many kept
+    assert drop_overlapping([(0, 0, 3), (0, 3, 9)], 0.0) == [0, 1]
+    assert drop_overlapping([river_in_maine, the_river, river_in], 1.0) == [0, 1, 2]
+    assert drop_overlapping([river_in_maine, the_river, (1, 0, 9), (2, 0, 1)], 0.01, limit=2) == [0, 2]
+    assert drop_overlapping([], 0.01) == []

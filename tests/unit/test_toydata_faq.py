@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from toydata import QADataError, generate_qa
+from toydata import DEFAULT_FAQ_URL, QADataError, default_faq_source, generate_qa
 
 
 def write_csv(path, rows, columns=('question', 'answer')):
@@ -80,3 +80,15 @@ def test_url_is_downloaded_once_and_cached(tmp_path, monkeypatch):
     assert first.text == second.text == [f'q{i}' for i in range(5)]
     assert hits == ['/faq.csv']  # second call read the cache
     assert any((tmp_path / 'cache').glob('*faq.csv'))
+
+
+def test_default_source_is_the_local_copy_under_the_data_root(faq_csv, tmp_path, monkeypatch):
+    # offline (this machine): generate_qa() with no source reads $COVIDQA_DATA's copy, no download
+    monkeypatch.setenv('COVIDQA_DATA', str(faq_csv.parents[1]))
+    monkeypatch.setenv('COVIDQA_CACHE', str(tmp_path / 'cache'))
+    assert default_faq_source() == faq_csv
+    assert generate_qa().text == generate_qa(faq_csv).text
+    assert not (tmp_path / 'cache').exists()
+    # without a local copy the default is the URL (fetched once when online)
+    monkeypatch.setenv('COVIDQA_DATA', str(tmp_path / 'empty'))
+    assert default_faq_source() == DEFAULT_FAQ_URL
