@@ -202,7 +202,8 @@ def random_json(rng: random.Random, depth: int = 0):
     return {rng.choice(keys) + str(rng.randint(0, 9)): random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))}
 
 
-FLOAT_RANGES = {'no_answer_threshold': (0.0, 1.0), 'lexical_weight': (0.0, 100.0), 'timeout': (1.0, 3600.0)}
+FLOAT_RANGES = {'no_answer_threshold': (0.0, 1.0), 'lexical_weight': (0.0, 100.0), 'overlap_threshold': (0.0, 1.0),
+                'timeout': (1.0, 3600.0)}
 
 
 def _bad_value(rng: random.Random, name: str = ''):

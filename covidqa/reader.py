@@ -23,8 +23,8 @@ function: encode -> logits -> decode -> priors -> rank):
    reader and BM25 scores, per sentence): on COVID-QA full articles it is the window choice that the model gets
    wrong most, and the answer's sentence usually repeats the question's words;
 5. spans from all windows and contexts are merged, deduplicated by ``(context, start, end)`` (the best score wins),
-   spans that overlap a better answer of the same context by more than ``overlap_threshold`` of their characters are
-   dropped (:func:`covidqa.span_decoding.drop_overlapping`, as haystack's ``ExtractiveReader``), and the ``top_k``
+   spans that overlap a better answer of the same context by more than ``overlap_threshold`` of their characters (or
+   of the better answer's) are dropped (:func:`covidqa.span_decoding.drop_overlapping`, as haystack's ``ExtractiveReader``), and the ``top_k``
    best returned (:func:`_rank`), best first, with **character** offsets such that
    ``contexts[i][answer.start:answer.end] == answer.answer``.
 
@@ -113,8 +113,8 @@ DEFAULT_NO_ANSWER_THRESHOLD = 0.01
 # (:mod:`covidqa.lexical`): score * exp(-weight * (1 - match)). Full-article dev F1 of two default readers peaks
 # at 12-30 (benchmarks/READER_RESULTS.md, "Lexical sentence prior"); paragraph F1 hardly moves.
 DEFAULT_LEXICAL_WEIGHT = 20.0
-# top_k answers are distinct: a span sharing more than this fraction of its characters with a better answer of the
-# same context is dropped (haystack's ExtractiveReader default); 1.0 keeps near-copies ("from person-to-person." and
+# top_k answers are distinct: a span sharing more than this fraction of its own characters, or of a better answer's,
+# with a better answer of the same context is dropped (haystack's ExtractiveReader default); 1.0 keeps near-copies ("from person-to-person." and
 # "person-to-person"). The best answer is never dropped, so top-1 EM/F1 do not depend on it.
 DEFAULT_OVERLAP_THRESHOLD = 0.01
 
@@ -428,7 +428,9 @@ class ExtractiveReader:
         per_question: List[List[int]] = [[] for _ in questions]
         for w, qi in enumerate(owners):
             per_question[qi].append(w)
-        keep = max(top_k * 4, 20)  # candidates per window: the lexical prior may re-rank them
+        # candidates per window: the lexical prior may re-rank them, and with overlap_threshold < 1 most of a window's
+        # best spans are near-copies of its best one (other starts and ends around it), so top_k > 1 decodes more
+        keep = max(top_k * 4, 20) if top_k == 1 or overlap_threshold >= 1.0 else max(top_k * 20, 100)
         results = []
         for qi, ws in enumerate(per_question):
             decoded = decode_spans(

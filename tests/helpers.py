@@ -55,3 +55,11 @@ def sleep_for(seconds: float) -> None:
     import time
 
     time.sleep(seconds)
+
+
+def shared_fraction(a, b) -> float:
+    """How much two answers (``start``/``end`` character offsets into one context) overlap, as
+    ``covidqa.span_decoding.drop_overlapping`` measures it: the shared characters over either answer's length, the
+    larger of the two (0 when they do not overlap)."""
+    shared = min(a.end, b.end) - max(a.start, b.start)
+    return max(shared / max(a.end - a.start, 1), shared / max(b.end - b.start, 1)) if shared > 0 else 0.0
