@@ -35,7 +35,7 @@ from covidqa.embedding import pool
 from covidqa.feedback import TrainingExample
 from covidqa.finetune import DEFAULTS, train_encoder
 from covidqa.models import load_encoder, load_tokenizer
-from covidqa.paths import data_dir
+from covidqa.paths import FAQ_FILE, data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,7 +83,7 @@ def ranking_metrics(scores: np.ndarray, right: list) -> dict:
 def load_data(data_dir: Path):
     with open(data_dir / 'covidqa_xhlulu_community' / 'community.csv', newline='', encoding='utf-8') as f:
         community = [r for r in csv.DictReader(f) if r['title'].strip() and r['question'].strip()]
-    with open(data_dir / 'covid_faq_deepset' / 'faq_covidbert.csv', newline='', encoding='utf-8') as f:
+    with open(data_dir / FAQ_FILE, newline='', encoding='utf-8') as f:
         faq = [r for r in csv.DictReader(f) if r['question'].strip() and r['answer'].strip()]
     return community, faq
 

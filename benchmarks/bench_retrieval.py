@@ -39,7 +39,7 @@ from covidqa.docs import DocList, StoredDoc
 from covidqa.embedding import Embedder
 from covidqa.hybrid import DEFAULT_CANDIDATES
 from covidqa.passages import read_squad_articles, split_articles
-from covidqa.paths import data_dir
+from covidqa.paths import FAQ_FILE, data_dir
 from covidqa.qa_files import read_qa_file
 from covidqa.store import DocumentStore
 
@@ -83,7 +83,7 @@ def tasks(root: Path) -> List[Task]:
                     [community[i]['question'][:300] for i in asked],
                     [same_answer[community[i]['answer'].strip()] for i in asked],
                     answers=[r['answer'].strip() for r in community], ks=(1, 3, 10)))
-    with open(root / 'covid_faq_deepset' / 'faq_covidbert.csv', newline='', encoding='utf-8') as f:
+    with open(root / FAQ_FILE, newline='', encoding='utf-8') as f:
         faq = [r for r in csv.DictReader(f) if r['question'].strip() and r['answer'].strip()]
     plain = str.maketrans('', '', string.punctuation)
     out.append(Task('faq-reworded', [r['question'].strip() for r in faq],

@@ -33,7 +33,7 @@ from measure import cpu_state, memory_of, percentile, process_tree, run_load
 from client.flowctl import FlowProcess
 from client.grpc_stub import GrpcStub
 from covidqa.docs import DocList, QADoc
-from covidqa.paths import data_dir
+from covidqa.paths import FAQ_FILE, data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def main() -> None:
 
     from toydata import generate_qa
 
-    questions = [d.text for d in generate_qa(data_dir() / 'covid_faq_deepset' / 'faq_covidbert.csv')]
+    questions = [d.text for d in generate_qa(data_dir() / FAQ_FILE)]
     overrides = {'indexer': {'index': 'hnsw', 'index_dir': str(args.work / 'index'), 'ef_search': args.ef}}
     home = args.work / 'home'
     home.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,7 @@ from measure import (
 from speed_baseline import FAQ, bench_baseline_in_child, load_faq
 from speed_report import CONCURRENCY, compute_ratios, markdown, targets
 
-from covidqa.paths import data_dir
+from covidqa.paths import FAQ_FILE, data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -479,7 +479,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     reader_dir = benchmark_reader(args.reader)
     os.environ['COVIDQA_HOME'] = str(home)  # the ONNX cache of the base model and the Flow's state live here
-    faq_path = data_dir() / 'covid_faq_deepset' / 'faq_covidbert.csv'
+    faq_path = data_dir() / FAQ_FILE
     faq = load_faq(faq_path)
     questions = bench_questions(faq, args.questions)
     import onnxruntime

@@ -50,7 +50,7 @@ from measure import cpu_state, memory_of, percentile, process_tree  # noqa: E402
 
 from client.flowctl import FlowProcess  # noqa: E402
 from covidqa.docs import DocList, QADoc  # noqa: E402
-from covidqa.paths import data_dir  # noqa: E402
+from covidqa.paths import FAQ_FILE, data_dir  # noqa: E402
 from covidqa.shard_replies import indexer_reply  # noqa: E402
 from covidqa.store import DocumentStore  # noqa: E402
 from toydata import generate_qa  # noqa: E402
@@ -361,7 +361,7 @@ def main(argv=None) -> int:
         args.png = args.png.with_name('soak_replicas.png')
     keys = {'indexer': {'replicas': args.replicas}} if args.replicas > 1 else None
 
-    faq = generate_qa(data_dir() / 'covid_faq_deepset' / 'faq_covidbert.csv')
+    faq = generate_qa(data_dir() / FAQ_FILE)
     token = secrets.token_hex(16)
     home = Path(tempfile.mkdtemp(prefix='soak-home-'))
     env = {'COVIDQA_TOKEN': token, 'JINA_LOG_LEVEL': 'INFO'}

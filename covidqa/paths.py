@@ -27,6 +27,8 @@ PathLike = Union[str, os.PathLike]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_READER_FILE = REPO_ROOT / 'models' / 'reader' / 'covidqa-reader.fp16.safetensors'
+# deepset's COVID-19 FAQ (question, answer), under the data root: data_dir() / FAQ_FILE
+FAQ_FILE = 'covid_faq_deepset/faq_covidbert.csv'
 
 
 def service_home(home: Optional[PathLike] = None) -> Path:
@@ -95,6 +97,6 @@ def data_file(relative: PathLike, root: Optional[PathLike] = None) -> Path:
     return path
 
 
-__all__ = ['PathLike', 'REPO_ROOT', 'SHIPPED_READER_FILE', 'service_home', 'default_reader_dir',
+__all__ = ['PathLike', 'REPO_ROOT', 'SHIPPED_READER_FILE', 'FAQ_FILE', 'service_home', 'default_reader_dir',
            'pretrained_reader_dir', 'shipped_reader_home', 'embedder_versions_dir', 'checkpoint_dir', 'index_dir',
            'feedback_dir', 'qa_files_dir', 'onnx_cache_root', 'data_dir', 'data_file']

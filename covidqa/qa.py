@@ -203,8 +203,8 @@ class QuestionAnswering:
         """The ``top_k`` best answers to ``question`` in ``context`` (any length), best first.
 
         ``overlap_threshold`` 1.0 (the default) returns ``top_k`` spans even when they overlap, as HappyTransformer's
-        ``answer_question`` does; a lower value drops spans that share more than that fraction of their characters
-        (or of its characters) with a better answer (the Flow's ``/answer`` uses 0.01, as haystack). Only this method
+        ``answer_question`` does; a lower value drops spans that share more than that fraction of their own characters,
+        or of the better answer's, with a better answer (the Flow's ``/answer`` uses 0.01, as haystack). Only this method
         defaults to 1.0: :attr:`reader` itself (an :class:`ExtractiveReader`) keeps its own default, 0.01.
 
         Example: ``qa.answer_question('Masks reduce spread.', 'What reduces spread?')[0].answer`` -> ``'Masks'``

@@ -24,8 +24,9 @@ function: encode -> logits -> decode -> priors -> rank):
    wrong most, and the answer's sentence usually repeats the question's words;
 5. spans from all windows and contexts are merged, deduplicated by ``(context, start, end)`` (the best score wins),
    spans that overlap a better answer of the same context by more than ``overlap_threshold`` of their characters (or
-   of the better answer's) are dropped (:func:`covidqa.span_decoding.drop_overlapping`, as haystack's ``ExtractiveReader``), and the ``top_k``
-   best returned (:func:`_rank`), best first, with **character** offsets such that
+   of the better answer's) are dropped (:func:`covidqa.span_decoding.drop_overlapping`, as haystack's
+   ``ExtractiveReader``), and the ``top_k`` best returned (:func:`_rank`), best first, with **character** offsets
+   such that
    ``contexts[i][answer.start:answer.end] == answer.answer``.
 
 "No answer": spans whose probability *within their window* (softmax over that window's ``[CLS]`` + context
@@ -114,8 +115,8 @@ DEFAULT_NO_ANSWER_THRESHOLD = 0.01
 # at 12-30 (benchmarks/READER_RESULTS.md, "Lexical sentence prior"); paragraph F1 hardly moves.
 DEFAULT_LEXICAL_WEIGHT = 20.0
 # top_k answers are distinct: a span sharing more than this fraction of its own characters, or of a better answer's,
-# with a better answer of the same context is dropped (haystack's ExtractiveReader default); 1.0 keeps near-copies ("from person-to-person." and
-# "person-to-person"). The best answer is never dropped, so top-1 EM/F1 do not depend on it.
+# with a better answer of the same context is dropped (haystack's ExtractiveReader default); 1.0 keeps near-copies
+# ("from person-to-person." and "person-to-person"). The best answer is never dropped: top-1 EM/F1 do not depend on it.
 DEFAULT_OVERLAP_THRESHOLD = 0.01
 
 Runner = Callable[[np.ndarray, np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
@@ -487,8 +488,7 @@ def _lexical_priors(question: str, contexts: Sequence[str], candidates: Sequence
 
 
 def _rank(decoded: DecodedSpans, scores: Sequence[float], contexts: Sequence[str],
-          context_ids: Optional[Sequence[Optional[str]]], top_k: int,
-          overlap_threshold: float = DEFAULT_OVERLAP_THRESHOLD) -> List[Answer]:
+          context_ids: Optional[Sequence[Optional[str]]], top_k: int, overlap_threshold: float) -> List[Answer]:
     """The ``top_k`` best candidates (by ``scores``, ties by ``(context, start, end)``; near-copies of a better one
     dropped, :func:`drop_overlapping`) as :class:`Answer`; the no-answer result when there is none."""
     ordered = sorted(zip(scores, decoded.candidates), key=lambda sc: (-sc[0], sc[1].key))

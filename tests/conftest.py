@@ -28,12 +28,13 @@ def shared_onnx_cache(tmp_path_factory):
         os.environ.pop('COVIDQA_ONNX_CACHE', None)
 
 
+from covidqa.paths import FAQ_FILE  # noqa: E402
 from tests.helpers import REPO, data_dir, data_file  # noqa: E402,F401  (after the offline default above)
 
 
 @pytest.fixture(scope='session')
 def faq_csv() -> Path:
-    return data_file('covid_faq_deepset/faq_covidbert.csv')
+    return data_file(FAQ_FILE)
 
 
 @pytest.fixture(scope='session')

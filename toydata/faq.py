@@ -33,11 +33,11 @@ from typing import Optional, Union
 
 from covidqa.atomic import atomic_path
 from covidqa.docs import DocList, QADoc
+from covidqa.paths import FAQ_FILE, data_dir
 from covidqa.qa_files import QADataError
 
 PathLike = Union[str, os.PathLike]
 DEFAULT_FAQ_URL = 'https://raw.githubusercontent.com/deepset-ai/COVID-QA/master/data/faqs/faq_covidbert.csv'
-DEFAULT_FAQ_FILE = 'covid_faq_deepset/faq_covidbert.csv'  # the same file under the data root ($COVIDQA_DATA)
 URL_COLUMNS = ('url', 'link')
 
 
@@ -71,9 +71,7 @@ def fetch(source: PathLike) -> Path:
 def default_faq_source() -> PathLike:
     """The deepset COVID-19 FAQ: the local copy under the data root (``$COVIDQA_DATA``) when there is one, so that an
     offline machine needs no download; else its URL (downloaded once by :func:`fetch`)."""
-    from covidqa.paths import data_dir
-
-    local = data_dir() / DEFAULT_FAQ_FILE
+    local = data_dir() / FAQ_FILE
     return local if local.is_file() else DEFAULT_FAQ_URL
 
 
