@@ -7,6 +7,9 @@
     python -m client delete ID [ID ...]
 
 ``--host``/``--port`` (default 127.0.0.1:54321, or $COVIDQA_HOST / $COVIDQA_GRPC_PORT) select the Flow.
+
+Exit status: 0 on success; 2 for a user error (a file not found, a column missing, the Flow not reachable or
+refusing the request), printed as one line ``error: ...`` on stderr, without a traceback.
 """
 from __future__ import annotations
 
@@ -15,7 +18,16 @@ import os
 import sys
 import textwrap
 
-from covidqa.shard_replies import indexer_reply
+from client.quiet import quiet_jina_client, quiet_library_warnings
+
+quiet_library_warnings()
+quiet_jina_client()
+
+from covidqa.shard_replies import indexer_reply  # noqa: E402
+
+
+class UserError(Exception):
+    """A problem with what the user asked for (shown as one line, exit status 2)."""
 
 
 def auth_metadata():
@@ -32,7 +44,9 @@ def _client(args):
     return Client(host=args.host, port=args.port, protocol='grpc')
 
 
-def _post(args, endpoint, docs, parameters=None):
+def _post(args, endpoint, docs, parameters=None, return_responses=False):
+    """``docs`` posted to ``endpoint``: the reply's documents (or jina's responses with ``return_responses``).
+    Raises :class:`UserError` when the Flow refuses the request or cannot be reached."""
     from jina.excepts import BadServer
 
     from covidqa.docs import DocList, QADoc
@@ -40,12 +54,31 @@ def _post(args, endpoint, docs, parameters=None):
     try:
         return _client(args).post(endpoint, docs, parameters=parameters or {}, return_type=DocList[QADoc],
                                   request_size=args.batch_size, show_progress=endpoint == '/index',
-                                  results_in_order=True, metadata=auth_metadata())
+                                  results_in_order=True, metadata=auth_metadata(),
+                                  return_responses=return_responses)
     except BadServer as exc:
         description = getattr(getattr(exc.args[0], 'status', None), 'description', '') if exc.args else ''
-        sys.exit(f'error from the Flow: {description or exc}')
+        raise UserError(f'the Flow refused {endpoint}: {_one_line(description or exc)}') from None
     except ConnectionError as exc:
-        sys.exit(f'cannot reach the Flow at {args.host}:{args.port} ({exc}); is it running? (make serve)')
+        raise UserError(f'cannot reach the Flow at {args.host}:{args.port} ({_one_line(exc)}); is it running? '
+                        f'(make serve)') from None
+
+
+def _one_line(message) -> str:
+    return ' '.join(str(message).split())
+
+
+def legible_score(score: float) -> str:
+    """A probability as a person reads it: ``0.0011`` -> ``'0.11%'``, ``0.527`` -> ``'53%'``, ``0.00001`` ->
+    ``'<0.01%'``."""
+    percent = 100 * score
+    if percent >= 9.95:
+        return f'{percent:.0f}%'
+    if percent >= 0.995:
+        return f'{percent:.1f}%'
+    if percent >= 0.005:
+        return f'{percent:.2f}%'
+    return '<0.01%'
 
 
 def _short(text: str, width: int = 300) -> str:
@@ -76,9 +109,9 @@ def cmd_ask(args):
     for rank, span in enumerate(query.answers, 1):
         match = sources.get(span.context_id)
         if not span.answer:
-            print(f'{rank}. (no answer above the threshold) [{span.score:.3f}]')
+            print(f'{rank}. (no answer above the threshold) [score {legible_score(span.score)}]')
             continue
-        print(f'{rank}. {span.answer}   [score {span.score:.3f}]')
+        print(f'{rank}. {span.answer}   [score {legible_score(span.score)}]')
         if match is not None:
             print(f'   from: {match.text}  ({match.source or "FAQ"}{" " + match.url if match.url else ""})')
         if span.context:
@@ -87,10 +120,30 @@ def cmd_ask(args):
             print(f'   …{_short(before, 90)} >>{span.answer}<< {_short(after, 90)}…')
 
 
-def cmd_index(args):
+def user_errors_of_faq(call, *args, **kwargs):
+    """``call(*args, **kwargs)`` (reading an FAQ file), a missing file or column, or a bad row, raised as
+    :class:`UserError` with the reader's message and the options that choose the columns."""
+    from covidqa.qa_files import QADataError
+
+    try:
+        return call(*args, **kwargs)
+    except QADataError as exc:
+        hint = ' (name them with --question-column / --answer-column)' if 'missing column' in str(exc) else ''
+        raise UserError(f'{exc}{hint}') from None
+    except OSError as exc:
+        raise UserError(str(exc)) from None
+
+
+def load_faq(source, question_column: str, answer_column: str, skip_bad: bool):
+    """The FAQ file's documents (:func:`toydata.generate_qa`); raises :class:`UserError` (:func:`user_errors_of_faq`)."""
     from toydata import generate_qa
 
-    docs = generate_qa(args.file, question_column=args.question_column, skip_bad=args.skip_bad)
+    return user_errors_of_faq(generate_qa, source, question_column=question_column, answer_column=answer_column,
+                              skip_bad=skip_bad)
+
+
+def cmd_index(args):
+    docs = load_faq(args.file, args.question_column, args.answer_column, args.skip_bad)
     _post(args, '/index', docs)
     print(f'indexed {len(docs)} documents from {args.file}' + (f' ({docs.skipped} bad rows skipped)'
                                                               if docs.skipped else ''))
@@ -99,14 +152,14 @@ def cmd_index(args):
 def cmd_count(args):
     from covidqa.docs import DocList, QADoc
 
-    response = _client(args).post('/count', DocList[QADoc](), return_responses=True)
+    response = _post(args, '/count', DocList[QADoc](), return_responses=True)
     print(indexer_reply(response[0].parameters.get('__results__', {}))['count'])
 
 
 def cmd_delete(args):
     from covidqa.docs import DocList, QADoc
 
-    response = _client(args).post('/delete', DocList[QADoc]([QADoc(id=i) for i in args.ids]), return_responses=True)
+    response = _post(args, '/delete', DocList[QADoc]([QADoc(id=i) for i in args.ids]), return_responses=True)
     deleted = indexer_reply(response[0].parameters.get('__results__', {}))['deleted']
     print(f'deleted {len(deleted)}: {" ".join(deleted)}')
     missing = set(args.ids) - set(deleted)
@@ -132,6 +185,7 @@ def main(argv=None):
     p = sub.add_parser('index', help='index a CSV with question, answer[, wrong_answer] columns')
     p.add_argument('file')
     p.add_argument('--question-column', default='question')
+    p.add_argument('--answer-column', default='answer')
     p.add_argument('--skip-bad', action='store_true', help='skip rows with empty fields (counted) instead of failing')
     p.set_defaults(func=cmd_index)
     p = sub.add_parser('count', help='number of stored documents')
@@ -140,8 +194,13 @@ def main(argv=None):
     p.add_argument('ids', nargs='+')
     p.set_defaults(func=cmd_delete)
     args = parser.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except UserError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

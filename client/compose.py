@@ -53,7 +53,8 @@ TOKEN = '${COVIDQA_TOKEN:?set COVIDQA_TOKEN: the gateway listens beyond its cont
 COMMITTED_INDEX_SHARDS = 2
 
 FLOW_KEYS = {'jtype', 'version', 'with', 'gateway', 'executors'}
-WITH_KEYS = {'protocol', 'port', 'host', 'cors', 'title', 'description'}
+# extra_search_paths: where `jina flow` finds py_modules; each service here runs in the image's /app, where they are
+WITH_KEYS = {'protocol', 'port', 'host', 'cors', 'title', 'description', 'extra_search_paths'}
 GATEWAY_KEYS = {'uses', 'py_modules', 'env'}
 EXECUTOR_KEYS = {'name', 'uses', 'py_modules', 'uses_with', 'env', 'allow_concurrent', 'shards', 'replicas',
                  'polling', 'uses_after', 'uses_before', 'needs', 'when', 'host', 'floating'}

@@ -7,8 +7,8 @@ Used by the tests, the benchmarks and ``make serve``-like scripts. Example::
         client = flow.client()            # a jina gRPC Client
         ...
 
-The Flow YAML is rewritten to a temporary copy with the given ports, absolute ``py_modules`` and optional
-``uses_with`` overrides per executor; the process runs in its own session and is stopped by its PID with SIGINT
+The Flow YAML is copied to a temporary file with the given ports and optional ``uses_with`` overrides per executor
+(its ``py_modules`` found in ``flow.yml``'s folder); the process runs in its own session and is stopped by its PID with SIGINT
 (twice if needed; SIGKILL to its process group as the last resort). Never by name.
 """
 from __future__ import annotations
@@ -92,21 +92,45 @@ def shard_indexer(config: dict, shards: int) -> dict:
 def render_flow(flow_yml: Path = FLOW_YML, grpc_port: int = 54321, http_port: int = 8080,
                 overrides: Optional[Dict[str, dict]] = None, executor_keys: Optional[Dict[str, dict]] = None,
                 index_shards: int = 1) -> str:
-    """The Flow YAML with ports, absolute module paths and ``uses_with`` overrides applied; ``index_shards`` > 1
-    splits the indexer (:func:`shard_indexer`)."""
+    """The Flow YAML with ports and ``uses_with`` overrides applied, for a copy written elsewhere: its
+    ``extra_search_paths`` name ``flow_yml``'s folder, where jina finds the ``py_modules`` as written;
+    ``index_shards`` > 1 splits the indexer (:func:`shard_indexer`)."""
     config = shard_indexer(yaml.safe_load(Path(flow_yml).read_text()), index_shards)
     config['with']['port'] = [grpc_port, http_port]
+    config['with']['extra_search_paths'] = [str(Path(flow_yml).resolve().parent)]
     for executor in config.get('executors', []):
-        executor['py_modules'] = [str((Path(flow_yml).parent / m).resolve()) for m in executor.get('py_modules', [])]
         name = executor['name']
         if overrides and name in overrides:
             executor.setdefault('uses_with', {}).update(overrides[name])
         if executor_keys and name in executor_keys:
             executor.update(executor_keys[name])
-    gateway = config.get('gateway')
-    if gateway and gateway.get('py_modules'):
-        gateway['py_modules'] = [str((Path(flow_yml).parent / m).resolve()) for m in gateway['py_modules']]
     return yaml.safe_dump(config, sort_keys=False)
+
+
+def stop_by_pid(proc: subprocess.Popen, timeout: float = 30) -> bool:
+    """Stop a Flow started in its own session (``start_new_session=True``) by its PID: SIGINT, a second SIGINT after
+    ``timeout / 2`` s, then SIGKILL to its process group; any Executor process orphaned by a failed start is killed
+    with the group. Never by name. Returns False if it had already exited."""
+    if proc.poll() is not None:
+        return False
+    for attempt in range(2):
+        try:
+            os.kill(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=timeout / 2)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    try:  # executor processes orphaned by a failed start
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return True
 
 
 class FlowProcess:
@@ -192,26 +216,9 @@ class FlowProcess:
         return memory_of(self.pids())[0]
 
     def stop(self, timeout: float = 30) -> None:
-        if not self.proc or self.proc.poll() is not None:
-            return
-        for attempt in range(2):
-            try:
-                os.kill(self.proc.pid, signal.SIGINT)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(timeout=timeout / 2)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        try:  # executor processes orphaned by a failed start
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self._log.close()
+        if self.proc is not None:
+            stop_by_pid(self.proc, timeout)
+            self._log.close()
 
     def client(self, protocol: str = 'grpc'):
         from jina import Client

@@ -13,8 +13,12 @@ import signal
 import sys
 import time
 
-from client.flowctl import FlowProcess
-from covidqa.shard_replies import indexer_reply
+from client.quiet import quiet_library_warnings
+
+quiet_library_warnings()
+
+from client.flowctl import FlowProcess  # noqa: E402
+from covidqa.shard_replies import indexer_reply  # noqa: E402
 
 
 def main(argv=None):
@@ -23,31 +27,41 @@ def main(argv=None):
                         'when the index is empty (default: the deepset COVID-19 FAQ: its copy under $COVIDQA_DATA, '
                         'else downloaded once)')
     parser.add_argument('--question-column', default='question')
+    parser.add_argument('--answer-column', default='answer')
     parser.add_argument('--grpc-port', type=int, default=54321)
     parser.add_argument('--http-port', type=int, default=8080)
     parser.add_argument('--home', default=None, help='where models, index and labels live (default: $COVIDQA_HOME, '
                         'else ./workspace)')
     parser.add_argument('--no-wait', action='store_true', help='index, then stop (for scripts)')
     args = parser.parse_args(argv)
+    from client.__main__ import UserError, auth_metadata, load_faq, user_errors_of_faq
     from covidqa.paths import service_home
+    from toydata import check_faq_columns, default_faq_source
 
+    source = args.faq or default_faq_source()
+    try:  # a file named here is checked before anything starts: a wrong column is told in a second
+        if args.faq:
+            user_errors_of_faq(check_faq_columns, source, args.question_column, args.answer_column)
+    except UserError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
     home = service_home(args.home)
     flow = FlowProcess(home=home, grpc_port=args.grpc_port, http_port=args.http_port, log_path=home / 'flow.log')
     print(f'starting the Flow (logs: {flow.log_path}) ...', flush=True)
     flow.start()
     print(f'ready in {flow.startup_seconds:.1f}s', flush=True)
     try:
-        from client.__main__ import auth_metadata
         from covidqa.docs import DocList, QADoc
 
         client = flow.client()
         counted = client.post('/count', DocList[QADoc](), return_responses=True)[0].parameters['__results__']
         stored = indexer_reply(counted)['count']
         if stored == 0:
-            from toydata import default_faq_source, generate_qa
-
-            source = args.faq or default_faq_source()
-            docs = generate_qa(source, question_column=args.question_column, skip_bad=True)
+            try:
+                docs = load_faq(source, args.question_column, args.answer_column, skip_bad=True)
+            except UserError as exc:
+                print(f'error: {exc}', file=sys.stderr)
+                return 2
             print(f'indexing {len(docs)} FAQ entries from {source} ...', flush=True)
             client.post('/index', docs, request_size=32, show_progress=True, metadata=auth_metadata())
         else:
@@ -60,7 +74,7 @@ Serving COVID-19 QA on 127.0.0.1
   API  : {flow.http_url}/docs     Labeler: {flow.http_url}/labeler
 Press Ctrl-C to stop.''', flush=True)
         if args.no_wait:
-            return
+            return 0
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while flow.proc.poll() is None:
             time.sleep(1)
@@ -70,7 +84,8 @@ Press Ctrl-C to stop.''', flush=True)
         print('\nstopping ...', flush=True)
     finally:
         flow.stop()
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -96,16 +96,38 @@ def _refuse_constant(name: str):
     raise ValueError(f'{name} is not a number JSON allows')
 
 
+MAX_JSON_DEPTH = 64  # a request is ~6 levels deep (data, a document, its matches, their answers); jina and
+# pydantic recurse per level, and Python's JSON parser fails past ~1,000 levels
+
+
+def json_depth_over(value, limit: int) -> bool:
+    """Whether a parsed JSON ``value`` nests more than ``limit`` arrays/objects deep (iterative: any depth)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def _body_refusal(endpoint: str, body: bytes):
-    """Check a JSON request body: NaN/Infinity refused (400; jina would fail on them with a 500), the number of
-    documents (``data`` a list: its length; one document otherwise) within the limit. Unparsable bodies pass:
-    FastAPI refuses them with 422 naming the problem."""
+    """Check a JSON request body: a body that does not parse as JSON, nests deeper than :data:`MAX_JSON_DEPTH` or
+    carries NaN/Infinity is refused with a 400 naming the problem (jina would fail on them with a 500); the number
+    of documents (``data`` a list: its length; one document otherwise) must be within the limit. A body that parses
+    but does not fit the endpoint's request model is left to FastAPI (422, naming the field)."""
     try:
         parsed = json.loads(body, parse_constant=_refuse_constant) if body else None
+    except RecursionError:
+        return Refusal(400, f'{endpoint}: the JSON body nests deeper than {MAX_JSON_DEPTH} levels')
     except ValueError as error:
         if 'not a number JSON allows' in str(error):
             return Refusal(400, f'{endpoint}: {error} (the request carries NaN or Infinity)')
-        return None
+        return Refusal(400, f'{endpoint}: the body is not valid JSON ({error})')
+    if json_depth_over(parsed, MAX_JSON_DEPTH):
+        return Refusal(400, f'{endpoint}: the JSON body nests deeper than {MAX_JSON_DEPTH} levels')
     data = parsed.get('data') if isinstance(parsed, dict) else None
     return check_size(endpoint, len(data) if isinstance(data, list) else int(data is not None), len(body))
 

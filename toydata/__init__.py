@@ -10,7 +10,7 @@ from covidqa.qa_files import (
                               read_squad_json,
                               write_qa_csv,
 )
-from toydata.faq import DEFAULT_FAQ_URL, default_faq_source, fetch, generate_qa
+from toydata.faq import DEFAULT_FAQ_URL, check_faq_columns, default_faq_source, fetch, generate_qa
 
-__all__ = ['generate_qa', 'fetch', 'DEFAULT_FAQ_URL', 'default_faq_source', 'QADataError', 'QARecord', 'QARecords',
+__all__ = ['generate_qa', 'check_faq_columns', 'fetch', 'DEFAULT_FAQ_URL', 'default_faq_source', 'QADataError', 'QARecord', 'QARecords',
            'read_qa_csv', 'read_squad_json', 'read_qa_file', 'write_qa_csv', 'QA_CSV_COLUMNS', 'QA_TEST_CSV_COLUMNS']

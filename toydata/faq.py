@@ -75,6 +75,20 @@ def default_faq_source() -> PathLike:
     return local if local.is_file() else DEFAULT_FAQ_URL
 
 
+def check_faq_columns(source: PathLike, question_column: str = 'question', answer_column: str = 'answer') -> Path:
+    """The local path of the FAQ CSV ``source`` (:func:`fetch`), after checking that its header has both columns.
+
+    Raises ``FileNotFoundError`` for a missing file and :class:`covidqa.qa_files.QADataError` naming the missing
+    columns and the ones the file has. Reads only the header, so a launcher can check before it starts anything."""
+    path = fetch(source)
+    with open(path, newline='', encoding='utf-8') as f:
+        columns = next(csv.reader(f), [])
+    missing = [c for c in (question_column, answer_column) if c not in columns]
+    if missing:
+        raise QADataError(f'{path}: missing column(s) {missing}; the file has {columns}')
+    return path
+
+
 def _doc_id(question: str, answer: str) -> str:
     return hashlib.sha1(f'{question}\x1f{answer}'.encode()).hexdigest()[:16]
 
@@ -86,6 +100,7 @@ def generate_qa(
     is_testset: bool = False,
     question_column: str = 'question',
     skip_bad: bool = False,
+    answer_column: str = 'answer',
     seed: int = 42,
 ) -> DocList[QADoc]:
     """Read a CovidQA CSV into ``DocList[QADoc]``.
@@ -97,27 +112,25 @@ def generate_qa(
     :param is_testset: return the test part instead of the training part (only with ``num_train``).
     :param question_column: the column that becomes ``text`` (e.g. ``title`` for xhlulu's community CSV).
     :param skip_bad: skip rows with an empty question/answer (counted) instead of raising.
+    :param answer_column: the column that becomes ``answer``.
     :param seed: seed for choosing wrong answers when the file has none.
     :return: the documents; the list has ``skipped`` and ``problems`` attributes.
     """
-    path = fetch(source or default_faq_source())
+    path = check_faq_columns(source or default_faq_source(), question_column, answer_column)
     csv.field_size_limit(sys.maxsize)
     with open(path, newline='', encoding='utf-8') as f:
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
-        missing = [c for c in (question_column, 'answer') if c not in columns]
-        if missing:
-            raise QADataError(f'{path}: missing column(s) {missing}; the file has {columns}')
         has_wrong = 'wrong_answer' in columns
         rows, problems = [], []
         for number, row in enumerate(reader, start=1):
             question = (row.get(question_column) or '').strip()
-            answer = (row.get('answer') or '').strip()
+            answer = (row.get(answer_column) or '').strip()
             problem = None
             if not question:
                 problem = f'empty {question_column!r}'
             elif not answer:
-                problem = "empty 'answer'"
+                problem = f'empty {answer_column!r}'
             if problem:
                 message = f'{path}: row {number} (line {reader.line_num}): {problem}'
                 if not skip_bad:

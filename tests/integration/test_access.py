@@ -155,3 +155,26 @@ def test_the_plain_grpc_stub_searches_writes_with_the_token_and_reports_refusals
                                                     {'limit': 3})[0].docs[0].matches]
     finally:
         stub.close()
+
+
+def raw_post(flow, endpoint, body: bytes):
+    request = urllib.request.Request(f'{flow.http_url}{endpoint}', data=body,
+                                     headers={'Content-Type': 'application/json'}, method='POST')
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b'{}')
+
+
+@pytest.mark.parametrize('body, message', [
+    (b'{"data": ' + b'[' * 50_000 + b']' * 50_000 + b'}', 'nests deeper than 64 levels'),  # Python's parser fails
+    (b'{"data": [{"text": "x", "tags": ' + b'[' * 100 + b']' * 100 + b'}]}', 'nests deeper than 64 levels'),
+    (b'{"data": [{"text": "x"}', 'the body is not valid JSON'),
+    (b'{"data": [{"text": "\xff\xfe"}]}', 'the body is not valid JSON'),
+])
+def test_unparsable_or_deeply_nested_json_is_a_client_error(flow, body, message):
+    for endpoint in ('/search', '/answer'):
+        status, reply = raw_post(flow, endpoint, body)
+        assert status == 400 and message in reply['detail'] and reply['detail'].startswith(endpoint), reply
+    assert count(flow) >= 3  # still serving

@@ -11,6 +11,7 @@ import zlib
 import pytest
 from jina.excepts import BadServer
 
+from client.__main__ import legible_score
 from client.flowctl import REPO, FlowProcess
 from covidqa.docs import AnswerSpan, DocList, QADoc
 from covidqa.shard_replies import indexer_reply
@@ -324,11 +325,11 @@ def test_cli_client(flow, faq_docs):
     # the CLI shows what /answer gives for its defaults (5 FAQ entries read, 3 answers)
     best = flow.client().post('/answer', DocList[QADoc]([QADoc(text='How does the virus spread?')]),
                               parameters={'limit': 5, 'top_k': 3}, return_type=DocList[QADoc])[0].answers[0]
-    expected = (f'1. {best.answer}   [score {best.score:.3f}]' if best.answer else
-                f'1. (no answer above the threshold) [{best.score:.3f}]')
+    expected = (f'1. {best.answer}   [score {legible_score(best.score)}]' if best.answer else
+                f'1. (no answer above the threshold) [score {legible_score(best.score)}]')
     assert out.stdout.splitlines()[0] == expected, out.stdout
     out = run('--port', '1', 'count')
-    assert out.returncode != 0
+    assert out.returncode == 2 and out.stderr.startswith('error: cannot reach the Flow at 127.0.0.1:1')
 
 
 def reader_result(response) -> dict:
