@@ -19,11 +19,7 @@ import sys
 import textwrap
 
 from client.quiet import quiet_jina_client, quiet_library_warnings
-
-quiet_library_warnings()
-quiet_jina_client()
-
-from covidqa.shard_replies import indexer_reply  # noqa: E402
+from covidqa.shard_replies import indexer_reply
 
 
 class UserError(Exception):
@@ -194,6 +190,8 @@ def main(argv=None):
     p.add_argument('ids', nargs='+')
     p.set_defaults(func=cmd_delete)
     args = parser.parse_args(argv)
+    quiet_library_warnings()  # before jina is imported (the commands import it)
+    quiet_jina_client()
     try:
         args.func(args)
     except UserError as exc:
