@@ -41,7 +41,7 @@ WORKDIR /app
 COPY . /app
 # (owned by root, read-only for the service; the shipped reader's checksum is checked here, not only at first use)
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation -e /app \
- && /opt/venv/bin/python -c "from covidqa.shipped import verify, SHIPPED_READER_FILE; verify(SHIPPED_READER_FILE)"
+ && /opt/venv/bin/python -c "from covidqa.models.shipped import verify, SHIPPED_READER_FILE; verify(SHIPPED_READER_FILE)"
 # The state (models, index, labels; the shipped reader is unpacked there on first use) lives in $COVIDQA_HOME:
 # docker-compose.yml mounts a named volume there, which starts as this image's empty directory owned by covidqa
 # (`docker run -v covidqa-home:/home/covidqa/workspace ...` does the same; no VOLUME line: services that keep no

@@ -6,7 +6,7 @@ PIP := .venv/bin/pip
 COVIDQA_DATA ?= $(abspath ../shared/data)
 export COVIDQA_DATA
 FAQ_CSV ?= $(if $(wildcard $(COVIDQA_DATA)/covid_faq_deepset/faq_covidbert.csv),$(COVIDQA_DATA)/covid_faq_deepset/faq_covidbert.csv,)
-# One home for models, index, labels and checkpoints (covidqa.models.service_home reads the same variable).
+# One home for models, index, labels and checkpoints (covidqa.paths.service_home reads the same variable).
 COVIDQA_HOME ?= $(abspath workspace)
 export COVIDQA_HOME
 
@@ -31,7 +31,7 @@ serve: .venv/.installed
 # stage 1, SQuAD v1.1 train + SQuADShifts (0.9 of an epoch, 3 hours on 2 cores; checkpoints every 5 minutes: run it
 # again after a stop and it continues where it stopped, so it can be done in pieces) ...
 reader-pretrain: .venv/.installed
-	$(PY) -m covidqa.pretrain --data-dir $(COVIDQA_DATA)
+	$(PY) -m covidqa.qa.pretrain --data-dir $(COVIDQA_DATA)
 
 # ... stage 2, COVID-QA (the default recipe from stage 1's reader, 9 minutes) into $(COVIDQA_HOME)/models/reader ...
 reader: reader-pretrain

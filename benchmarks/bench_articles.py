@@ -1,7 +1,7 @@
 """Answers from long articles, end to end through the Flow, against BM25 + the same reader (a script, not a test).
 
 The COVID-QA dev articles (``covid_qa_deepset/covid-qa-dev.json``: 21 articles of ~25k characters, 159 questions)
-are cut into reader-sized passages (:mod:`covidqa.passages`, each keeping its article id, title and character
+are cut into reader-sized passages (:mod:`covidqa.data.passages`, each keeping its article id, title and character
 offsets), indexed through the running Flow's ``/index``, and every dev question is asked through ``/answer``
 (``limit`` = how many passages the indexer retrieves, ``--top-k``; the reader reads them all and returns its best
 span). Rows of the report:
@@ -9,7 +9,7 @@ span). Rows of the report:
 - **Flow (hybrid)**, **Flow (dense)**: ``flow.yml`` started with :class:`client.flowctl.FlowProcess` on free
   127.0.0.1 ports (state in a temporary ``$COVIDQA_HOME``), queried over gRPC, one question a request, once per
   indexer ranking (``--flow-retrieval``, the ``retrieval`` parameter: the default ``hybrid``, and ``dense``);
-- **BM25 + reader**: BM25 over the same passages (:class:`covidqa.passages.BM25Retriever`), in this process, with the
+- **BM25 + reader**: BM25 over the same passages (:class:`covidqa.data.passages.BM25Retriever`), in this process, with the
   same reader checkpoint and settings as the Flow's reader (``flow.yml``'s ``uses_with``, incl. the lexical prior);
 - **oracle passage**: the same reader reading only the passage(s) that hold the gold answer (the reader's ceiling
   given the split).
@@ -17,7 +17,7 @@ span). Rows of the report:
 Measured per row: retrieval recall@1/5/20 (a hit at k when one of the top-k passages belongs to the question's
 article and holds the gold span ``[answer_start, answer_end)`` by offsets; the Flow's are judged from the
 ``parent_id``/``offset_start``/``offset_end`` its matches return) and the looser "gold answer text occurs in the
-passage", MRR, EM/F1 of the top answer (:mod:`covidqa.squad_metrics`), latency per question (p50/p95/mean).
+passage", MRR, EM/F1 of the top answer (:mod:`covidqa.reader.metrics`), latency per question (p50/p95/mean).
 ``--retrieval-only`` skips the reader (the Flow is asked ``/search``): recall does not depend on the reader.
 
 Usage::
@@ -27,7 +27,7 @@ Usage::
     .venv/bin/python benchmarks/bench_articles.py --retrieval-only        # recall of both retrievers only
     .venv/bin/python benchmarks/bench_articles.py --reader DIR --top-k 10
 
-The reader: ``--reader``, else :func:`covidqa.reader.resolve_reader_model` (the reader trained into
+The reader: ``--reader``, else :func:`covidqa.reader.reader.resolve_reader_model` (the reader trained into
 ``$COVIDQA_HOME``, else the one shipped in ``models/reader/``), the same in the Flow and in this process. Writes
 ``benchmarks/out/articles.json`` (``--out``).
 """
@@ -49,7 +49,7 @@ from typing import List, Optional, Sequence, Tuple
 import yaml
 from measure import benchmark_reader
 
-from covidqa.passages import (
+from covidqa.data.passages import (
     DEFAULT_MAX_CHARS,
     ArticleQuestion,
     BM25Retriever,
@@ -58,9 +58,9 @@ from covidqa.passages import (
     read_squad_articles,
     split_articles,
 )
+from covidqa.index.replies import indexer_reply
 from covidqa.paths import data_dir
-from covidqa.shard_replies import indexer_reply
-from covidqa.squad_metrics import exact_match, f1_score
+from covidqa.reader.metrics import exact_match, f1_score
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -150,7 +150,7 @@ def flow_reader_settings() -> dict:
 
 
 def in_process_reader(model: str, settings: dict):
-    from covidqa.reader import ExtractiveReader
+    from covidqa.reader.reader import ExtractiveReader
 
     accepted = set(inspect.signature(ExtractiveReader.__init__).parameters) - {'self', 'model', 'runner'}
     return ExtractiveReader(model, **{k: v for k, v in settings.items() if k in accepted}).load()

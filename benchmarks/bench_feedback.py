@@ -10,7 +10,7 @@ Setup (xhlulu COVID-QA community, 642 StackExchange questions):
 - the simulated user searches each pool query, sees the top ``--top-k`` matches, accepts the one(s) whose answer is
   right and rejects the others (exactly what the labeler page sends to ``/feedback``);
 - after 10 / 25 / 50 labeled queries a round trains the embedder from the base model on every label so far
-  (:func:`covidqa.finetune.train_encoder`), and it is evaluated on the held-out queries; as in the service, the
+  (:func:`covidqa.feedback.finetune.train_encoder`), and it is evaluated on the held-out queries; as in the service, the
   queries labeled after a round are searched with that round's model (``--static-labels``: all with the base model).
   Each loss runs its own labeling session.
 
@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from covidqa.embedding import pool
-from covidqa.feedback import TrainingExample
-from covidqa.finetune import DEFAULTS, train_encoder
-from covidqa.models import load_encoder, load_tokenizer
+from covidqa.embedding.pooling import pool
+from covidqa.feedback.finetune import DEFAULTS, train_encoder
+from covidqa.feedback.store import TrainingExample
+from covidqa.models.loading import load_encoder, load_tokenizer
 from covidqa.paths import FAQ_FILE, data_dir
 
 REPO = Path(__file__).resolve().parents[1]

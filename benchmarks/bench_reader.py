@@ -6,7 +6,7 @@ Prints and writes (``benchmarks/out/reader.json``):
 - full-article dev (``covid_qa_deepset/covid-qa-dev.json``, 159 questions over 21 articles of ~25k characters):
   EM, F1, the reader windows the whole article (``--max-seq-length``/``--doc-stride``) and picks the best span;
 - with ``--squad-dev``: SQuAD v1.1 dev (``squad_v1.1/derived/dev-v1.1.from_explorer.json``, 10,570 questions, max
-  over the ~3 reference answers), the general extractive-QA measure of stage 1 (:mod:`covidqa.pretrain`);
+  over the ~3 reference answers), the general extractive-QA measure of stage 1 (:mod:`covidqa.qa.pretrain`);
 - the reader's training time (from its ``reader_training.json``, or measured when this script trains);
 - answers per second for both (questions answered per second, one context each, batch of all questions).
 
@@ -30,13 +30,13 @@ import platform
 import sys
 from pathlib import Path
 
+from covidqa.data.records import read_qa_file
+from covidqa.models.shipped import shipped_reader_dir
 from covidqa.paths import data_dir
-from covidqa.pretrain import SQUAD_DEV
-from covidqa.qa import TRAINING_META_FILE, QuestionAnswering
-from covidqa.qa_files import read_qa_file
-from covidqa.reader import DEFAULT_LEXICAL_WEIGHT, resolve_reader_model
-from covidqa.reader_recipe import ARTICLE_DEV, PARAGRAPH_DEV, train_default_reader
-from covidqa.shipped import shipped_reader_dir
+from covidqa.qa.api import TRAINING_META_FILE, QuestionAnswering
+from covidqa.qa.pretrain import SQUAD_DEV
+from covidqa.qa.recipe import ARTICLE_DEV, PARAGRAPH_DEV, train_default_reader
+from covidqa.reader.reader import DEFAULT_LEXICAL_WEIGHT, resolve_reader_model
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,12 +1,12 @@
 """The indexer's rankings side by side: dense (cosine of the Flow's int8 ``[CLS]`` vectors), lexical (BM25, SQLite
-FTS5) and hybrid (both fused, at several ``bm25_weight``), through the real :class:`covidqa.store.DocumentStore`
+FTS5) and hybrid (both fused, at several ``bm25_weight``), through the real :class:`covidqa.index.store.DocumentStore`
 (a script, not a test; in process, no Flow: the Flow's ranking is this code, see ``make bench-articles`` for it
 end to end).
 
 Tasks (data from ``$COVIDQA_DATA``):
 
 - ``articles-dev`` / ``articles-test``: the COVID-QA dev (21 articles, 159 questions) and test articles cut into
-  passages (:mod:`covidqa.passages`); a hit is a passage holding the gold span;
+  passages (:mod:`covidqa.data.passages`); a hit is a passage holding the gold span;
 - ``paragraphs``: COVID-QA paragraph-dev question -> its paragraph (191 questions);
 - ``community``: an xhlulu community question's body (first 300 characters) -> an entry with its accepted answer
   (entries: title as text, accepted answer as ``answer``; 500 questions, seed 0): what ``/search`` does for a user;
@@ -35,13 +35,13 @@ from typing import List, Sequence, Set
 
 import numpy as np
 
+from covidqa.data.passages import read_squad_articles, split_articles
+from covidqa.data.records import read_qa_file
 from covidqa.docs import DocList, StoredDoc
-from covidqa.embedding import Embedder
-from covidqa.hybrid import DEFAULT_CANDIDATES
-from covidqa.passages import read_squad_articles, split_articles
+from covidqa.embedding.encoder import Embedder
+from covidqa.index.hybrid import DEFAULT_CANDIDATES
+from covidqa.index.store import DocumentStore
 from covidqa.paths import FAQ_FILE, data_dir
-from covidqa.qa_files import read_qa_file
-from covidqa.store import DocumentStore
 
 REPO = Path(__file__).resolve().parents[1]
 

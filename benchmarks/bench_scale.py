@@ -1,7 +1,7 @@
 """Scale benchmark of the indexer's store (issue 16 part 3; a script, not a test): ``make bench-scale``.
 
 Synthetic 384-d vectors (a clustered Gaussian mixture, normalised; see :func:`vectors`) at 10k, 100k and 1M documents,
-in :class:`covidqa.store.DocumentStore` with ``index='hnsw'`` (one shard; and two shards of half the documents each,
+in :class:`covidqa.index.store.DocumentStore` with ``index='hnsw'`` (one shard; and two shards of half the documents each,
 queried one after the other and merged), measured *inside the store* (no Flow):
 
 - index throughput (docs/s: upserts of 10k documents, SQLite + HNSW insert with ``--threads`` threads), the time to
@@ -38,7 +38,7 @@ import numpy as np
 from measure import cpu_state, percentile
 
 from covidqa.docs import DocList, StoredDoc
-from covidqa.store import DocumentStore
+from covidqa.index.store import DocumentStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -216,8 +216,8 @@ def table(rows: List[dict]) -> str:
 
 def real_text(n: int, args) -> dict:
     """Recall@10 and latency of the HNSW store on embedded COVID-QA passages (queries: COVID-QA questions)."""
-    from covidqa.embedding import Embedder
-    from covidqa.passages import read_squad_articles, split_articles
+    from covidqa.data.passages import read_squad_articles, split_articles
+    from covidqa.embedding.encoder import Embedder
     from covidqa.paths import data_file
 
     articles = [a for part in ('train', 'dev', 'test')

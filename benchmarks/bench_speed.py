@@ -9,7 +9,7 @@ reader's context) and the same questions, it measures:
    reader's SQuAD F1 / EM on ``covid_qa_paragraphs/qa_dev.json``; reader windows/s per backend.
 3. **In-process baseline**: numpy cosine search over torch embeddings + the reader checkpoint run the way
    transformers 4's ``pipeline("question-answering")`` runs it (transformers 5 removed that pipeline: see
-   :class:`PipelineQA`), and the same with the project's batched :class:`~covidqa.reader.ExtractiveReader`
+   :class:`PipelineQA`), and the same with the project's batched :class:`~covidqa.reader.reader.ExtractiveReader`
    (torch). ``/search`` and ``/answer``-equivalent latency p50/p95 and QPS at 1, 4 and 16 concurrent callers.
 4. **The Flow** (``flow.yml``, started as a subprocess with :class:`client.flowctl.FlowProcess`, stopped by PID):
    start-up time to ready (exports already cached), ``/index`` of the FAQ, ``/search`` and ``/answer`` latency
@@ -97,9 +97,10 @@ def bench_questions(faq: FAQ, n: int) -> List[str]:
 
 # ------------------------------------------------------------------------------------------------ embedding
 def bench_embedding(texts: List[str], threads: int, reps: int, sweep: Sequence[int]) -> dict:
-    from covidqa.embedding import Embedder, pool
-    from covidqa.onnx_backend import OnnxEncoderRunner
-    from covidqa.tokenization import pad_batch
+    from covidqa.embedding.encoder import Embedder
+    from covidqa.embedding.pooling import pool
+    from covidqa.models.onnx import OnnxEncoderRunner
+    from covidqa.text.tokenization import pad_batch
 
     embedders = {
         'torch': Embedder('base', backend='torch', num_threads=threads).load(),
@@ -168,11 +169,11 @@ def cosine_top(queries: np.ndarray, docs: np.ndarray, k: int) -> np.ndarray:
 
 def bench_quality(faq: FAQ, reader_dir: Path, threads: int, reader_batch: int) -> dict:
     """fp32 vs int8 (and torch): FAQ hit@1 and the reader's F1/EM on the paragraph dev set."""
-    from covidqa.embedding import Embedder
-    from covidqa.onnx_backend import OnnxEncoderRunner, OnnxQARunner
-    from covidqa.qa_files import read_qa_file
-    from covidqa.reader import ExtractiveReader
-    from covidqa.squad_metrics import exact_match, f1_score
+    from covidqa.data.records import read_qa_file
+    from covidqa.embedding.encoder import Embedder
+    from covidqa.models.onnx import OnnxEncoderRunner, OnnxQARunner
+    from covidqa.reader.metrics import exact_match, f1_score
+    from covidqa.reader.reader import ExtractiveReader
 
     out: dict = {'retrieval': {}, 'reader': {}}
     path = data_dir() / 'covid_qa_paragraphs' / 'qa_dev.json'
@@ -499,7 +500,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     }
 
     # exports first (timed), so every later phase and the Flow start with a warm cache
-    from covidqa.onnx_backend import ensure_exported, export_info_dict
+    from covidqa.models.onnx import ensure_exported, export_info_dict
 
     exports = {}
     for model, kind, quantize in (('base', 'encoder', False), ('base', 'encoder', True),

@@ -1,6 +1,6 @@
 """Reader learning curve: dev F1 against the number of training questions (a script, not a test).
 
-Trains the default reader's recipe (:data:`covidqa.reader_recipe.DEFAULT_READER_ARGS`, same 9-minute guard, so every point gets
+Trains the default reader's recipe (:data:`covidqa.qa.recipe.DEFAULT_READER_ARGS`, same 9-minute guard, so every point gets
 the same compute) on nested random shares of the distinct COVID-QA training questions (paragraph and full-article
 records of a kept question both stay), evaluates each checkpoint on paragraph dev and full-article dev as
 ``bench_reader.py`` does, fits ``F1 = a + b * log2(questions)`` per dev set and prints how many training questions
@@ -26,10 +26,10 @@ from typing import Dict, List, Optional, Sequence
 
 from bench_reader import evaluate
 
+from covidqa.data.records import read_qa_file
 from covidqa.paths import data_dir
-from covidqa.qa import TRAINING_META_FILE, QuestionAnswering
-from covidqa.qa_files import read_qa_file
-from covidqa.reader_recipe import ARTICLE_DEV, DEFAULT_READER_ARGS, PARAGRAPH_DEV, train_default_reader
+from covidqa.qa.api import TRAINING_META_FILE, QuestionAnswering
+from covidqa.qa.recipe import ARTICLE_DEV, DEFAULT_READER_ARGS, PARAGRAPH_DEV, train_default_reader
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -50,9 +50,9 @@ from measure import cpu_state, memory_of, percentile, process_tree  # noqa: E402
 
 from client.flowctl import FlowProcess  # noqa: E402
 from covidqa.docs import DocList, QADoc  # noqa: E402
+from covidqa.index.replies import indexer_reply  # noqa: E402
+from covidqa.index.store import DocumentStore  # noqa: E402
 from covidqa.paths import FAQ_FILE, data_dir  # noqa: E402
-from covidqa.shard_replies import indexer_reply  # noqa: E402
-from covidqa.store import DocumentStore  # noqa: E402
 from toydata import generate_qa  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -43,7 +43,7 @@ class PipelineQA:
     """
 
     def __init__(self, model_dir: Path, max_seq_len: int = 384, doc_stride: int = 128, max_answer_len: int = 64):
-        from covidqa.models import load_qa_model, load_tokenizer
+        from covidqa.models.loading import load_qa_model, load_tokenizer
 
         self.tokenizer = load_tokenizer(model_dir)
         self.model = load_qa_model(model_dir)
@@ -82,8 +82,8 @@ class InProcessBaseline:
     """numpy cosine search over torch [CLS] embeddings + a reader, all in this process."""
 
     def __init__(self, faq: FAQ, reader_dir: Path, limit: int, reader_kind: str, reader_batch: int = 1):
-        from covidqa.embedding import Embedder
-        from covidqa.reader import ExtractiveReader
+        from covidqa.embedding.encoder import Embedder
+        from covidqa.reader.reader import ExtractiveReader
 
         self.faq, self.limit = faq, limit
         self.embedder = Embedder('base', backend='torch').load()

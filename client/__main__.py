@@ -19,7 +19,7 @@ import sys
 import textwrap
 
 from client.quiet import quiet_jina_client, quiet_library_warnings
-from covidqa.shard_replies import indexer_reply
+from covidqa.index.replies import indexer_reply
 
 
 class UserError(Exception):
@@ -119,7 +119,7 @@ def cmd_ask(args):
 def user_errors_of_faq(call, *args, **kwargs):
     """``call(*args, **kwargs)`` (reading an FAQ file), a missing file or column, or a bad row, raised as
     :class:`UserError` with the reader's message and the options that choose the columns."""
-    from covidqa.qa_files import QADataError
+    from covidqa.data.records import QADataError
 
     try:
         return call(*args, **kwargs)

@@ -1,6 +1,6 @@
 """``python -m client.flow --uses flow.yml [jina flow options]``: ``jina flow`` with torch kept out of the Flow.
 
-It blocks torch (:func:`covidqa.torch_gate.block_torch`) before jina is imported, then runs ``jina flow`` with the
+It blocks torch (:func:`covidqa.runtime.torch_gate.block_torch`) before jina is imported, then runs ``jina flow`` with the
 given arguments; the Executor processes, forked from this one, serve without torch (~180 MB less private memory
 each). A Flow that asks for ``backend: torch`` in some Executor's ``uses_with`` gets torch (:func:`wants_torch`),
 as does any Flow with ``COVIDQA_TORCH=1``. ``make serve``, the tests and the benchmarks start the Flow this way
@@ -29,7 +29,7 @@ def wants_torch(argv: List[str]) -> bool:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from covidqa.torch_gate import block_torch
+    from covidqa.runtime.torch_gate import block_torch
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not wants_torch(args):

@@ -18,7 +18,7 @@ from client.quiet import quiet_library_warnings
 quiet_library_warnings()  # before client.flowctl imports jina: this module is the launcher's entry point
 
 from client.flowctl import FlowProcess  # noqa: E402
-from covidqa.shard_replies import indexer_reply  # noqa: E402
+from covidqa.index.replies import indexer_reply  # noqa: E402
 
 
 def main(argv=None):

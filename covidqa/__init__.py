@@ -1,10 +1,18 @@
-"""covidqa: the plain ML logic of the COVID-19 QA service (no jina needed).
+"""covidqa: the library of the COVID-19 QA service (no jina needed); the Executors are thin modules over it.
 
-Modules:
-- ``models``        the one place that finds and loads model files (tokenizer, encoder, QA model)
-- ``docs``          the docarray document schemas that flow through the service
-- ``tokenization``  question/document tokenization with per-batch dynamic padding
-- ``embedding``     [CLS] (or mean) sentence vectors, torch or ONNX Runtime backend
+Sub-packages, each importing only those below it (``tests/unit/test_layers.py`` checks it):
+
+- ``qa``          HappyTransformer-style train / eval / test of the reader, its recipe and command line
+- ``feedback``    labels, the search log, feedback rounds that finetune the embedder while serving
+- ``index``       the document store (vectors + BM25), fusion of rankings, shard replies
+- ``reader``      the extractive reader: windows, span decoding, scoring
+- ``embedding``   [CLS] (or mean) sentence vectors over torch or ONNX Runtime; the embedder's versions
+- ``data``        QA records (CSV, SQuAD JSON) and passages cut from long documents
+- ``text``        tokenization with dynamic padding, words and BM25, question-passage word matching
+- ``models``      the one place that finds and loads model files; ONNX exports; the shipped reader
+- ``training``    the optimiser, checkpoints and losses both trainers share
+- ``runtime``     atomic writes, JSONL logs, background jobs, child processes, the torch gate
+- ``jobs``, ``paths``, ``docs``: the registry of child-process jobs, where files live, the document schemas
 """
 import os
 

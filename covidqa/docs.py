@@ -4,7 +4,7 @@ One schema, :class:`QADoc`, travels through every Executor of the Flow, so that 
 chain without schema conversions:
 
 - a FAQ entry / passage to index: ``text`` (what is embedded, e.g. the FAQ question) plus ``answer``, ``title``,
-  ``source``, ``url``; a passage cut from a longer document (:mod:`covidqa.passages`) also names that document
+  ``source``, ``url``; a passage cut from a longer document (:mod:`covidqa.data.passages`) also names that document
   (``parent_id``) and where it sits in it (``offset_start``/``offset_end``, characters: the passage is
   ``document[offset_start:offset_end]``); all optional, returned with the matches of ``/search`` and ``/answer``;
 - a query: ``text`` is the question; after ``/search`` it carries ``matches`` (best first, each with ``score``);

@@ -6,10 +6,10 @@ Layout of the service home (``$COVIDQA_HOME``, default ``./workspace``)::
 
     workspace/
       models/reader/             the reader you trained (save_pretrained format); takes the shipped one's place
-      models/reader-pretrained/  stage 1 of the reader recipe (SQuAD-style data; covidqa.pretrain)
-      models/shipped-reader-*/   the reader shipped in the repository, unpacked (covidqa.shipped)
+      models/reader-pretrained/  stage 1 of the reader recipe (SQuAD-style data; covidqa.qa.pretrain)
+      models/shipped-reader-*/   the reader shipped in the repository, unpacked (covidqa.models.shipped)
       models/embedder/v0001/     embedder versions written by the feedback finetuner
-      checkpoints/<run>/         resumable training checkpoints (covidqa.checkpoint)
+      checkpoints/<run>/         resumable training checkpoints (covidqa.training.checkpoint)
       index/                     the indexer's persisted document index
       feedback/                  the append-only label store
       data/                      files the Flow's /qa/train, /qa/eval, /qa/test read (parameters {'file': ...})
@@ -42,7 +42,7 @@ def default_reader_dir(home: Optional[PathLike] = None) -> Path:
 
 
 def pretrained_reader_dir(home: Optional[PathLike] = None) -> Path:
-    """Where stage 1 of the reader recipe (:mod:`covidqa.pretrain`) saves its reader."""
+    """Where stage 1 of the reader recipe (:mod:`covidqa.qa.pretrain`) saves its reader."""
     return service_home(home) / 'models' / 'reader-pretrained'
 
 

@@ -4,7 +4,7 @@
 straight from the gateway (a hop less: :mod:`executors.tokenizer`), so for them this Executor checks the texts,
 gives ids and tokenizes (truncated to ``max_length``, default 50, or the request's ``max_length``).
 
-It embeds with the embedder version the index holds (``ACTIVE`` in :mod:`covidqa.versions`), so queries and stored
+It embeds with the embedder version the index holds (``ACTIVE`` in :mod:`covidqa.embedding.versions`), so queries and stored
 documents always come from one model; each document records that version in ``model_version``.
 """
 import threading
@@ -12,9 +12,9 @@ import threading
 from jina import Executor, requests
 
 from covidqa.docs import DocList, QADoc
-from covidqa.embedding import Embedder as EmbeddingModel
-from covidqa.tokenization import DEFAULT_MAX_LENGTH
-from covidqa.versions import ModelVersions
+from covidqa.embedding.encoder import Embedder as EmbeddingModel
+from covidqa.embedding.versions import ModelVersions
+from covidqa.text.tokenization import DEFAULT_MAX_LENGTH
 from executors._common import BadRequest, prepare_texts
 from executors.parameters import AnswerParameters, IndexParameters, SearchParameters, or_default
 

@@ -4,13 +4,13 @@ It is the last Executor of the chain (tokenizer -> embedder -> indexer -> reader
 endpoint: jina's gateway sends a request only to the Executors that bind its endpoint, so ``/search``, ``/answer``,
 ``/index``, ``/count`` ... never reach this process (one gRPC hop less). What ``/search`` showed for which query id
 (so feedback can be checked) is written by the gateway, from each ``/search`` reply before it leaves, into the search
-log next to the label store (``$COVIDQA_HOME/feedback/searches.jsonl``, :mod:`covidqa.search_log`); this Executor
+log next to the label store (``$COVIDQA_HOME/feedback/searches.jsonl``, :mod:`covidqa.feedback.search_log`); this Executor
 reads it from there. Endpoints:
 
 - ``/feedback``: query docs (the ids of searched queries) whose ``matches`` carry ``label`` = ``'accepted'`` or
   ``'rejected'`` (unlabeled matches are ignored). Refused with a message naming the problem: no documents, a query
   never searched, no label at all, an invalid label, a document id not shown for that query. Accepted labels are
-  fsync'ed to the label store (:mod:`covidqa.feedback`) before the reply; a training round starts after every
+  fsync'ed to the label store (:mod:`covidqa.feedback.store`) before the reply; a training round starts after every
   ``train_every`` new labels.
 - ``/train``: start a round now (``{'wait': true, 'timeout': s}`` waits for it to finish).
 - ``/save_model``: make sure every label gets into a saved model version (starts a round if some are not trained
@@ -23,20 +23,20 @@ Only ``{'wait': true}`` blocks; give the Executor ``allow_concurrent: true`` in 
 such a wait never holds up ``/status`` or ``/feedback``.
 
 The rounds themselves (when to train, the background thread, coalescing, cancelling, status) are
-:class:`covidqa.feedback_rounds.FeedbackRounds`: a round trains on every label, saves a new version atomically and
+:class:`covidqa.feedback.rounds.FeedbackRounds`: a round trains on every label, saves a new version atomically and
 moves ``TARGET``; the indexer then re-embeds the stored documents and moves ``ACTIVE``, and the embedder follows
-(see :mod:`covidqa.versions`). Parameters: :mod:`executors.parameters`.
+(see :mod:`covidqa.embedding.versions`). Parameters: :mod:`executors.parameters`.
 """
 from typing import Dict, List, Tuple
 
 from jina import Executor, requests
 
 from covidqa.docs import DocList, QADoc
-from covidqa.feedback import FeedbackError, FeedbackStore
-from covidqa.feedback_rounds import FeedbackRounds, RoundsError
-from covidqa.finetune import DEFAULTS
+from covidqa.embedding.versions import ModelVersions
+from covidqa.feedback.finetune import DEFAULTS
+from covidqa.feedback.rounds import FeedbackRounds, RoundsError
+from covidqa.feedback.store import FeedbackError, FeedbackStore
 from covidqa.paths import feedback_dir
-from covidqa.versions import ModelVersions
 from executors._common import BadRequest
 from executors.parameters import NoParameters, RollbackParameters, RoundParameters, or_default
 
@@ -50,7 +50,7 @@ class Finetuner(Executor):
     """``uses_with``: ``model`` (base model of version 0), ``store_dir`` (label store, default
     ``$COVIDQA_HOME/feedback``), ``versions_dir`` (default ``$COVIDQA_HOME/models/embedder``), ``train_every``
     (start a round after this many new labels, default 8), ``auto_train`` (default true), training knobs ``loss``
-    (a name of ``covidqa.losses.LOSSES``), ``epochs``, ``lr``, ``batch_size``, ``max_length``, ``pooling``, ``init``
+    (a name of ``covidqa.training.losses.LOSSES``), ``epochs``, ``lr``, ``batch_size``, ``max_length``, ``pooling``, ``init``
     ('base' | 'target'), and ``num_threads`` (torch threads for training, default 1 so that search keeps a core).
     The gateway logs searches into ``$COVIDQA_HOME/feedback``: a ``store_dir`` elsewhere sees no searches."""
 

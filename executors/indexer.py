@@ -3,7 +3,7 @@
 Endpoints: ``/index`` (add, or replace by id), ``/update`` (replace; every id must exist), ``/search`` and
 ``/answer`` (top-``limit`` matches, default 10, each with ``score``), ``/delete`` (by id), ``/count``.
 Ranking (``retrieval``, per request or in ``uses_with``): ``dense`` (the score is the cosine), ``lexical`` (BM25
-over the stored text and answer) or ``hybrid`` (both fused, :mod:`covidqa.hybrid`; the score is the fused one, in
+over the stored text and answer) or ``hybrid`` (both fused, :mod:`covidqa.index.hybrid`; the score is the fused one, in
 [0, 1]). ``/search`` ranks ``dense`` by default (``retrieval``) and ``/answer`` ``hybrid`` (``answer_retrieval``): the
 reader after it needs the passage among the top ``limit`` (recall@20 on the COVID-QA dev articles 0.72 dense, 0.93
 hybrid), while ``/search`` callers read the top match and its cosine (``benchmarks/RETRIEVAL_RESULTS.md``).
@@ -12,14 +12,14 @@ The store lives in ``index_dir`` (default ``$COVIDQA_HOME/index``), one sub-dire
 Shards: with ``shards: N`` and ``polling: ALL`` every shard sees every request and keeps only the ids that hash to it,
 so add-or-replace and delete by id stay exact. Every reply of ``/index``, ``/update``, ``/delete`` and ``/count``
 carries ``shard`` and ``shards``; ``executors/merger.py`` (the Deployment after the indexer) merges the shards'
-matches and adds up their replies (:func:`covidqa.shard_replies.indexer_reply` reads the total on the client side).
+matches and adds up their replies (:func:`covidqa.index.replies.indexer_reply` reads the total on the client side).
 
-Store: :class:`covidqa.store.DocumentStore` (SQLite, written incrementally, plus an in-memory index): ``index: exact``
+Store: :class:`covidqa.index.store.DocumentStore` (SQLite, written incrementally, plus an in-memory index): ``index: exact``
 (default; numpy, for small collections such as the FAQ) or ``index: hnsw`` (hnswlib; ``M``, ``ef_construction``,
 ``ef_search``, ``index_threads``). Several processes (``replicas``) may share one shard directory.
 
-Model versions: :class:`covidqa.versioned_index.VersionedIndex` follows ``TARGET`` of
-:class:`covidqa.versions.ModelVersions` (re-embeds every stored document, swaps them in, moves ``ACTIVE``) and
+Model versions: :class:`covidqa.index.versioned.VersionedIndex` follows ``TARGET`` of
+:class:`covidqa.embedding.versions.ModelVersions` (re-embeds every stored document, swaps them in, moves ``ACTIVE``) and
 re-embeds queries or documents that arrive embedded with another version. Parameters: :mod:`executors.parameters`.
 """
 import zlib
@@ -29,10 +29,10 @@ from typing import List
 from jina import Executor, requests
 
 from covidqa.docs import DocList, MatchDoc, QADoc
-from covidqa.hybrid import DEFAULT_BM25_WEIGHT, DEFAULT_CANDIDATES, RETRIEVALS
+from covidqa.embedding.versions import ModelVersions
+from covidqa.index.hybrid import DEFAULT_BM25_WEIGHT, DEFAULT_CANDIDATES, RETRIEVALS
+from covidqa.index.versioned import VersionedIndex
 from covidqa.paths import index_dir as default_index_dir
-from covidqa.versioned_index import VersionedIndex
-from covidqa.versions import ModelVersions
 from executors._common import BadRequest
 from executors.parameters import AnswerParameters, IndexParameters, NoParameters, SearchParameters, or_default
 
@@ -61,7 +61,7 @@ class Indexer(Executor):
     ``retrieval`` (``/search``'s ranking: ``dense`` | ``hybrid`` | ``lexical``, default ``dense``; per request: the
     ``retrieval`` parameter), ``answer_retrieval`` (``/answer``'s, default ``hybrid``), ``bm25_weight``
     (BM25's share of the hybrid score, default 0.7; parameter ``bm25_weight``), ``candidates`` (each ranking's
-    depth before fusion, default 50): :mod:`covidqa.hybrid`."""
+    depth before fusion, default 50): :mod:`covidqa.index.hybrid`."""
 
     def __init__(self, model: str = 'base', pooling: str = 'cls', backend: str = 'torch', index_dir: str = '',
                  versions_dir: str = '', limit: int = 10, watch_interval: float = 1.0, num_threads: int = 0,

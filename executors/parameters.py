@@ -27,7 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from covidqa.hybrid import RETRIEVALS
+from covidqa.index.hybrid import RETRIEVALS
 from executors._common import BadRequest
 
 MAX_WAIT_S = 3600
@@ -110,7 +110,7 @@ Limit = Annotated[Optional[int], _integer(1, 1000, 'matches per query (indexer; 
 MaxLength = Annotated[Optional[int], _integer(1, 512, 'tokens per query/document embedded (tokenizer; default 50)')]
 BatchSize = Annotated[Optional[int], _integer(1, 1024, 'texts (embedder) or windows (reader) per forward pass')]
 ContextField = Literal['auto', 'answer', 'text']  # AnswerParameters.context_field
-Retrieval = Literal['dense', 'lexical', 'hybrid']  # SearchParameters.retrieval (covidqa.hybrid.RETRIEVALS)
+Retrieval = Literal['dense', 'lexical', 'hybrid']  # SearchParameters.retrieval (covidqa.index.hybrid.RETRIEVALS)
 StartFrom = Literal['current', 'base']  # QATrainParameters.start_from
 
 

@@ -8,7 +8,7 @@ Endpoints:
   without matches, or whose best span scores below ``no_answer_threshold``, gets one no-answer span (``answer=''``,
   ``start=end=-1``). Parameters: ``top_k`` (default 1), ``max_answer_length``, ``doc_stride``, ``max_seq_length``,
   ``no_answer_threshold``, ``lexical_weight`` (0-100: how much spans outside the context sentences that best match
-  the question's words are discounted, :mod:`covidqa.lexical`; 0 = the model alone), ``overlap_threshold`` (0-1:
+  the question's words are discounted, :mod:`covidqa.text.lexical`; 0 = the model alone), ``overlap_threshold`` (0-1:
   a span sharing more than this fraction of its characters with a better answer of the same match is not returned;
   1 keeps near-copies), ``batch_size`` (windows per
   forward pass), ``context_field`` (``'auto'`` | ``'answer'``
@@ -17,14 +17,14 @@ Endpoints:
   labelled documents (below); optional ``eval_file``, ``args`` (QATrainArgs keys), ``start_from``
   (``'current'`` | ``'base'``), ``wait`` (false), ``timeout``. Everything is checked at once (a bad request is a
   400 before anything trains); the training then runs in the background, in a child process that exits when it
-  is done (:mod:`covidqa.child`: torch and the training's memory never stay in this process), so ``/answer`` keeps being served, and
+  is done (:mod:`covidqa.runtime.child`: torch and the training's memory never stay in this process), so ``/answer`` keeps being served, and
   the request returns the job's status (``wait: true``: the training summary and the optional evaluation when it
   ends). The model is saved atomically to ``model_dir`` and served from then on.
 - ``/qa/status``: the background training's ``state`` (idle | running | done | failed), ``seconds``, ``result``
   (the summary) or ``error``. Results are in ``response.parameters['__results__'][<executor name>]``.
 - ``/qa/eval``: ``{'loss', 'exact_match', 'f1', 'count', 'windows', 'seconds'}`` for ``parameters['file']`` or the
   labelled documents, scored with the reader ``/answer`` serves (same backend, e.g. ONNX int8;
-  :mod:`covidqa.reader_scoring`); ``/qa/train``'s ``eval_file`` too, with the newly trained reader.
+  :mod:`covidqa.reader.scoring`); ``/qa/train``'s ``eval_file`` too, with the newly trained reader.
 - ``/qa/test``: ``{'results': [{'answer', 'score', 'start', 'end'}, ...]}`` in file/document order for
   ``parameters['file']`` (answers not needed) or the documents (which also get ``answers``), from the served
   reader.
@@ -52,20 +52,21 @@ from typing import Optional, TypedDict
 
 from jina import Executor, requests
 
-from covidqa.background import BackgroundJob
-from covidqa.child import run_in_child
+from covidqa.data.records import QADataError, QARecord
 from covidqa.docs import AnswerSpan, DocList, QADoc
-from covidqa.models import BASE_MODEL_NAME
+from covidqa.jobs import TRAIN_READER
+from covidqa.models.loading import BASE_MODEL_NAME
 from covidqa.paths import default_reader_dir, qa_files_dir
-from covidqa.qa import QATrainArgs, QATrainArgsError
-from covidqa.qa_files import QADataError, QARecord
-from covidqa.reader import (
+from covidqa.qa.api import QATrainArgs, QATrainArgsError
+from covidqa.reader.reader import (
     DEFAULT_LEXICAL_WEIGHT,
     DEFAULT_NO_ANSWER_THRESHOLD,
     DEFAULT_OVERLAP_THRESHOLD,
     ExtractiveReader,
 )
-from covidqa.reader_scoring import evaluate, predict, records_of
+from covidqa.reader.scoring import evaluate, predict, records_of
+from covidqa.runtime.background import BackgroundJob
+from covidqa.runtime.child import run_in_child
 from executors._common import BadRequest, check_texts
 from executors.parameters import AnswerParameters, NoParameters, QAFileParameters, QATrainParameters, or_default
 
@@ -219,7 +220,7 @@ class Reader(Executor):
 
     def _train(self, start, records, args, eval_records) -> dict:
         # training in a child process that exits when done: torch and the training's memory never stay here
-        summary = run_in_child('covidqa.qa:train_reader_paths', dict(
+        summary = run_in_child(TRAIN_READER, dict(
             start=str(start), records=[dataclasses.asdict(r) for r in records], args=args,
             model_dir=str(self.model_dir), max_seq_length=self.config['max_seq_length'],
             doc_stride=self.config['doc_stride'], max_answer_length=self.config['max_answer_length']),

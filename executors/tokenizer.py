@@ -4,13 +4,13 @@ the embedder pads per batch.
 It binds only ``/index`` and ``/update`` (batches of documents: tokenizing them here overlaps with the embedder's
 work on the previous batch). ``/search`` and ``/answer`` carry one or a few short questions whose tokenization
 takes well under a millisecond, less than the gRPC hop through this process would cost, so jina's gateway sends
-them straight to the embedder, which tokenizes them with the same code (:class:`covidqa.tokenization.TextTokenizer`)
+them straight to the embedder, which tokenizes them with the same code (:class:`covidqa.text.tokenization.TextTokenizer`)
 and does these same checks (:func:`executors._common.prepare_texts`).
 """
 from jina import Executor, requests
 
 from covidqa.docs import DocList, QADoc
-from covidqa.tokenization import DEFAULT_MAX_LENGTH, TextTokenizer
+from covidqa.text.tokenization import DEFAULT_MAX_LENGTH, TextTokenizer
 from executors._common import prepare_texts
 from executors.parameters import IndexParameters, or_default
 

@@ -40,7 +40,7 @@ __all__ = ['REPO', 'data_dir', 'data_file', 'make_rows']
 
 
 def count_with_progress(steps: int, callback=None) -> dict:
-    """A function for :func:`covidqa.child.run_in_child` tests: reports ``steps`` progress calls, then answers
+    """A function for :func:`covidqa.runtime.child.run_in_child` tests: reports ``steps`` progress calls, then answers
     with the process id it ran in."""
     import os
 
@@ -59,7 +59,7 @@ def sleep_for(seconds: float) -> None:
 
 def shared_fraction(a, b) -> float:
     """How much two answers (``start``/``end`` character offsets into one context) overlap, as
-    ``covidqa.span_decoding.drop_overlapping`` measures it: the shared characters over either answer's length, the
+    ``covidqa.reader.decoding.drop_overlapping`` measures it: the shared characters over either answer's length, the
     larger of the two (0 when they do not overlap)."""
     shared = min(a.end, b.end) - max(a.start, b.start)
     return max(shared / max(a.end - a.start, 1), shared / max(b.end - b.start, 1)) if shared > 0 else 0.0

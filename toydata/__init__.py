@@ -1,5 +1,5 @@
 """Data in: CovidQA rows as DocLists (:func:`generate_qa`), and QA files (CSV / SQuAD JSON) as typed records."""
-from covidqa.qa_files import (
+from covidqa.data.records import (
                               QA_CSV_COLUMNS,
                               QA_TEST_CSV_COLUMNS,
                               QADataError,

@@ -9,7 +9,7 @@ Each row becomes one :class:`covidqa.docs.QADoc` with ``text`` = the question (o
 ``title`` of xhlulu's community CSV), ``answer`` and ``wrong_answer`` kept on the document, and a stable id derived
 from the question and answer (re-indexing the same file replaces rather than duplicates).
 
-Bad rows (empty question or answer) raise :class:`covidqa.qa_files.QADataError` naming file and row; with
+Bad rows (empty question or answer) raise :class:`covidqa.data.records.QADataError` naming file and row; with
 ``skip_bad=True`` they are skipped, counted in the returned list's ``skipped`` and reported with a warning.
 
 Example::
@@ -31,10 +31,10 @@ import warnings
 from pathlib import Path
 from typing import Optional, Union
 
-from covidqa.atomic import atomic_path
+from covidqa.data.records import QADataError
 from covidqa.docs import DocList, QADoc
 from covidqa.paths import FAQ_FILE, data_dir
-from covidqa.qa_files import QADataError
+from covidqa.runtime.atomic import atomic_path
 
 PathLike = Union[str, os.PathLike]
 DEFAULT_FAQ_URL = 'https://raw.githubusercontent.com/deepset-ai/COVID-QA/master/data/faqs/faq_covidbert.csv'
@@ -78,7 +78,7 @@ def default_faq_source() -> PathLike:
 def check_faq_columns(source: PathLike, question_column: str = 'question', answer_column: str = 'answer') -> Path:
     """The local path of the FAQ CSV ``source`` (:func:`fetch`), after checking that its header has both columns.
 
-    Raises ``FileNotFoundError`` for a missing file and :class:`covidqa.qa_files.QADataError` naming the missing
+    Raises ``FileNotFoundError`` for a missing file and :class:`covidqa.data.records.QADataError` naming the missing
     columns and the ones the file has. Reads only the header, so a launcher can check before it starts anything."""
     path = fetch(source)
     with open(path, newline='', encoding='utf-8') as f:

@@ -241,7 +241,7 @@ def check_stack(stack: Stack) -> None:
     status, body = stack.http('/index', {'data': first})
     assert status == 200, (status, body)
     stack.grpc('/index', DocList[QADoc](docs[12:]))
-    from covidqa.shard_replies import indexer_reply
+    from covidqa.index.replies import indexer_reply
 
     count = indexer_reply(stack.grpc('/count', DocList[QADoc](), return_responses=True)[0].parameters['__results__'])
     assert count['count'] == len(docs), count
@@ -327,7 +327,7 @@ def check_stack(stack: Stack) -> None:
 def _shard_counts(stack: Stack) -> List[int]:
     """Documents per shard from /count (every shard's reply is in ``__results__``; README, Sharding), checked against
     a search for everything (each shard answers with what it holds, the merger keeps each id once)."""
-    from covidqa.shard_replies import indexer_reply, shard_replies
+    from covidqa.index.replies import indexer_reply, shard_replies
 
     status, body = stack.http('/count', {'data': [], 'parameters': {}}, token=None, timeout=30)
     assert status == 200, (status, body)

@@ -11,7 +11,7 @@ import pytest
 
 from client.flowctl import FlowProcess
 from covidqa.docs import DocList, QADoc
-from covidqa.shard_replies import indexer_reply
+from covidqa.index.replies import indexer_reply
 
 TOKEN = 'test-token-4f1c'
 AUTH = (('authorization', f'Bearer {TOKEN}'),)

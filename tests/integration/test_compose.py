@@ -65,7 +65,7 @@ def test_compose_command_lines_start_a_working_flow(tmp_path, faq_csv):
         from jina import Client
 
         from covidqa.docs import DocList, QADoc
-        from covidqa.shard_replies import indexer_reply, shard_replies
+        from covidqa.index.replies import indexer_reply, shard_replies
         from toydata import generate_qa
 
         docs = generate_qa(faq_csv)[:10]

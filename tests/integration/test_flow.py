@@ -14,7 +14,7 @@ from jina.excepts import BadServer
 from client.__main__ import legible_score
 from client.flowctl import REPO, FlowProcess
 from covidqa.docs import AnswerSpan, DocList, QADoc
-from covidqa.shard_replies import indexer_reply
+from covidqa.index.replies import indexer_reply
 from tests.helpers import shared_fraction
 from toydata import generate_qa
 
@@ -189,7 +189,7 @@ def test_the_gateway_logs_every_search_before_its_reply_over_both_protocols(flow
     """What /search showed is in the search log (the gateway writes it from the reply) before the client has the
     reply, over gRPC and HTTP; a refused search is not logged; feedback sent right away finds its search."""
     from client.grpc_stub import GrpcStub
-    from covidqa.search_log import SearchLog
+    from covidqa.feedback.search_log import SearchLog
 
     log = SearchLog(flow.home / 'feedback' / 'searches.jsonl')
     while log.read_new():  # what earlier tests searched
@@ -222,7 +222,7 @@ def test_the_search_log_is_rotated_and_its_readers_follow(flow, faq_docs):
     """Past $COVIDQA_SEARCH_LOG_BYTES the gateway starts a new log file and keeps one previous file; a reader
     that reads between the searches gets each once, and the finetuner finds the newest search for its feedback."""
     from client.grpc_stub import GrpcStub
-    from covidqa.search_log import SearchLog
+    from covidqa.feedback.search_log import SearchLog
 
     path = flow.home / 'feedback' / 'searches.jsonl'
     log = SearchLog(path)
@@ -289,7 +289,7 @@ def test_bad_grpc_input_is_refused_clearly_and_the_flow_keeps_serving(flow, faq_
     assert search(flow, [faq_docs[0].text], limit=1)[0].matches[0].id == faq_docs[0].id
 
 
-# 422 when FastAPI's request model refuses the body; 400 for what an Executor refuses (executors/gateway.py turns
+# 422 when FastAPI's request model refuses the body; 400 for what an Executor refuses (executors/gateway/http.py turns
 # jina's blanket 500 into 400 for client errors), with the Executor's message.
 @pytest.mark.parametrize('body, code, message', [
     ({}, 422, 'data'),                                             # no data at all: the body does not parse

@@ -20,13 +20,13 @@ import yaml
 
 from client.flowctl import FLOW_YML, FlowProcess
 from covidqa.docs import DocList, QADoc
-from covidqa.feedback import FeedbackStore
+from covidqa.feedback.store import FeedbackStore
 from toydata import generate_qa
 
 CHROMIUM = '/usr/bin/chromium'
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                  '--disable-background-networking', '--disable-component-update', '--disable-sync']
-GATEWAY = {'uses': 'LabelerGateway', 'py_modules': ['executors/gateway.py']}
+GATEWAY = {'uses': 'CovidQAGateway', 'py_modules': ['executors/gateway/__init__.py']}
 FINETUNER = {'name': 'finetuner', 'uses': 'Finetuner', 'py_modules': ['executors/finetuner.py'], 'host': '127.0.0.1',
              'allow_concurrent': True}
 REPO = Path(__file__).resolve().parents[2]

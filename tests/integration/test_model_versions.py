@@ -7,9 +7,9 @@ import torch
 
 from client.flowctl import FlowProcess
 from covidqa.docs import DocList, QADoc
-from covidqa.embedding import Embedder
-from covidqa.models import load_encoder, load_tokenizer
-from covidqa.versions import ModelVersions
+from covidqa.embedding.encoder import Embedder
+from covidqa.embedding.versions import ModelVersions
+from covidqa.models.loading import load_encoder, load_tokenizer
 from toydata import generate_qa
 
 

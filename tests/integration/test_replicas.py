@@ -11,7 +11,7 @@ import time
 
 from client.flowctl import FlowProcess
 from covidqa.docs import DocList, QADoc
-from covidqa.shard_replies import indexer_reply
+from covidqa.index.replies import indexer_reply
 
 REPLICATED = {'indexer': {'replicas': 2}}
 

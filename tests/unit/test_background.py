@@ -1,7 +1,7 @@
 """BackgroundJob: one run at a time, off the caller's thread, its status readable meanwhile."""
 import threading
 
-from covidqa.background import BackgroundJob
+from covidqa.runtime.background import BackgroundJob
 
 
 def test_a_job_runs_in_the_background_one_at_a_time_and_reports_its_result():

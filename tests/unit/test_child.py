@@ -1,4 +1,4 @@
-"""covidqa.child (work in a child process that exits when done) and covidqa.torch_gate (torch kept out of serving
+"""covidqa.runtime.child (work in a child process that exits when done) and covidqa.runtime.torch_gate (torch kept out of serving
 processes): real child processes, real imports."""
 import os
 import subprocess
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from covidqa.child import ChildCancelled, ChildError, run_in_child, with_torch
+from covidqa.runtime.child import ChildCancelled, ChildError, run_in_child, with_torch
 from tests.helpers import REPO
 
 
@@ -40,17 +40,17 @@ def test_stop_event_terminates_the_child():
 
 LEAN = '''
 import sys
-from covidqa.torch_gate import block_torch, torch_blocked, require_torch
+from covidqa.runtime.torch_gate import block_torch, torch_blocked, require_torch
 assert block_torch() and torch_blocked()
 import jina  # docarray tries import torch: it must carry on without it
 import numpy as np
 from covidqa.docs import DocList, QADoc
 docs = DocList[QADoc]([QADoc(text='q', embedding=np.ones(3, dtype=np.float32))])
 assert float(docs[0].embedding.sum()) == 3.0
-from covidqa.tokenization import TextTokenizer
+from covidqa.text.tokenization import TextTokenizer
 assert len(TextTokenizer('base').encode(['how does it spread'])[0]) > 2
-from covidqa.child import with_torch
-assert with_torch('covidqa.torch_gate:torch_blocked') is False  # ran in a child, where torch is importable
+from covidqa.runtime.child import with_torch
+assert with_torch('covidqa.runtime.torch_gate:torch_blocked') is False  # ran in a child, where torch is importable
 try:
     require_torch('the test backend')
 except RuntimeError as error:
@@ -71,7 +71,7 @@ def test_a_blocked_process_serves_without_torch_and_sends_torch_work_to_a_child(
 
 
 def test_here_when_torch_is_allowed():
-    assert with_torch('covidqa.torch_gate:torch_blocked') is False
+    assert with_torch('covidqa.runtime.torch_gate:torch_blocked') is False
 
 
 def test_flow_launcher_lets_torch_in_only_for_a_torch_backend(tmp_path):
@@ -87,7 +87,7 @@ def test_flow_launcher_lets_torch_in_only_for_a_torch_backend(tmp_path):
 
 
 def test_loss_names_without_torch_match_the_losses():
-    from covidqa.finetune import LOSS_NAMES
-    from covidqa.losses import LOSSES
+    from covidqa.feedback.finetune import LOSS_NAMES
+    from covidqa.training.losses import LOSSES
 
     assert sorted(LOSS_NAMES) == sorted(LOSSES)

@@ -2,7 +2,7 @@
 import pytest
 
 from client.__main__ import legible_score
-from executors.gateway import MAX_JSON_DEPTH, json_depth_over
+from executors.gateway.http import MAX_JSON_DEPTH, json_depth_over
 
 
 @pytest.mark.parametrize('score, shown', [

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from covidqa.qa_files import read_qa_file
-from covidqa.reader_recipe import (
+from covidqa.data.records import read_qa_file
+from covidqa.qa.recipe import (
     ARTICLE_DEV,
     ARTICLE_TRAIN,
     PARAGRAPH_DEV,

@@ -5,8 +5,8 @@ import time
 import pytest
 
 from covidqa.docs import DocList, MatchDoc, QADoc
-from covidqa.feedback import FeedbackStore, read_rows
-from covidqa.search_log import SearchLog, search_records_of
+from covidqa.feedback.search_log import SearchLog, search_records_of
+from covidqa.feedback.store import FeedbackStore, read_rows
 from executors._common import BadRequest
 from executors.finetuner import Finetuner
 

@@ -6,11 +6,11 @@ import sys
 import numpy as np
 import pytest
 
-from covidqa.embedding import Embedder
-from covidqa.feedback import TrainingExample, write_rows
-from covidqa.finetune import load_training_data, train_encoder
-from covidqa.models import load_encoder, load_tokenizer
-from covidqa.versions import ModelVersions, saved_pooling
+from covidqa.embedding.encoder import Embedder
+from covidqa.embedding.versions import ModelVersions, saved_pooling
+from covidqa.feedback.finetune import load_training_data, train_encoder
+from covidqa.feedback.store import TrainingExample, write_rows
+from covidqa.models.loading import load_encoder, load_tokenizer
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.slow  # trains models or exports ONNX graphs: left out by make test-fast
@@ -45,7 +45,7 @@ def test_cli_fit_saves_a_version_moves_target_and_learns(tmp_path):
     train = tmp_path / 'labels.csv'
     write_rows(_rows(EXAMPLES), train)
     versions_dir = tmp_path / 'embedder'
-    command = [sys.executable, '-m', 'covidqa.finetune', 'fit', '--train-data', str(train), '--epochs', '6',
+    command = [sys.executable, '-m', 'covidqa.feedback.finetune', 'fit', '--train-data', str(train), '--epochs', '6',
                '--lr', '1e-4', '--batch-size', '2', '--versions-dir', str(versions_dir), '--num-threads', '2']
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -1,9 +1,9 @@
-"""Feedback training rounds (covidqa.feedback_rounds) on a real label store with real (one-epoch) training."""
+"""Feedback training rounds (covidqa.feedback.rounds) on a real label store with real (one-epoch) training."""
 import pytest
 
-from covidqa.feedback import FeedbackStore
-from covidqa.feedback_rounds import FeedbackRounds, RoundsError
-from covidqa.versions import ModelVersions
+from covidqa.embedding.versions import ModelVersions
+from covidqa.feedback.rounds import FeedbackRounds, RoundsError
+from covidqa.feedback.store import FeedbackStore
 
 pytestmark = pytest.mark.slow  # trains models or exports ONNX graphs: left out by make test-fast
 

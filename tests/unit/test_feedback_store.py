@@ -4,7 +4,14 @@ import threading
 
 import pytest
 
-from covidqa.feedback import FeedbackError, FeedbackStore, TrainingExample, examples_from_rows, read_rows, write_rows
+from covidqa.feedback.store import (
+    FeedbackError,
+    FeedbackStore,
+    TrainingExample,
+    examples_from_rows,
+    read_rows,
+    write_rows,
+)
 
 SHOWN = [{'id': 'd1', 'text': 'Can pets catch the virus?'}, {'id': 'd2', 'text': 'How long does it live on steel?'},
          {'id': 'd3', 'text': 'Is there a vaccine?'}]
@@ -114,7 +121,7 @@ def test_concurrent_feedback_loses_nothing(store, tmp_path):
 def test_a_reader_store_follows_the_log_another_process_writes(tmp_path):
     """The Flow's split: the gateway appends to the search log, the finetuner's store only reads it (and looks up
     a search it does not know in the log's newer lines)."""
-    from covidqa.search_log import SearchLog, search_record
+    from covidqa.feedback.search_log import SearchLog, search_record
 
     reader = FeedbackStore(tmp_path / 'fb', writes_searches=False)
     writer = SearchLog(reader.searches_path, writer=True)
@@ -129,7 +136,7 @@ def test_a_reader_store_follows_the_log_another_process_writes(tmp_path):
 
 
 def test_the_log_writer_cuts_a_torn_line_and_readers_skip_an_unfinished_one(tmp_path):
-    from covidqa.search_log import SearchLog, search_record
+    from covidqa.feedback.search_log import SearchLog, search_record
 
     path = tmp_path / 'searches.jsonl'
     writer = SearchLog(path, writer=True)

@@ -6,8 +6,8 @@ import sqlite3
 import pytest
 
 from covidqa.docs import DocList, StoredDoc
-from covidqa.hybrid import fts_query, fuse
-from covidqa.store import DB_FILE, DocumentStore
+from covidqa.index.hybrid import fts_query, fuse
+from covidqa.index.store import DB_FILE, DocumentStore
 
 from .test_store import FakeVersionedEmbedder, docs
 

@@ -1,9 +1,9 @@
-"""The lexical sentence prior (covidqa.lexical) and how the reader applies it."""
+"""The lexical sentence prior (covidqa.text.lexical) and how the reader applies it."""
 import math
 
 import pytest
 
-from covidqa.lexical import sentence_bounds, sentence_matches, span_match
+from covidqa.text.lexical import sentence_bounds, sentence_matches, span_match
 
 ARTICLE = ('Masks reduce the spread of respiratory viruses. The incubation period of COVID-19 is 1-14 days.\n'
            'Patients were infected in Wuhan! Most patients recovered. Patients in the incubation period may '
@@ -53,7 +53,7 @@ def test_span_match_takes_the_best_sentence_a_span_touches():
 
 
 def test_reader_discounts_spans_outside_the_best_sentence():
-    from covidqa.reader import ExtractiveReader
+    from covidqa.reader.reader import ExtractiveReader
 
     sentences = ARTICLE.split('\n')[0].split('. ')
     contexts = [ARTICLE, ' '.join(sentences[::-1])]
@@ -81,8 +81,8 @@ def test_reader_discounts_spans_outside_the_best_sentence():
 
 
 def test_question_answering_passes_the_weight_to_its_reader():
-    from covidqa.qa import QuestionAnswering
-    from covidqa.reader import DEFAULT_LEXICAL_WEIGHT
+    from covidqa.qa.api import QuestionAnswering
+    from covidqa.reader.reader import DEFAULT_LEXICAL_WEIGHT
 
     assert QuestionAnswering('base').reader.lexical_weight == DEFAULT_LEXICAL_WEIGHT > 0
     assert QuestionAnswering('base', lexical_weight=0).reader.lexical_weight == 0.0

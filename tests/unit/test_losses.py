@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from covidqa.losses import CosineSiameseLoss, MultipleNegativesRankingLoss, get_loss
+from covidqa.training.losses import CosineSiameseLoss, MultipleNegativesRankingLoss, get_loss
 
 
 def _train(loss_fn, params, make_inputs, steps=100, lr=2.0):
@@ -85,7 +85,7 @@ def test_get_loss_by_name():
 
 
 def test_shared_norm_is_one_softmax_over_the_context_tokens_of_a_questions_windows():
-    from covidqa.losses.shared_norm import SharedNormLoss
+    from covidqa.training.losses.shared_norm import SharedNormLoss
 
     torch.manual_seed(0)
     start, end = torch.randn(4, 6), torch.randn(4, 6)
@@ -104,7 +104,7 @@ def test_shared_norm_is_one_softmax_over_the_context_tokens_of_a_questions_windo
 
 
 def test_shared_norm_pushes_the_distractor_windows_spans_below_the_answer():
-    from covidqa.losses.shared_norm import SharedNormLoss
+    from covidqa.training.losses.shared_norm import SharedNormLoss
 
     torch.manual_seed(0)
     start = torch.zeros(2, 8)

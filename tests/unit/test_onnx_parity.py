@@ -10,17 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from covidqa.embedding import Embedder
-from covidqa.models import base_model_dir, load_encoder, load_qa_model, load_tokenizer
-from covidqa.onnx_backend import (
+from covidqa.embedding.encoder import Embedder
+from covidqa.models.loading import base_model_dir, load_encoder, load_qa_model, load_tokenizer
+from covidqa.models.onnx import (
     OnnxEncoderRunner,
     OnnxQARunner,
     checkpoint_fingerprint,
     ensure_exported,
     onnx_cache_dir,
 )
-from covidqa.reader import ExtractiveReader, TorchQARunner
-from covidqa.tokenization import TextTokenizer, pad_batch
+from covidqa.reader.reader import ExtractiveReader, TorchQARunner
+from covidqa.text.tokenization import TextTokenizer, pad_batch
 
 pytestmark = pytest.mark.slow  # trains models or exports ONNX graphs: left out by make test-fast
 

@@ -1,9 +1,9 @@
-"""The optimiser and schedule shared by the reader's and the embedder's training loops (covidqa.optim)."""
+"""The optimiser and schedule shared by the reader's and the embedder's training loops (covidqa.training.optim)."""
 import pytest
 import torch
 from torch import nn
 
-from covidqa.optim import adamw, parameter_groups, set_lr, warmup_decay
+from covidqa.training.optim import adamw, parameter_groups, set_lr, warmup_decay
 
 
 class Tiny(nn.Module):

@@ -1,9 +1,9 @@
-"""Articles cut into reader-sized passages with exact offsets, and BM25 over them (covidqa.passages)."""
+"""Articles cut into reader-sized passages with exact offsets, and BM25 over them (covidqa.data.passages)."""
 import json
 
 import pytest
 
-from covidqa.passages import (
+from covidqa.data.passages import (
     DEFAULT_MAX_CHARS,
     BM25Retriever,
     Passage,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from covidqa.qa_files import (
+from covidqa.data.records import (
     QADataError,
     QARecord,
     QARecords,

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from covidqa.models import load_tokenizer
-from covidqa.qa import (
+from covidqa.data.records import QADataError, QARecord
+from covidqa.models.loading import load_tokenizer
+from covidqa.qa.api import (
     EvalResult,
     QATrainArgs,
     QATrainArgsError,
@@ -15,9 +16,8 @@ from covidqa.qa import (
     QuestionAnsweringResult,
     TrainResult,
 )
-from covidqa.qa_cli import main
-from covidqa.qa_files import QADataError, QARecord
-from covidqa.qa_training import bucketed_batches, build_training_windows
+from covidqa.qa.cli import main
+from covidqa.qa.train import bucketed_batches, build_training_windows
 from tests.helpers import make_rows, shared_fraction
 
 pytestmark = pytest.mark.slow  # trains models or exports ONNX graphs: left out by make test-fast

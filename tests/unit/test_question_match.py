@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from covidqa.models import load_qa_model, load_tokenizer
-from covidqa.qa import QuestionAnswering
-from covidqa.question_match import (
+from covidqa.models.loading import load_qa_model, load_tokenizer
+from covidqa.qa.api import QuestionAnswering
+from covidqa.reader.reader import ExtractiveReader, encode_pairs
+from covidqa.text.question_match import (
     QUESTION_WORD_TYPE,
     add_question_word_type,
     question_word_marks,
     uses_question_word_type,
 )
-from covidqa.reader import ExtractiveReader, encode_pairs
 from tests.helpers import make_rows
 
 QUESTION = 'How is the coronavirus transmitted between humans?'
@@ -92,7 +92,7 @@ def test_reader_trained_with_question_word_type_saves_and_reloads_marking(tmp_pa
 
 
 def _record(row):
-    from covidqa.qa_files import QARecord
+    from covidqa.data.records import QARecord
 
     context, question, answer, start = row
     return QARecord(context=context, question=question, answer_text=answer, answer_start=start)

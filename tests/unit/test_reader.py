@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from covidqa.models import load_tokenizer
-from covidqa.reader import (
+from covidqa.models.loading import load_tokenizer
+from covidqa.reader.reader import (
     Answer,
     ExtractiveReader,
     TorchQARunner,
@@ -274,11 +274,11 @@ def test_bad_inputs(reader):
 def test_default_model_falls_back_to_base_with_warning(tmp_path, monkeypatch, caplog):
     """No reader trained into the home and no shipped reader (a checkout without models/reader/): the base model
     with a loud warning."""
-    from covidqa import shipped
+    from covidqa.models import shipped
 
     monkeypatch.setenv('COVIDQA_HOME', str(tmp_path))
     monkeypatch.setattr(shipped, 'SHIPPED_READER_FILE', tmp_path / 'no-such-reader.safetensors')
-    with caplog.at_level(logging.WARNING, logger='covidqa.reader'):
+    with caplog.at_level(logging.WARNING, logger='covidqa.reader.reader'):
         r = ExtractiveReader(max_seq_length=64)
         assert str(r.model_path) == 'base'
     assert 'UNTRAINED span head' in caplog.text

@@ -1,12 +1,12 @@
-"""Resumable reader training (covidqa.checkpoint): a run stopped after a checkpoint and started again ends exactly
+"""Resumable reader training (covidqa.training.checkpoint): a run stopped after a checkpoint and started again ends exactly
 where the uninterrupted run ends. Real packaged model, a few dozen synthetic rows (seconds)."""
 import numpy as np
 import pytest
 import torch
 
-from covidqa.checkpoint import CheckpointMismatch, TrainingCheckpoint, TrainingState
-from covidqa.qa import QuestionAnswering
-from covidqa.qa_files import QARecord
+from covidqa.data.records import QARecord
+from covidqa.qa.api import QuestionAnswering
+from covidqa.training.checkpoint import CheckpointMismatch, TrainingCheckpoint, TrainingState
 
 pytestmark = pytest.mark.slow  # trains models or exports ONNX graphs: left out by make test-fast
 

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 from pydantic import create_model
 
-from executors.gateway import check_routed_schemas, comparable_schema
+from executors.gateway.routing import check_routed_schemas, comparable_schema
 
 
 def model_with_example(example: str, text_type=str):

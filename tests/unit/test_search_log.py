@@ -7,9 +7,9 @@ from jina.proto import jina_pb2
 from jina.types.request.data import DataRequest
 
 from covidqa.docs import DocList, MatchDoc, QADoc
-from covidqa.jsonl_log import append_lines
-from covidqa.search_log import SearchLog, search_records_of
-from executors.gateway import log_searches
+from covidqa.feedback.search_log import SearchLog, search_records_of
+from covidqa.runtime.jsonl_log import append_lines
+from executors.gateway.recording import log_searches
 
 
 def queries():
@@ -78,7 +78,7 @@ def test_a_changed_or_replaced_log_is_read_right(tmp_path):
 
 
 def test_a_search_made_again_with_the_same_id_is_checked_against_its_latest_matches(tmp_path):
-    from covidqa.feedback import FeedbackError, FeedbackStore
+    from covidqa.feedback.store import FeedbackError, FeedbackStore
 
     store = FeedbackStore(tmp_path, writes_searches=False)
     writer = SearchLog(store.searches_path, writer=True)
@@ -150,7 +150,7 @@ def test_a_reader_that_falls_behind_or_starts_late_reads_the_newest_searches(tmp
 
 
 def test_feedback_finds_a_search_logged_after_the_log_rotated(tmp_path):
-    from covidqa.feedback import FeedbackStore
+    from covidqa.feedback.store import FeedbackStore
 
     store = FeedbackStore(tmp_path, writes_searches=False)
     writer = SearchLog(store.searches_path, writer=True, max_bytes=1500)

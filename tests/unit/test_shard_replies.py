@@ -1,6 +1,6 @@
 import pytest
 
-from covidqa.shard_replies import ALL, combine, indexer_reply
+from covidqa.index.replies import ALL, combine, indexer_reply
 
 
 def test_counts_add_up_and_ids_are_joined_over_the_shards():

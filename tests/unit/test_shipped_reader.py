@@ -1,17 +1,14 @@
-"""The reader shipped in the repository (covidqa.shipped): one verified file that answers without any training."""
+"""The reader shipped in the repository (covidqa.models.shipped): one verified file that answers without any training."""
 import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from covidqa import shipped
-from covidqa.models import atomic_save_pretrained, load_qa_model, load_tokenizer
-from covidqa.qa import QuestionAnswering
-from covidqa.qa_files import read_qa_file
-from covidqa.reader import resolve_reader_model
-from covidqa.reader_recipe import PARAGRAPH_DEV
-from covidqa.shipped import (
+from covidqa.data.records import read_qa_file
+from covidqa.models import shipped
+from covidqa.models.loading import atomic_save_pretrained, load_qa_model, load_tokenizer
+from covidqa.models.shipped import (
     SHIPPED_READER_FILE,
     ShippedReaderError,
     checksum_file,
@@ -21,7 +18,10 @@ from covidqa.shipped import (
     unpack_reader,
     verify,
 )
-from covidqa.squad_metrics import f1_score
+from covidqa.qa.api import QuestionAnswering
+from covidqa.qa.recipe import PARAGRAPH_DEV
+from covidqa.reader.metrics import f1_score
+from covidqa.reader.reader import resolve_reader_model
 from tests.helpers import data_file
 
 

@@ -6,7 +6,7 @@ its five context tokens; logits are -10 everywhere except where a test puts some
 import numpy as np
 import pytest
 
-from covidqa.span_decoding import (
+from covidqa.reader.decoding import (
     SpanCandidate,
     decode_spans,
     decode_window,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from covidqa.squad_metrics import SquadScores, exact_match, f1_score, normalize_answer, squad_scores
+from covidqa.reader.metrics import SquadScores, exact_match, f1_score, normalize_answer, squad_scores
 
 
 @pytest.mark.parametrize('raw, expected', [

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from covidqa.docs import DocList, QADoc, StoredDoc
-from covidqa.store import LEGACY_FILE, DocumentStore, StaleVersion
-from covidqa.versioned_index import VersionedIndex
-from covidqa.versions import ModelVersions
+from covidqa.embedding.versions import ModelVersions
+from covidqa.index.store import LEGACY_FILE, DocumentStore, StaleVersion
+from covidqa.index.versioned import VersionedIndex
 
 KINDS = ['exact', 'hnsw']
 
@@ -150,7 +150,7 @@ def test_hnsw_restart_loads_the_snapshot_and_replays_later_writes(tmp_path):
 def test_acknowledged_writes_survive_a_killed_process(tmp_path):
     script = (f'import os, numpy as np\n'
               f'from covidqa.docs import DocList, QADoc, StoredDoc\n'
-              f'from covidqa.store import DocumentStore\n'
+              f'from covidqa.index.store import DocumentStore\n'
               f's = DocumentStore({str(tmp_path)!r}, index="hnsw")\n'
               f's.upsert(DocList[StoredDoc]([StoredDoc(id=str(i), text="t", embedding=np.eye(8, dtype=np.float32)[i])'
               f' for i in range(8)]))\n'

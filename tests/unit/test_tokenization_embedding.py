@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from covidqa.embedding import Embedder, pool
-from covidqa.tokenization import TextTokenizer, length_sorted_batches, pad_batch
+from covidqa.embedding.encoder import Embedder
+from covidqa.embedding.pooling import pool
+from covidqa.text.tokenization import TextTokenizer, length_sorted_batches, pad_batch
 
 TEXTS = ['How does the virus spread?', 'What is COVID-19?',
          'Is it safe to travel by plane during the pandemic if I have been vaccinated twice already?', 'Masks?']

@@ -1,0 +1,350 @@
+"""Long articles as reader-sized passages, and a plain BM25 retriever over them (no jina here).
+
+COVID-QA's full-article records (``covid_qa_deepset/covid-qa-*.json``) hold one ~25k-character scientific article
+per record. To answer from them through the Flow, an article is cut into passages that each fit one reader window
+(:class:`covidqa.reader.reader.ExtractiveReader`, 384 tokens with the question), indexed like FAQ entries, retrieved and
+read. Every passage keeps the article's id and title and its character offsets, so ``passage.text ==
+article_text[passage.start:passage.end]`` and a gold answer can be located in it by offsets.
+
+Splitting (:func:`split_article`): the article's lines (paragraphs; COVID-QA separates them by newlines) are the
+units; a line longer than ``max_size`` is cut into sentences (:func:`covidqa.text.lexical.sentence_bounds`), a sentence
+longer than that at word boundaries (a word longer than that by characters). Consecutive units are then packed
+greedily into passages of at most ``max_size``. Sizes are measured by ``size`` (default ``len``: characters; pass a
+tokenizer's token count to cut by tokens). Passages are trimmed of surrounding whitespace, ordered, do not overlap,
+and together hold every non-whitespace character of the article. The default of 1,000 characters makes passages of
+195 WordPiece tokens (median; 99th percentile 295 on the COVID-QA dev articles), so a passage and its question fit
+one 384-token reader window; the rare denser passage (3 of 651 over 317 tokens, at most 401) is read in two windows.
+
+Retrieval (:class:`BM25Retriever`): Okapi BM25 (k1 1.2, b 0.75) over the passages, with the words of
+:mod:`covidqa.text.lexical` (lowercased letter/digit runs, stop words dropped, 6-letter stems).
+
+Example::
+
+    articles = read_squad_articles('covid_qa_deepset/covid-qa-dev.json')      # [Article], questions included
+    passages = split_articles(articles)                                         # [Passage]
+    article = articles[0]
+    assert all(p.text == article.text[p.start:p.end] for p in passages if p.article_id == article.id)
+    bm25 = BM25Retriever(passages)
+    hits = bm25.search(article.questions[0].question, limit=5)                  # [Retrieved], best first
+    q = article.questions[0]
+    hits[0].passage.holds(q.article_id, q.answer_start, q.answer_end)           # is the gold span inside it?
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from covidqa.text.lexical import BM25_B, BM25_K1, index_terms, sentence_bounds
+
+__all__ = [
+    'DEFAULT_MAX_CHARS',
+    'Passage',
+    'ArticleQuestion',
+    'Article',
+    'Retrieved',
+    'read_squad_articles',
+    'split_article',
+    'split_articles',
+    'passages_holding',
+    'BM25Retriever',
+]
+
+PathLike = Union[str, os.PathLike]
+DEFAULT_MAX_CHARS = 1000
+_LINE = re.compile(r'[^\n]+')
+_NON_SPACE = re.compile(r'\S+')
+
+
+# --------------------------------------------------------------------------------------------------- typed results
+@dataclass(frozen=True)
+class Passage:
+    """One passage of an article: ``text == article_text[start:end]`` (character offsets, ``end`` exclusive).
+
+    ``id`` is ``'<article_id>:<index>'`` (``index``: 0-based position in the article).
+    """
+
+    id: str
+    article_id: str
+    title: Optional[str]
+    index: int
+    start: int
+    end: int
+    text: str
+
+    def holds(self, article_id: str, start: int, end: int) -> bool:
+        """Whether the span ``[start, end)`` of article ``article_id`` lies inside this passage."""
+        return article_id == self.article_id and self.start <= start and end <= self.end
+
+
+@dataclass(frozen=True)
+class ArticleQuestion:
+    """One question about an article, with its (first) gold answer: ``article.text[answer_start:answer_end] ==
+    answer_text``; ``gold_answers`` lists every gold text (for EM/F1)."""
+
+    id: str
+    question: str
+    article_id: str
+    answer_text: str
+    answer_start: int
+    gold_answers: Tuple[str, ...]
+
+    @property
+    def answer_end(self) -> int:
+        return self.answer_start + len(self.answer_text)
+
+
+@dataclass(frozen=True)
+class Article:
+    """A full article: ``id`` (the file's ``document_id``), ``title`` and its ``text``, and its questions."""
+
+    id: str
+    title: Optional[str]
+    text: str
+    questions: Tuple[ArticleQuestion, ...] = ()
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """A retrieved passage with its score (BM25) and 1-based rank."""
+
+    passage: Passage
+    score: float
+    rank: int
+
+
+# --------------------------------------------------------------------------------------------------- reading
+def _title_of(text: str) -> Optional[str]:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return None
+
+
+def read_squad_articles(path: PathLike) -> List[Article]:
+    """Articles of a SQuAD-format full-article file (COVID-QA: one paragraph per article, the whole article text).
+
+    Input: the nested SQuAD layout ``{"data": [{"title"?, "paragraphs": [{"context", "document_id"?, "qas": [{"id",
+    "question", "answers": [{"text", "answer_start"}]}]}]}]}``. Output: one :class:`Article` per context, in file
+    order. An article's ``id`` is its ``document_id`` (else ``'<data index>-<paragraph index>'``); its ``title`` the
+    record's ``title``, else the first non-empty line of the context (COVID-QA articles start with their title).
+    Questions without answers (SQuAD v2 impossible ones) are skipped.
+
+    Raises ``ValueError`` (naming the file and the record) when the file is not SQuAD JSON, a context is empty, or a
+    gold answer does not sit at its ``answer_start``; ``FileNotFoundError`` when there is no file.
+
+    Example: ``read_squad_articles('covid_qa_deepset/covid-qa-dev.json')`` -> 21 articles, 159 questions.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'no article file {path}')
+    try:
+        data = json.loads(path.read_text(encoding='utf-8'))
+    except json.JSONDecodeError as error:
+        raise ValueError(f'{path}: not JSON ({error})') from None
+    if not isinstance(data, dict) or not isinstance(data.get('data'), list):
+        raise ValueError(f'{path}: not SQuAD JSON (no "data" list)')
+    articles: List[Article] = []
+    seen: Dict[str, str] = {}
+    for di, item in enumerate(data['data']):
+        if not isinstance(item, dict) or not isinstance(item.get('paragraphs'), list):
+            raise ValueError(f'{path}: data[{di}] has no "paragraphs" list (a flat one-question-per-record file? '
+                             f'use covidqa.data.records.read_qa_file)')
+        for pi, paragraph in enumerate(item['paragraphs']):
+            where = f'{path}: data[{di}].paragraphs[{pi}]'
+            context = paragraph.get('context') if isinstance(paragraph, dict) else None
+            if not isinstance(context, str) or not context.strip():
+                raise ValueError(f'{where}: empty or missing "context"')
+            article_id = str(paragraph.get('document_id', f'{di}-{pi}'))
+            if article_id in seen and seen[article_id] != context:
+                raise ValueError(f'{where}: document_id {article_id!r} is used by two different contexts')
+            seen[article_id] = context
+            questions = []
+            for qi, qa in enumerate(paragraph.get('qas') or []):
+                answers = [a for a in qa.get('answers') or [] if isinstance(a, dict) and a.get('text')]
+                if not answers:
+                    continue
+                first = answers[0]
+                start = first.get('answer_start')
+                if isinstance(start, bool) or not isinstance(start, int):
+                    raise ValueError(f'{where}.qas[{qi}]: answer_start must be an integer, got {start!r}')
+                if context[start:start + len(first['text'])] != first['text']:
+                    raise ValueError(f'{where}.qas[{qi}]: context[{start}:{start + len(first["text"])}] is not the '
+                                     f'answer {first["text"][:60]!r}')
+                if not isinstance(qa.get('question'), str) or not qa['question'].strip():
+                    raise ValueError(f'{where}.qas[{qi}]: empty question')
+                questions.append(ArticleQuestion(
+                    id=str(qa.get('id', f'{article_id}-{qi}')), question=qa['question'].strip(),
+                    article_id=article_id, answer_text=first['text'], answer_start=start,
+                    gold_answers=tuple(a['text'] for a in answers)))
+            title = item.get('title') if isinstance(item.get('title'), str) and item['title'].strip() else None
+            articles.append(Article(article_id, title or _title_of(context), context, tuple(questions)))
+    return articles
+
+
+# --------------------------------------------------------------------------------------------------- splitting
+def _trim(text: str, start: int, end: int) -> Optional[Tuple[int, int]]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None
+
+
+def _largest_fitting(text: str, start: int, cuts: Sequence[int], max_size: int, size: Callable[[str], int]) -> int:
+    """Index of the largest ``cut`` in the ascending ``cuts`` with ``size(text[start:cut]) <= max_size``, or -1."""
+    lo, hi, best = 0, len(cuts) - 1, -1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if size(text[start:cuts[mid]]) <= max_size:
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+def _cut_words(text: str, start: int, end: int, max_size: int, size: Callable[[str], int]) -> List[Tuple[int, int]]:
+    """``[start, end)`` (trimmed) cut at word ends into pieces of at most ``max_size``; a single word over the limit
+    is cut by characters."""
+    pieces = []
+    while start < end:
+        if size(text[start:end]) <= max_size:
+            pieces.append((start, end))
+            break
+        word_ends = [m.end() for m in _NON_SPACE.finditer(text, start, end)]
+        best = _largest_fitting(text, start, word_ends, max_size, size)
+        if best >= 0:
+            cut = word_ends[best]
+        else:  # the first word alone is too long
+            chars = list(range(start + 1, word_ends[0] + 1))
+            cut = chars[max(0, _largest_fitting(text, start, chars, max_size, size))]
+        pieces.append((start, cut))
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    return pieces
+
+
+def _units(text: str, max_size: int, size: Callable[[str], int]) -> List[Tuple[int, int]]:
+    """Lines, with over-long lines cut into sentences and over-long sentences at word ends; all trimmed."""
+    units = []
+    for line in _LINE.finditer(text):
+        span = _trim(text, line.start(), line.end())
+        if span is None:
+            continue
+        if size(text[span[0]:span[1]]) <= max_size:
+            units.append(span)
+            continue
+        for a, b in sentence_bounds(text[span[0]:span[1]]):
+            sentence = _trim(text, span[0] + a, span[0] + b)
+            if sentence is not None:
+                units.extend(_cut_words(text, sentence[0], sentence[1], max_size, size))
+    return units
+
+
+def split_article(text: str, article_id: str = '', title: Optional[str] = None, max_size: int = DEFAULT_MAX_CHARS,
+                  size: Callable[[str], int] = len) -> List[Passage]:
+    """Cut ``text`` into passages of at most ``max_size`` (measured by ``size``), each ``text[start:end]``.
+
+    Inputs: the article ``text`` (non-empty), its ``article_id`` and ``title`` (copied into every passage),
+    ``max_size`` (>= 1) and ``size`` (a function of a string; default ``len``, i.e. characters; e.g.
+    ``lambda s: len(tokenizer(s, add_special_tokens=False)['input_ids'])`` to cut by tokens).
+    Output: passages in article order, not overlapping, trimmed of whitespace, covering every non-whitespace
+    character; ``size(p.text) <= max_size`` for each. Raises ``ValueError`` on an empty text, a ``max_size`` below 1
+    or a ``size`` that is not callable.
+
+    Example::
+
+        >>> [(p.start, p.end, p.text) for p in split_article('One two.\\n\\nThree four five.', 'a1', max_size=10)]
+        [(0, 8, 'One two.'), (10, 20, 'Three four'), (21, 26, 'five.')]
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f'article {article_id!r}: the text must be a non-empty string, got {text!r:.60}')
+    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+        raise ValueError(f'max_size must be a positive integer, got {max_size!r}')
+    if not callable(size):
+        raise ValueError(f'size must be a function of a string (e.g. len), got {size!r}')
+    passages: List[Tuple[int, int]] = []
+    for start, end in _units(text, max_size, size):
+        if passages and size(text[passages[-1][0]:end]) <= max_size:
+            passages[-1] = (passages[-1][0], end)
+        else:
+            passages.append((start, end))
+    return [Passage(id=f'{article_id}:{i}', article_id=article_id, title=title, index=i, start=a, end=b,
+                    text=text[a:b]) for i, (a, b) in enumerate(passages)]
+
+
+def split_articles(articles: Iterable[Article], max_size: int = DEFAULT_MAX_CHARS,
+                   size: Callable[[str], int] = len) -> List[Passage]:
+    """:func:`split_article` of every article, concatenated in article order."""
+    out: List[Passage] = []
+    for article in articles:
+        out.extend(split_article(article.text, article.id, article.title, max_size, size))
+    return out
+
+
+def passages_holding(passages: Iterable[Passage], article_id: str, start: int, end: int) -> List[Passage]:
+    """The passages of article ``article_id`` that overlap ``[start, end)``: one when a passage holds the whole
+    span, several when the span crosses a passage boundary."""
+    return [p for p in passages if p.article_id == article_id and p.start < end and start < p.end]
+
+
+# --------------------------------------------------------------------------------------------------- BM25
+class BM25Retriever:
+    """Okapi BM25 over passages (words of :mod:`covidqa.text.lexical`; IDF ``log(1 + (N - df + 0.5) / (df + 0.5))``).
+
+    Input: the passages (at least one). :meth:`search` takes a question and returns the ``limit`` best passages as
+    :class:`Retrieved` (best first, ties in passage order; passages sharing no word with the question are left out).
+
+    Example::
+
+        bm25 = BM25Retriever(passages)
+        [r.passage.id for r in bm25.search('What is the incubation period?', limit=3)]
+    """
+
+    def __init__(self, passages: Sequence[Passage], k1: float = BM25_K1, b: float = BM25_B):
+        passages = list(passages)
+        if not passages:
+            raise ValueError('BM25Retriever needs at least one passage')
+        bad = [p for p in passages if not isinstance(p, Passage)]
+        if bad:
+            raise ValueError(f'BM25Retriever takes Passage objects, got {type(bad[0]).__name__}')
+        self.passages = passages
+        self.k1, self.b = float(k1), float(b)
+        self._postings: Dict[str, List[Tuple[int, int]]] = defaultdict(list)  # word -> [(passage, frequency)]
+        lengths = []
+        for i, passage in enumerate(passages):
+            terms = index_terms(passage.text)
+            lengths.append(len(terms))
+            for word, freq in Counter(terms).items():
+                self._postings[word].append((i, freq))
+        self._lengths = lengths
+        self._avg_length = max(1e-9, sum(lengths) / len(lengths))
+        n = len(passages)
+        self._idf = {w: math.log(1.0 + (n - len(p) + 0.5) / (len(p) + 0.5)) for w, p in self._postings.items()}
+
+    def scores(self, query: str) -> Dict[int, float]:
+        """BM25 score of every passage (by position) that shares a word with ``query``."""
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError(f'the query must be a non-empty string, got {query!r}')
+        out: Dict[int, float] = defaultdict(float)
+        for word in set(index_terms(query)):
+            idf = self._idf.get(word)
+            if idf is None:
+                continue
+            for i, freq in self._postings[word]:
+                norm = self.k1 * (1.0 - self.b + self.b * self._lengths[i] / self._avg_length)
+                out[i] += idf * freq * (self.k1 + 1.0) / (freq + norm)
+        return dict(out)
+
+    def search(self, query: str, limit: int = 10) -> List[Retrieved]:
+        """The ``limit`` best passages for ``query``, best first."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f'limit must be a positive integer, got {limit!r}')
+        ranked = sorted(self.scores(query).items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+        return [Retrieved(self.passages[i], score, rank) for rank, (i, score) in enumerate(ranked, start=1)]
