@@ -34,8 +34,6 @@ No jina here; :mod:`executors.indexer` wraps it. Example::
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -53,6 +51,8 @@ from covidqa.docs import StoredDoc
 from covidqa.index.ann import INDEX_KINDS, VectorIndex, load_hnsw, make_index
 from covidqa.index.hybrid import DEFAULT_BM25_WEIGHT, DEFAULT_CANDIDATES, RETRIEVALS, fts_query, fuse
 from covidqa.paths import PathLike
+from covidqa.runtime.atomic import atomic_path
+from covidqa.runtime.locks import file_lock
 
 log = logging.getLogger(__name__)
 DB_FILE = 'store.sqlite'
@@ -111,22 +111,6 @@ def _blob(vector) -> bytes:
 
 def _vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
     return np.frombuffer(b''.join(blobs), dtype=np.float32).reshape(len(blobs), dim)
-
-
-@contextlib.contextmanager
-def _flock(path: Path, blocking: bool = True) -> Iterator[bool]:
-    """An exclusive fcntl lock on ``path`` (shared by every process); yields False when ``blocking`` is off and
-    another process holds it."""
-    with open(path, 'a+') as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class DocumentStore:
@@ -204,7 +188,7 @@ class DocumentStore:
         legacy = self.directory / LEGACY_FILE
         if not legacy.is_file():
             return
-        with _flock(self.directory / 'reembed.lock'):
+        with file_lock(self.directory / 'reembed.lock'):
             if not legacy.is_file():  # another process imported it meanwhile
                 return
             loaded = cast(DocList[StoredDoc], DocList[StoredDoc].load_binary(file=str(legacy)))
@@ -318,7 +302,7 @@ class DocumentStore:
         the last one (unless ``force``), or when another process is writing one."""
         if self.kind != 'hnsw':
             return None
-        with _flock(self.directory / 'snapshot.lock', blocking=False) as held:
+        with file_lock(self.directory / 'snapshot.lock', blocking=False) as held:
             if not held:
                 return None
             with self._lock:
@@ -334,12 +318,9 @@ class DocumentStore:
         path = self.directory / f'ann-v{version}-s{seq}-n{live}.hnsw'
         if path.exists():
             return path
-        tmp = path.with_name('.' + path.name + '.tmp')
         started = time.monotonic()
-        ann.save(tmp)
-        with open(tmp, 'rb') as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            ann.save(tmp)
         for old_version, old_seq, _, old in self._snapshots():
             if old_version == version and old_seq < seq:
                 old.unlink(missing_ok=True)
@@ -560,7 +541,7 @@ class DocumentStore:
         if self.embedder_factory is None:
             raise RuntimeError('this store has no embedder_factory; it cannot re-embed')
         embedder = self.embedder_factory(version)
-        with _flock(self.directory / 'reembed.lock'):  # one process at a time per directory
+        with file_lock(self.directory / 'reembed.lock'):  # one process at a time per directory
             if self._meta(self._db)['version'] == version and not self.mixed():  # another process did it
                 with self._lock:
                     self._catch_up()

@@ -55,7 +55,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -63,6 +63,7 @@ from covidqa.jobs import EXPORT_ONNX
 from covidqa.models.loading import base_model_dir, resolve_model_path
 from covidqa.paths import PathLike, onnx_cache_root
 from covidqa.runtime.atomic import atomic_write_text
+from covidqa.runtime.locks import file_lock
 
 __all__ = [
     'EXPORT_FORMAT',
@@ -169,23 +170,6 @@ def _check_kind(kind: str) -> None:
 
 def _file_stem(kind: str, quantize: bool, optimize: bool) -> str:
     return kind + ('.fused' if optimize else '') + ('.int8' if quantize else '')
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """An exclusive inter-process lock on ``directory`` (fcntl; a no-op lock where fcntl is missing)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / '.lock', 'a+') as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not on Linux
-            yield
-            return
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
@@ -437,7 +421,7 @@ def _ensure_exported_once(model_dir: Path, kind: str, quantize: bool, optimize: 
     directory = onnx_cache_dir(model_dir)
     stem = _file_stem(kind, quantize, optimize)
     onnx_path, meta_path = directory / f'{stem}.onnx', directory / f'{stem}.json'
-    with _locked(directory):
+    with file_lock(Path(directory) / '.lock'):
         fingerprint = checkpoint_fingerprint(model_dir, kind, quantize, optimize)
         meta = _read_meta(meta_path)
         reason = None
