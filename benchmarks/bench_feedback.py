@@ -171,7 +171,6 @@ def main(argv=None):
                         'already cost it more compute)')
     p.add_argument('--lr', type=float, default=DEFAULTS['lr'])
     p.add_argument('--batch-size', type=int, default=DEFAULTS['batch_size'])
-    p.add_argument('--negative-target', type=float, default=DEFAULTS['negative_target'])
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--static-labels', action='store_true',
                    help='collect every label with the base model (default: with the model of the previous round)')
@@ -195,7 +194,7 @@ def main(argv=None):
                          'documents': len(bench.titles),
                          'heldout_queries': len(bench.heldout), 'top_k': args.top_k, 'rounds': rounds,
                          'epochs': {'mnr': args.epochs, 'cosine': args.cosine_epochs}, 'lr': args.lr,
-                         'batch_size': args.batch_size, 'seed': args.seed, 'negative_target': args.negative_target,
+                         'batch_size': args.batch_size, 'seed': args.seed,
                          'labels_collected_with': 'the base model' if args.static_labels else
                          'the model of the previous round (as while labeling in the service)'},
                'base': base, 'curves': {}}
@@ -208,7 +207,7 @@ def main(argv=None):
             examples += static[len(examples):n] if static else bench.simulate_labels(vec, titles, len(examples), n)
             epochs = args.cosine_epochs if loss == 'cosine' else args.epochs
             fit = train_encoder(examples, 'base', loss=loss, epochs=epochs, lr=args.lr, batch_size=args.batch_size,
-                                negative_target=args.negative_target, seed=args.seed)
+                                seed=args.seed)
             vec = Vectors(fit.model, fit.tokenizer)
             metrics, titles = bench.evaluate(vec, control=n == max(rounds))
             metrics['train'] = {'seconds': round(fit.seconds, 1), 'steps': fit.steps, 'final_loss': fit.final_loss,

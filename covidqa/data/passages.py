@@ -1,4 +1,4 @@
-"""Long articles as reader-sized passages, and a plain BM25 retriever over them (no jina here).
+"""Long articles as reader-sized passages with exact character offsets (no jina here).
 
 COVID-QA's full-article records (``covid_qa_deepset/covid-qa-*.json``) hold one ~25k-character scientific article
 per record. To answer from them through the Flow, an article is cut into passages that each fit one reader window
@@ -15,44 +15,35 @@ and together hold every non-whitespace character of the article. The default of 
 195 WordPiece tokens (median; 99th percentile 295 on the COVID-QA dev articles), so a passage and its question fit
 one 384-token reader window; the rare denser passage (3 of 651 over 317 tokens, at most 401) is read in two windows.
 
-Retrieval (:class:`BM25Retriever`): Okapi BM25 (k1 1.2, b 0.75) over the passages, with the words of
-:mod:`covidqa.text.lexical` (lowercased letter/digit runs, stop words dropped, 6-letter stems).
-
 Example::
 
     articles = read_squad_articles('covid_qa_deepset/covid-qa-dev.json')      # [Article], questions included
     passages = split_articles(articles)                                         # [Passage]
     article = articles[0]
     assert all(p.text == article.text[p.start:p.end] for p in passages if p.article_id == article.id)
-    bm25 = BM25Retriever(passages)
-    hits = bm25.search(article.questions[0].question, limit=5)                  # [Retrieved], best first
     q = article.questions[0]
-    hits[0].passage.holds(q.article_id, q.answer_start, q.answer_end)           # is the gold span inside it?
+    passages_holding(passages, q.article_id, q.answer_start, q.answer_end)     # [Passage] holding the gold span
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from covidqa.text.lexical import BM25_B, BM25_K1, index_terms, sentence_bounds
+from covidqa.text.lexical import sentence_bounds
 
 __all__ = [
     'DEFAULT_MAX_CHARS',
     'Passage',
     'ArticleQuestion',
     'Article',
-    'Retrieved',
     'read_squad_articles',
     'split_article',
     'split_articles',
     'passages_holding',
-    'BM25Retriever',
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -107,15 +98,6 @@ class Article:
     title: Optional[str]
     text: str
     questions: Tuple[ArticleQuestion, ...] = ()
-
-
-@dataclass(frozen=True)
-class Retrieved:
-    """A retrieved passage with its score (BM25) and 1-based rank."""
-
-    passage: Passage
-    score: float
-    rank: int
 
 
 # --------------------------------------------------------------------------------------------------- reading
@@ -292,59 +274,3 @@ def passages_holding(passages: Iterable[Passage], article_id: str, start: int, e
     """The passages of article ``article_id`` that overlap ``[start, end)``: one when a passage holds the whole
     span, several when the span crosses a passage boundary."""
     return [p for p in passages if p.article_id == article_id and p.start < end and start < p.end]
-
-
-# --------------------------------------------------------------------------------------------------- BM25
-class BM25Retriever:
-    """Okapi BM25 over passages (words of :mod:`covidqa.text.lexical`; IDF ``log(1 + (N - df + 0.5) / (df + 0.5))``).
-
-    Input: the passages (at least one). :meth:`search` takes a question and returns the ``limit`` best passages as
-    :class:`Retrieved` (best first, ties in passage order; passages sharing no word with the question are left out).
-
-    Example::
-
-        bm25 = BM25Retriever(passages)
-        [r.passage.id for r in bm25.search('What is the incubation period?', limit=3)]
-    """
-
-    def __init__(self, passages: Sequence[Passage], k1: float = BM25_K1, b: float = BM25_B):
-        passages = list(passages)
-        if not passages:
-            raise ValueError('BM25Retriever needs at least one passage')
-        bad = [p for p in passages if not isinstance(p, Passage)]
-        if bad:
-            raise ValueError(f'BM25Retriever takes Passage objects, got {type(bad[0]).__name__}')
-        self.passages = passages
-        self.k1, self.b = float(k1), float(b)
-        self._postings: Dict[str, List[Tuple[int, int]]] = defaultdict(list)  # word -> [(passage, frequency)]
-        lengths = []
-        for i, passage in enumerate(passages):
-            terms = index_terms(passage.text)
-            lengths.append(len(terms))
-            for word, freq in Counter(terms).items():
-                self._postings[word].append((i, freq))
-        self._lengths = lengths
-        self._avg_length = max(1e-9, sum(lengths) / len(lengths))
-        n = len(passages)
-        self._idf = {w: math.log(1.0 + (n - len(p) + 0.5) / (len(p) + 0.5)) for w, p in self._postings.items()}
-
-    def scores(self, query: str) -> Dict[int, float]:
-        """BM25 score of every passage (by position) that shares a word with ``query``."""
-        if not isinstance(query, str) or not query.strip():
-            raise ValueError(f'the query must be a non-empty string, got {query!r}')
-        out: Dict[int, float] = defaultdict(float)
-        for word in set(index_terms(query)):
-            idf = self._idf.get(word)
-            if idf is None:
-                continue
-            for i, freq in self._postings[word]:
-                norm = self.k1 * (1.0 - self.b + self.b * self._lengths[i] / self._avg_length)
-                out[i] += idf * freq * (self.k1 + 1.0) / (freq + norm)
-        return dict(out)
-
-    def search(self, query: str, limit: int = 10) -> List[Retrieved]:
-        """The ``limit`` best passages for ``query``, best first."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f'limit must be a positive integer, got {limit!r}')
-        ranked = sorted(self.scores(query).items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        return [Retrieved(self.passages[i], score, rank) for rank, (i, score) in enumerate(ranked, start=1)]

@@ -64,8 +64,10 @@ class FeedbackRounds:
     :param train_every: request a round after this many new labels (positive integer).
     :param auto_train: request rounds by themselves (else only :meth:`request`).
     :param init: ``'base'`` (every round from the base model) or ``'target'`` (from the newest version).
-    :param loss: a name of :data:`covidqa.training.losses.LOSSES` (:data:`covidqa.feedback.finetune.LOSS_NAMES`); ``epochs``, ``lr``, ``batch_size``, ``max_length``,
-        ``pooling``, ``num_threads``: handed to :func:`covidqa.feedback.finetune.fit`.
+    :param loss: ``'mnr'`` or ``'cosine'`` (:data:`covidqa.feedback.finetune.LOSS_NAMES`, the names of
+        :data:`covidqa.training.losses.LOSSES`); ``epochs``, ``lr``, ``batch_size``, ``max_length``, ``pooling``,
+        ``num_threads``: handed to :func:`covidqa.feedback.finetune.fit`.
+    :raises ValueError: for a ``train_every``, ``loss`` or ``init`` it cannot take.
     """
 
     def __init__(self, store: FeedbackStore, versions: ModelVersions, train_every: int = 8, auto_train: bool = True,
@@ -82,16 +84,17 @@ class FeedbackRounds:
         self.store, self.versions = store, versions
         self.train_every, self.auto_train, self.init = train_every, auto_train, init
         self.train_config = TrainConfig(loss=loss, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
-                                 pooling=pooling, num_threads=num_threads or None)
+                                        pooling=pooling, num_threads=num_threads or None)
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._requested = 0  # generation of the newest round request
         self._finished = 0  # generation covered by the last finished round (success or not)
         self._running = False
         self._rollbacks = 0
-        self._state: Dict[str, Any] = {'state': 'idle', 'round': 0, 'last_loss': None, 'last_version': None, 'last_error': None,
-                       'last_round_seconds': None, 'started_at': None, 'finished_at': None, 'step': 0, 'steps': 0,
-                       'reason': None, 'current_loss': None}
+        self._state: Dict[str, Any] = {
+            'state': 'idle', 'round': 0, 'last_loss': None, 'last_version': None, 'last_error': None,
+            'last_round_seconds': None, 'started_at': None, 'finished_at': None, 'step': 0, 'steps': 0,
+            'reason': None, 'current_loss': None}
         self._trained_labels = self._labels_in_newest_version()
         self._worker = threading.Thread(target=self._work, name='feedback-rounds', daemon=True)
         self._worker.start()

@@ -39,20 +39,17 @@ class QATrainArgs:
     - ``negatives_per_question``: windows without the answer kept per question (labelled ``[CLS]``);
     - ``warmup_ratio``: share of the steps with a linearly rising learning rate (then linear decay to 0);
     - ``seed``; ``bf16``: bfloat16 autocast on CPU (faster on CPUs with AVX512-BF16/AMX);
-    - ``max_train_seconds``: time budget; the schedule follows the clock and training stops on time;
-    - ``budget_clock``: ``'wall'`` (default) or ``'cpu'`` (process CPU seconds / torch threads: the wall time the
-      same work takes on an otherwise idle machine; for reproducible budgets on a shared CPU);
+    - ``max_train_seconds``: wall-clock budget; the schedule follows the clock and training stops on time;
     - ``max_positives_per_question``: windows holding the answer kept per question (0 = all of them; a long
       article with a large ``doc_stride`` has several);
     - ``freeze_layers``: keep the embeddings and the lowest N transformer layers fixed (0 = train everything):
       no backward pass through them, so each step is cheaper;
-    - ``head_learning_rate_scale``: the fresh span head learns at ``learning_rate`` times this;
     - ``question_word_type``: give context tokens that repeat a question word their own token type (a third row
       in the token-type embeddings, trained even when the embeddings are frozen; :mod:`covidqa.text.question_match`);
       the saved model keeps ``type_vocab_size=3`` and readers mark question words for it from then on;
     - ``shared_norm_weight``: weight of a loss normalising start/end logits over all windows of the same question
-      together (:class:`covidqa.training.losses.shared_norm.SharedNormLoss`; a question's windows then share a batch), so
-      that spans compare across the windows of a long context; 0 = off;
+      together (:class:`covidqa.training.losses.shared_norm.SharedNormLoss`; a question's windows then share a
+      batch), so that spans compare across the windows of a long context; 0 = off;
     - ``output_dir``: where :meth:`covidqa.qa.api.QuestionAnswering.train` saves the model when done (atomically;
       None: no save);
     - ``checkpoint_dir``: save a resumable checkpoint there every ``checkpoint_minutes`` (and when stopped by
@@ -78,10 +75,8 @@ class QATrainArgs:
     seed: int = 42
     bf16: bool = False
     max_train_seconds: Optional[float] = None
-    budget_clock: str = 'wall'
     max_positives_per_question: int = 0
     freeze_layers: int = 0
-    head_learning_rate_scale: float = 1.0
     question_word_type: bool = False
     shared_norm_weight: float = 0.0
     output_dir: Optional[str] = None
@@ -107,7 +102,6 @@ class QATrainArgs:
         'max_train_seconds': (0.0, 1e7, False),
         'max_positives_per_question': (0, 10_000, True),
         'freeze_layers': (0, 48, True),
-        'head_learning_rate_scale': (0.0, 1e4, False),
         'shared_norm_weight': (0.0, 1e4, True),
         'checkpoint_minutes': (0.0, 1e5, False),
     }
@@ -131,9 +125,7 @@ class QATrainArgs:
                 if not isinstance(value, bool):
                     raise QATrainArgsError(f'training argument {f.name!r} must be true or false, got {value!r}')
             elif kind is str:
-                if f.name == 'budget_clock' and isinstance(value, str):
-                    pass
-                elif not isinstance(value, (str, os.PathLike)):
+                if not isinstance(value, (str, os.PathLike)):
                     raise QATrainArgsError(f'training argument {f.name!r} must be a path string, got {value!r}')
                 value = str(value)
             if f.name in self._RANGES:
@@ -144,8 +136,6 @@ class QATrainArgs:
                         f'training argument {f.name!r} must be {op} {low} and <= {high}, got {value!r}'
                     )
             setattr(self, f.name, value)
-        if self.budget_clock not in ('wall', 'cpu'):
-            raise QATrainArgsError(f"training argument 'budget_clock' must be 'wall' or 'cpu', got {self.budget_clock!r}")
         if self.adam_beta1 >= 1.0 or self.adam_beta2 >= 1.0:
             raise QATrainArgsError('training arguments adam_beta1/adam_beta2 must be < 1')
         if self.max_query_length + 8 >= self.max_seq_length:
@@ -177,7 +167,6 @@ _FIELD_KINDS = {
     'learning_rate': float, 'weight_decay': float, 'adam_beta1': float, 'adam_beta2': float, 'adam_epsilon': float,
     'max_grad_norm': float, 'num_train_epochs': float, 'batch_size': int, 'max_seq_length': int, 'doc_stride': int,
     'max_query_length': int, 'negatives_per_question': int, 'warmup_ratio': float, 'seed': int, 'bf16': bool,
-    'max_train_seconds': float, 'output_dir': str, 'budget_clock': str,
-    'max_positives_per_question': int, 'freeze_layers': int, 'head_learning_rate_scale': float,
+    'max_train_seconds': float, 'output_dir': str, 'max_positives_per_question': int, 'freeze_layers': int,
     'question_word_type': bool, 'shared_norm_weight': float, 'checkpoint_dir': str, 'checkpoint_minutes': float,
 }

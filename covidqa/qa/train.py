@@ -1,4 +1,4 @@
-"""The reader's training loop: windows, batches, optimiser steps, checkpoints and the time budget.
+"""The reader's training: windows, batches and the span loss, trained by :func:`covidqa.training.loop.train_loop`.
 
 :func:`train_span_model` fine-tunes an ``AutoModelForQuestionAnswering`` in place on labelled records
 (:meth:`covidqa.qa.api.QuestionAnswering.train` calls it):
@@ -8,12 +8,12 @@
   up to ``negatives_per_question`` random windows without it are labelled ``[CLS]`` ("no answer here");
 - length-bucketed, dynamically padded batches (:func:`bucketed_batches`; with shared normalisation a question's
   windows share a batch);
-- AdamW with linear warmup and decay (:mod:`covidqa.training.optim`), gradient clipping, optional bf16 autocast, the
-  embeddings and lowest layers optionally frozen, a tqdm progress bar;
-- with ``max_train_seconds`` the schedule also runs on the clock (progress = max(step share, time share)) so
+- AdamW with linear warmup and decay (:mod:`covidqa.training.optim`), gradient clipping (``max_grad_norm``), optional
+  bf16 autocast, the embeddings and lowest layers optionally frozen (:func:`set_trainable`), a tqdm progress bar;
+- with ``max_train_seconds`` the schedule also runs on the wall clock (progress = max(step share, time share)) so
   training ends on time with a fully decayed learning rate;
-- with ``checkpoint_dir`` a resumable checkpoint (:mod:`covidqa.training.checkpoint`) every ``checkpoint_minutes``, at the
-  end and on Ctrl-C; a run started again continues from it with the same batches, schedule and time budget.
+- with ``checkpoint_dir`` a resumable checkpoint (:mod:`covidqa.training.checkpoint`) every ``checkpoint_minutes``,
+  at the end and on Ctrl-C; a run started again continues from it with the same batches, schedule and time budget.
 
 Inputs: the model and its tokenizer, :class:`~covidqa.data.records.QARecord` objects with answers, checked
 :class:`~covidqa.qa.args.QATrainArgs`. Output: a :class:`TrainingRun` (steps, per-step losses, window counts).
@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import math
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -36,11 +35,12 @@ import numpy as np
 
 from covidqa.data.records import QADataError, QARecord
 from covidqa.qa.args import QATrainArgs, QATrainArgsError
-from covidqa.reader.reader import QAWindows, encode_pairs, label_windows
+from covidqa.reader.windows import QAWindows, encode_pairs, label_windows
 from covidqa.text.question_match import add_question_word_type, uses_question_word_type
 from covidqa.text.tokenization import pad_batch
-from covidqa.training.checkpoint import TrainingCheckpoint, TrainingState
-from covidqa.training.optim import adamw, set_lr, warmup_decay
+from covidqa.training.checkpoint import TrainingCheckpoint
+from covidqa.training.loop import LoopCheckpoint, Step, train_loop
+from covidqa.training.optim import adamw
 
 __all__ = ['TrainingRun', 'bucketed_batches', 'build_training_windows', 'train_span_model']
 
@@ -130,12 +130,6 @@ def set_trainable(model, freeze_layers: int) -> None:
         getattr(model, model.base_model_prefix).embeddings.token_type_embeddings.weight.requires_grad_(True)
 
 
-def span_head_parameter_names(model) -> set:
-    """Names of the parameters outside the base encoder (the span head of ``AutoModelForQuestionAnswering``)."""
-    prefix = model.base_model_prefix + '.'
-    return {n for n, _ in model.named_parameters() if not n.startswith(prefix)}
-
-
 def bucketed_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator,
                      groups: Optional[Sequence[int]] = None) -> List[List[int]]:
     """Shuffled batches of similar lengths: shuffle, sort within chunks of 50 batches, cut, shuffle batches.
@@ -182,13 +176,57 @@ def padded_mask(windows: QAWindows, batch: Sequence[int], width: int) -> np.ndar
     return np.pad(mask, ((0, 0), (0, width - mask.shape[1]))).astype(bool)
 
 
+class _SpanObjective:
+    """The reader's objective for :func:`covidqa.training.loop.train_loop`: each epoch's :func:`bucketed_batches` of
+    the windows (a question's windows together with shared normalisation), and a batch's span loss (plus
+    ``shared_norm_weight`` times :class:`~covidqa.training.losses.shared_norm.SharedNormLoss`), in bf16 autocast
+    when ``args.bf16``."""
+
+    def __init__(self, model, windows: QAWindows, starts: np.ndarray, ends: np.ndarray, args: QATrainArgs,
+                 pad_id: int, rng: np.random.Generator):
+        self.model, self.windows, self.starts, self.ends, self.args = model, windows, starts, ends, args
+        self.pad_id, self.rng = pad_id, rng
+        self.lengths = [len(x) for x in windows.input_ids]
+        self.groups: Optional[Sequence[int]] = windows.pair.tolist() if args.shared_norm_weight > 0 else None
+        self.shared_norm = None
+        if args.shared_norm_weight > 0:
+            from covidqa.training.losses.shared_norm import SharedNormLoss
+
+            self.shared_norm = SharedNormLoss()
+
+    def batches(self, epoch: int) -> List[List[int]]:
+        return bucketed_batches(self.lengths, self.args.batch_size, self.rng, self.groups)
+
+    def loss(self, batch: List[int]):
+        import torch
+
+        windows = self.windows
+        input_ids, attention_mask, token_type_ids = padded_batch(windows, batch, self.pad_id)
+        batch_starts, batch_ends = torch.from_numpy(self.starts[batch]), torch.from_numpy(self.ends[batch])
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.args.bf16):
+            out = self.model(
+                input_ids=torch.from_numpy(input_ids),
+                attention_mask=torch.from_numpy(attention_mask),
+                token_type_ids=torch.from_numpy(token_type_ids),
+                start_positions=batch_starts, end_positions=batch_ends,
+            )
+            loss = out.loss.float()
+            if self.shared_norm is not None:
+                context_mask = torch.from_numpy(padded_mask(windows, batch, input_ids.shape[1]))
+                loss = loss + self.args.shared_norm_weight * self.shared_norm(
+                    out.start_logits, out.end_logits, context_mask, batch_starts, batch_ends,
+                    torch.from_numpy(windows.pair[batch]))
+        return loss
+
+
 def train_span_model(model, tokenizer, records: Sequence[QARecord], args: QATrainArgs,
                      start_model: str = '') -> TrainingRun:
     """Fine-tune ``model`` (an ``AutoModelForQuestionAnswering``) in place on ``records`` (every one with an
     answer) with ``args``; leaves it in eval mode. ``start_model`` names the weights it started from (part of the
     checkpoint's fingerprint: a checkpoint of another start model is refused). Raises :class:`QADataError` when no
-    record fits a window, :class:`QATrainArgsError` for arguments the model cannot take, and
-    :class:`covidqa.training.checkpoint.CheckpointMismatch` for a checkpoint of another run."""
+    record fits a window, :class:`QATrainArgsError` for arguments the model cannot take, ``FloatingPointError`` when
+    the loss stops being finite, and :class:`covidqa.training.checkpoint.CheckpointMismatch` for a checkpoint of
+    another run."""
     import torch
     from tqdm.auto import tqdm
 
@@ -203,129 +241,39 @@ def train_span_model(model, tokenizer, records: Sequence[QARecord], args: QATrai
     if skipped:
         logger.warning('%d training record(s) skipped: answer longer than a %d-token window',
                        skipped, args.max_seq_length)
-    lengths = [len(x) for x in windows.input_ids]
-    batch_groups = windows.pair if args.shared_norm_weight > 0 else None  # shared norm: a question's windows together
     steps_per_epoch = math.ceil(len(windows) / args.batch_size)
     total_steps = max(1, math.ceil(args.num_train_epochs * steps_per_epoch))
 
     set_trainable(model, args.freeze_layers)
     optimizer = adamw(model.named_parameters(), lr=args.learning_rate, weight_decay=args.weight_decay,
-                      betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
-                      head=span_head_parameter_names(model), head_lr_scale=args.head_learning_rate_scale)
-    shared_norm = None
-    if args.shared_norm_weight > 0:
-        from covidqa.training.losses.shared_norm import SharedNormLoss
-
-        shared_norm = SharedNormLoss()
-    pad_id = int(tokenizer.pad_token_id or 0)
-
-    losses: List[float] = []
-    history: List[float] = []
-    stopped_by_time = False
-    step = 0
+                      betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
+    objective = _SpanObjective(model, windows, starts, ends, args, int(tokenizer.pad_token_id or 0), rng)
+    checkpoint = None
+    if args.checkpoint_dir:
+        fingerprint = {**args.to_dict(), 'windows': len(windows), 'records': len(records), 'start_model': start_model}
+        checkpoint = LoopCheckpoint(TrainingCheckpoint(args.checkpoint_dir), fingerprint, args.checkpoint_minutes * 60)
     threads = max(1, torch.get_num_threads())
+    bar = tqdm(total=total_steps, desc='train reader', unit='step', mininterval=5.0, file=sys.stderr)
 
-    def clock() -> float:
-        return time.process_time() / threads if args.budget_clock == 'cpu' else time.perf_counter()
+    def progress(done: Step) -> None:
+        if bar.n == 0 and done.step > 1:  # resumed: the bar starts where the checkpoint left off
+            bar.update(done.step - 1)
+        bar.update(1)
+        if done.running is not None:
+            bar.set_postfix(loss=f'{done.running:.3f}', lr=f'{done.lr:.2e}')
 
-    checkpoint = TrainingCheckpoint(args.checkpoint_dir) if args.checkpoint_dir else None
-    fingerprint = {**args.to_dict(), 'windows': len(windows), 'records': len(records), 'start_model': start_model}
-    resumed = checkpoint.load(fingerprint) if checkpoint else None
-    loop_start = clock()
-    if resumed is not None:
-        assert checkpoint is not None  # resumed comes from the checkpoint
-        model.load_state_dict(resumed.model)
-        optimizer.load_state_dict(resumed.optimizer)
-        torch.set_rng_state(resumed.torch_rng)
-        step, losses, history = resumed.step, list(resumed.losses), list(resumed.history)
-        loop_start -= resumed.elapsed  # the time budget goes on from where it stopped
-        logger.info('resuming from %s at step %d of %d', checkpoint.path, step, total_steps)
-
-    def save_checkpoint() -> None:
-        assert checkpoint is not None  # called only with a checkpoint_dir
-        checkpoint.save(TrainingState(
-            step=step, elapsed=clock() - loop_start, model=model.state_dict(),
-            optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state(), losses=losses, history=history,
-        ), fingerprint)
-
-    last_saved = time.perf_counter()
-    cpu_start = time.process_time()
-    model.train()
-    bar = tqdm(total=total_steps, initial=step, desc='train reader', unit='step', mininterval=5.0, file=sys.stderr)
-    at_step_boundary = True
-    replayed = 0  # batches of the schedule seen so far: on resume the first `step` are skipped, not trained
     try:
-        while step < total_steps:
-            for batch in bucketed_batches(lengths, args.batch_size, rng, batch_groups):
-                if step >= total_steps:
-                    break
-                replayed += 1
-                if replayed <= step:
-                    continue
-                progress = step / total_steps
-                if args.max_train_seconds:
-                    progress = max(progress, (clock() - loop_start) / args.max_train_seconds)
-                    if progress >= 1.0:
-                        stopped_by_time = True
-                        break
-                set_lr(optimizer, args.learning_rate * warmup_decay(progress + 0.5 / total_steps, args.warmup_ratio))
-                input_ids, attention_mask, token_type_ids = padded_batch(windows, batch, pad_id)
-                batch_starts, batch_ends = torch.from_numpy(starts[batch]), torch.from_numpy(ends[batch])
-                with torch.autocast('cpu', dtype=torch.bfloat16, enabled=args.bf16):
-                    out = model(
-                        input_ids=torch.from_numpy(input_ids),
-                        attention_mask=torch.from_numpy(attention_mask),
-                        token_type_ids=torch.from_numpy(token_type_ids),
-                        start_positions=batch_starts, end_positions=batch_ends,
-                    )
-                    loss = out.loss.float()
-                    if shared_norm is not None:
-                        context_mask = torch.from_numpy(padded_mask(windows, batch, input_ids.shape[1]))
-                        loss = loss + args.shared_norm_weight * shared_norm(
-                            out.start_logits, out.end_logits, context_mask, batch_starts, batch_ends,
-                            torch.from_numpy(windows.pair[batch]))
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f'training loss became {loss.item()} at step {step}; '
-                                             f'lower learning_rate (now {args.learning_rate})')
-                loss.backward()
-                if args.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                at_step_boundary = False  # weights, optimiser and `step` disagree until `step += 1`
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                losses.append(float(loss.item()))
-                step += 1
-                at_step_boundary = True
-                bar.update(1)
-                if step % 10 == 0 or step == total_steps:
-                    recent = float(np.mean(losses[-10:]))
-                    history.append(recent)
-                    bar.set_postfix(loss=f'{recent:.3f}', lr=f'{optimizer.param_groups[0]["lr"]:.2e}')
-                if checkpoint and time.perf_counter() - last_saved >= args.checkpoint_minutes * 60:
-                    save_checkpoint()
-                    last_saved = time.perf_counter()
-            if stopped_by_time:
-                break
-        if checkpoint:
-            save_checkpoint()  # a finished run: running it again trains nothing more
-    except KeyboardInterrupt:
-        if checkpoint and at_step_boundary:
-            save_checkpoint()
-            logger.warning('stopped at step %d of %d; checkpoint saved to %s: run again to resume',
-                           step, total_steps, checkpoint.path)
-        elif checkpoint:  # stopped inside an optimiser step: the last periodic checkpoint is the consistent one
-            logger.warning('stopped inside step %d of %d; run again to resume from the last checkpoint in %s',
-                           step + 1, total_steps, checkpoint.path)
-        raise
+        run = train_loop(model, optimizer, objective, total_steps=total_steps, learning_rate=args.learning_rate,
+                         warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm, max_steps=total_steps,
+                         max_seconds=args.max_train_seconds, on_step=progress, checkpoint=checkpoint)
     finally:
         bar.close()
-        model.eval()
-    if stopped_by_time:
+    if run.stopped_by_time:
         logger.warning('training stopped by max_train_seconds=%s after %d of %d steps',
-                       args.max_train_seconds, step, total_steps)
+                       args.max_train_seconds, run.steps, total_steps)
     return TrainingRun(
         records=len(records) - skipped, skipped_records=skipped, windows=len(windows),
-        positive_windows=int((starts > 0).sum()), negative_windows=int((starts == 0).sum()), steps=step,
-        total_steps=total_steps, steps_per_epoch=steps_per_epoch, stopped_by_time=stopped_by_time,
-        cpu_equivalent_seconds=(time.process_time() - cpu_start) / threads, losses=losses, history=history,
+        positive_windows=int((starts > 0).sum()), negative_windows=int((starts == 0).sum()), steps=run.steps,
+        total_steps=total_steps, steps_per_epoch=steps_per_epoch, stopped_by_time=run.stopped_by_time,
+        cpu_equivalent_seconds=run.cpu_seconds / threads, losses=run.losses, history=run.history,
     )

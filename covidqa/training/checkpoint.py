@@ -7,8 +7,8 @@ training arguments and the number of training windows). The file is written atom
 ``os.replace``), so a crash while saving leaves the previous checkpoint intact.
 
 Resuming with other arguments or other data would silently train a different schedule, so :meth:`load` refuses a
-checkpoint whose fingerprint differs and names the keys that differ (training arguments that have since left the code,
-:data:`RETIRED_ARGS`, count as equal when they were off).
+checkpoint whose fingerprint differs (:class:`CheckpointMismatch`) and names the keys that differ; a checkpoint
+written with training arguments this code no longer has is refused naming those, and cannot be resumed.
 
 Example::
 
@@ -31,9 +31,6 @@ CHECKPOINT_FILE = 'checkpoint.pt'
 # whole run is. Raising `num_train_epochs` or `max_train_seconds` extends a run (even a finished one): it goes on
 # with the batches it has not seen yet, and the learning rate picks up where the longer schedule stands.
 RESUMABLE_CHANGES = ('output_dir', 'checkpoint_dir', 'checkpoint_minutes', 'max_train_seconds', 'num_train_epochs')
-# Training arguments that left the code, with the value that meant "off": a checkpoint saved before they left, with
-# them off, is the same run and resumes; one saved with one of them on trained something this code cannot continue.
-RETIRED_ARGS = {'freeze_word_embeddings': False, 'inside_loss_weight': 0.0, 'hard_negatives': False}
 
 
 class CheckpointMismatch(ValueError):
@@ -75,7 +72,8 @@ class TrainingCheckpoint:
 
     def load(self, fingerprint: Mapping[str, Any]) -> Optional[TrainingState]:
         """The saved state, or ``None`` when there is no checkpoint. Raises :class:`CheckpointMismatch` when the
-        checkpoint was made with other training arguments or data (keys in :data:`RESUMABLE_CHANGES` may differ)."""
+        file cannot be read, was written with keys ``fingerprint`` does not have (arguments that have left the code),
+        or with other training arguments or data (keys in :data:`RESUMABLE_CHANGES` may differ)."""
         if not self.exists():
             return None
         import torch
@@ -85,8 +83,13 @@ class TrainingCheckpoint:
         except Exception as error:  # a file cut short by a full disk, or not a checkpoint at all
             raise CheckpointMismatch(f'checkpoint {self.path} cannot be read ({type(error).__name__}: {error}); '
                                      f'delete it to start over') from None
-        old = {k: v for k, v in saved['fingerprint'].items()
-               if not (k in RETIRED_ARGS and k not in fingerprint and v == RETIRED_ARGS[k])}
+        old = saved['fingerprint']
+        unknown = sorted(k for k in old if k not in fingerprint)
+        if unknown:
+            detail = ', '.join(f'{k}={old[k]!r}' for k in unknown)
+            raise CheckpointMismatch(
+                f'checkpoint {self.path} was written with training arguments this code no longer has ({detail}); '
+                f'it cannot be resumed: delete the checkpoint directory to start over')
         differing = sorted(
             k for k in set(old) | set(fingerprint) if k not in RESUMABLE_CHANGES and old.get(k) != fingerprint.get(k)
         )

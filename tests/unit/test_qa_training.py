@@ -96,14 +96,14 @@ def test_answer_question_top_k(trained):
     ({'bf16': 'yes'}, r"'bf16' must be true or false"),
     ({'adam_beta2': 1.0}, r'adam_beta1/adam_beta2 must be < 1'),
     ({'max_seq_length': 64, 'max_query_length': 60}, r'leaves no room for a context'),
-    ({'budget_clock': 'gpu'}, r"'budget_clock' must be 'wall' or 'cpu'"),
     ({'max_positives_per_question': -1}, r"'max_positives_per_question' must be >= 0"),
     ({'freeze_layers': -1}, r"'freeze_layers' must be >= 0"),
-    ({'head_learning_rate_scale': 0}, r"'head_learning_rate_scale' must be > 0.0"),
     # options that lost in benchmarks/READER_RESULTS.md left the code: asking for one is an unknown key
     ({'inside_loss_weight': 1.0}, r"unknown training argument\(s\) \['inside_loss_weight'\]"),
     ({'freeze_word_embeddings': True, 'hard_negatives': True},
      r"unknown training argument\(s\) \['freeze_word_embeddings', 'hard_negatives'\]"),
+    ({'budget_clock': 'cpu', 'head_learning_rate_scale': 10.0},
+     r"unknown training argument\(s\) \['budget_clock', 'head_learning_rate_scale'\]"),
     ({'shared_norm_weight': 'on'}, r"'shared_norm_weight' must be a number, got 'on'"),
 ])
 def test_bad_training_args_raise_naming_the_key(data_dir, args, message):
@@ -164,7 +164,7 @@ def test_freeze_layers_keeps_the_lower_layers_fixed_and_trains_the_rest(data_dir
         qa.train(data_dir / 'train.csv', {'num_train_epochs': 1, 'max_seq_length': 96, 'freeze_layers': 7})
 
 
-def test_bf16_with_a_faster_head_trains_and_saves_a_reader_that_reloads(data_dir, tmp_path):
+def test_bf16_trains_and_saves_a_reader_that_reloads(data_dir, tmp_path):
     import torch
 
     qa = QuestionAnswering('base')
@@ -172,7 +172,7 @@ def test_bf16_with_a_faster_head_trains_and_saves_a_reader_that_reloads(data_dir
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     result = qa.train(data_dir / 'train.csv', {
         'num_train_epochs': 3, 'learning_rate': 3e-4, 'batch_size': 4, 'max_seq_length': 96, 'bf16': True,
-        'head_learning_rate_scale': 2.0, 'output_dir': str(tmp_path / 'reader')})
+        'output_dir': str(tmp_path / 'reader')})
     changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
     assert any('word_embeddings' in n for n in changed)  # nothing frozen
     assert any('position_embeddings' in n for n in changed) and any('qa_outputs' in n for n in changed)

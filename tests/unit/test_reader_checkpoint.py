@@ -116,15 +116,12 @@ def test_losses_are_finite_and_fall(tmp_path):
     assert result.final_loss < result.first_loss
 
 
-def test_a_checkpoint_from_before_options_left_the_code_resumes_when_they_were_off(tmp_path):
-    # what the training loop saved before inside_loss_weight, hard_negatives and freeze_word_embeddings left it
+def test_a_checkpoint_written_with_arguments_that_left_the_code_is_refused_naming_them(tmp_path):
+    # what the training loop saved while budget_clock and head_learning_rate_scale were training arguments
     state = TrainingState(step=3, elapsed=1.0, model={}, optimizer={}, torch_rng=torch.get_rng_state())
     fingerprint = {'learning_rate': 1e-4, 'windows': 20}
-    off = TrainingCheckpoint(tmp_path / 'off')
-    off.save(state, {**fingerprint, 'inside_loss_weight': 0.0, 'hard_negatives': False,
-                     'freeze_word_embeddings': False})
-    assert off.load(fingerprint).step == 3
-    on = TrainingCheckpoint(tmp_path / 'on')
-    on.save(state, {**fingerprint, 'inside_loss_weight': 0.5, 'hard_negatives': False})
-    with pytest.raises(CheckpointMismatch, match='inside_loss_weight: 0.5 -> None'):
-        on.load(fingerprint)
+    old = TrainingCheckpoint(tmp_path / 'old')
+    old.save(state, {**fingerprint, 'budget_clock': 'wall', 'head_learning_rate_scale': 1.0})
+    with pytest.raises(CheckpointMismatch, match=r"no longer has \(budget_clock='wall', head_learning_rate_scale=1.0\)"
+                                                 r".*delete the checkpoint directory"):
+        old.load(fingerprint)
