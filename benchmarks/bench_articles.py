@@ -1,50 +1,43 @@
 """Answers from long articles, end to end through the Flow, against BM25 + the same reader (a script, not a test).
 
 The COVID-QA dev articles (``covid_qa_deepset/covid-qa-dev.json``: 21 articles of ~25k characters, 159 questions)
-are cut into reader-sized passages (:mod:`covidqa.data.passages`, each keeping its article id, title and character
-offsets), indexed through the running Flow's ``/index``, and every dev question is asked through ``/answer``
-(``limit`` = how many passages the indexer retrieves, ``--top-k``; the reader reads them all and returns its best
-span). Rows of the report:
+are cut into reader-sized passages (:mod:`covidqa.data.passages`: article id, title, character offsets), indexed
+through the Flow's ``/index``, and every dev question is asked through ``/answer`` (``limit`` = passages retrieved,
+``--top-k``; the reader reads them all and returns its best span). Rows of the report:
 
 - **Flow (hybrid)**, **Flow (dense)**: ``flow.yml`` started with :class:`client.flowctl.FlowProcess` on free
-  127.0.0.1 ports (state in a temporary ``$COVIDQA_HOME``), queried over gRPC, one question a request, once per
-  indexer ranking (``--flow-retrieval``, the ``retrieval`` parameter: the default ``hybrid``, and ``dense``);
-- **BM25 + reader**: BM25 over the same passages (:class:`covidqa.data.passages.BM25Retriever`), in this process, with the
-  same reader checkpoint and settings as the Flow's reader (``flow.yml``'s ``uses_with``, incl. the lexical prior);
-- **oracle passage**: the same reader reading only the passage(s) that hold the gold answer (the reader's ceiling
-  given the split).
+  127.0.0.1 ports (a temporary ``$COVIDQA_HOME``), over gRPC, one question a request, once per indexer ranking
+  (``--flow-retrieval``, the ``retrieval`` parameter: the default ``hybrid``, and ``dense``);
+- **BM25 + reader**: :class:`PassageBM25` over the same passages, in this process, with the Flow reader's checkpoint
+  and settings (``flow.yml``'s ``uses_with``, incl. the lexical prior);
+- **oracle passage**: the same reader on only the passage(s) holding the gold answer (its ceiling given the split).
 
-Measured per row: retrieval recall@1/5/20 (a hit at k when one of the top-k passages belongs to the question's
-article and holds the gold span ``[answer_start, answer_end)`` by offsets; the Flow's are judged from the
-``parent_id``/``offset_start``/``offset_end`` its matches return) and the looser "gold answer text occurs in the
-passage", MRR, EM/F1 of the top answer (:mod:`covidqa.reader.metrics`), latency per question (p50/p95/mean).
-``--retrieval-only`` skips the reader (the Flow is asked ``/search``): recall does not depend on the reader.
+Measured per row: recall@1/5/20 (a hit at k: one of the top-k passages is of the question's article and holds the
+gold span ``[answer_start, answer_end)`` by offsets; the Flow's matches by ``parent_id``/``offset_start``/
+``offset_end``), the looser "a gold answer text occurs in the passage", MRR, EM/F1 of the top answer
+(:mod:`covidqa.reader.metrics`), latency per question (p50/p95/mean). ``--retrieval-only``: no reader (``/search``).
 
-Usage::
+Usage: ``.venv/bin/python benchmarks/bench_articles.py [--limit-questions 20] [--retrieval-only] [--reader DIR]``
+(all 159 questions: ~5-10 min on 2 cores; ``--limit-questions 20``: every k-th question, 20 in all).
 
-    .venv/bin/python benchmarks/bench_articles.py                         # all 159 questions (~5-10 min, 2 cores)
-    .venv/bin/python benchmarks/bench_articles.py --limit-questions 20    # every k-th question, 20 in all
-    .venv/bin/python benchmarks/bench_articles.py --retrieval-only        # recall of both retrievers only
-    .venv/bin/python benchmarks/bench_articles.py --reader DIR --top-k 10
-
-The reader: ``--reader``, else :func:`covidqa.reader.reader.resolve_reader_model` (the reader trained into
-``$COVIDQA_HOME``, else the one shipped in ``models/reader/``), the same in the Flow and in this process. Writes
-``benchmarks/out/articles.json`` (``--out``).
+The reader: ``--reader``, else :func:`covidqa.reader.reader.resolve_reader_model` (trained into ``$COVIDQA_HOME``,
+else shipped in ``models/reader/``), the same in the Flow and here. Writes ``benchmarks/out/articles.json`` (``--out``).
 """
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
+import math
 import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 from measure import benchmark_reader
@@ -52,7 +45,6 @@ from measure import benchmark_reader
 from covidqa.data.passages import (
     DEFAULT_MAX_CHARS,
     ArticleQuestion,
-    BM25Retriever,
     Passage,
     passages_holding,
     read_squad_articles,
@@ -61,6 +53,7 @@ from covidqa.data.passages import (
 from covidqa.index.replies import indexer_reply
 from covidqa.paths import data_dir
 from covidqa.reader.metrics import exact_match, f1_score
+from covidqa.text.lexical import BM25_B, BM25_K1, index_terms
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,10 +113,9 @@ def summarise(name: str, results: List[QuestionResult], top_k: int, retrieval: b
     ks = sorted({k for k in RECALL_KS if k <= top_k} | {top_k})
     row: dict = {'system': name, 'questions': n}
     if retrieval:
-        row['recall'] = {f'@{k}': round(sum(1 for r in results if r.offset_rank and r.offset_rank <= k) / n, 4)
-                         for k in ks}
-        row['recall_text'] = {f'@{k}': round(sum(1 for r in results if r.text_rank and r.text_rank <= k) / n, 4)
-                              for k in ks}
+        for key, attr in (('recall', 'offset_rank'), ('recall_text', 'text_rank')):
+            ranks = [getattr(r, attr) for r in results]
+            row[key] = {f'@{k}': round(sum(1 for rank in ranks if rank and rank <= k) / n, 4) for k in ks}
         row['mrr'] = round(sum(1.0 / r.offset_rank for r in results if r.offset_rank) / n, 4)
     if all(r.answer is not None for r in results):
         row['exact_match'] = round(sum(r.exact_match for r in results) / n, 4)
@@ -150,15 +142,17 @@ def flow_reader_settings() -> dict:
 
 
 def in_process_reader(model: str, settings: dict):
+    from covidqa.reader.options import ReadOptions
     from covidqa.reader.reader import ExtractiveReader
 
-    accepted = set(inspect.signature(ExtractiveReader.__init__).parameters) - {'self', 'model', 'runner'}
+    accepted = {'backend', 'num_threads'} | set(ReadOptions.model_fields)
     return ExtractiveReader(model, **{k: v for k, v in settings.items() if k in accepted}).load()
 
 
-def read_passages(reader, question: str, passages: Sequence[Passage], read_args: dict) -> str:
-    answers = reader.read(question, [p.text for p in passages], [p.id for p in passages], top_k=1, **read_args)
-    return answers[0].answer
+def read_passages(reader, question: str, passages: Sequence[Passage], read_args: dict):
+    """The reader's best answer over ``passages`` (None when there are none)."""
+    return reader.read([question], [[p.text for p in passages]], [[p.id for p in passages]], top_k=1,
+                       **read_args).answers[0][0] if passages else None
 
 
 # ------------------------------------------------------------------------------------------------ the Flow
@@ -174,10 +168,7 @@ def run_flow(passages: List[Passage], questions: List[ArticleQuestion], reader_m
         QADoc(id=p.id, text=p.text, title=p.title, source='COVID-QA dev article', parent_id=p.article_id,
               offset_start=p.start, offset_end=p.end) for p in passages])
     endpoint = '/search' if retrieval_only else '/answer'
-    params: dict = {'limit': top_k}
-    if not retrieval_only:
-        params['top_k'] = 1
-        params.update(read_args)
+    params: dict = {'limit': top_k} if retrieval_only else {'limit': top_k, 'top_k': 1, **read_args}
     info: dict = {'endpoint': endpoint, 'parameters': params, 'index_max_length': index_max_length}
     with tempfile.TemporaryDirectory(prefix='covidqa-articles-') as home:
         overrides = {'reader': {'model': reader_model}} if reader_model else None
@@ -241,20 +232,42 @@ def ask_flow(flow, client, endpoint: str, params: dict, questions: List[ArticleQ
 
 
 # ------------------------------------------------------------------------------------------------ in-process rows
-def run_bm25(bm25: BM25Retriever, questions: List[ArticleQuestion], reader, top_k: int,
+class PassageBM25:
+    """Okapi BM25 over ``passages`` (the words, k1 and b of :mod:`covidqa.text.lexical`; IDF ``log(1 + (N - df +
+    0.5) / (df + 0.5))``): :meth:`search` gives the ``limit`` best for a question, best first (ties in passage order;
+    passages sharing no word with it left out)."""
+
+    def __init__(self, passages: Sequence[Passage]):
+        self.passages = list(passages)
+        counts = [Counter(index_terms(p.text)) for p in self.passages]
+        self.lengths = [sum(c.values()) for c in counts]
+        self.avg_length = max(1e-9, sum(self.lengths) / len(self.lengths))
+        self.postings: Dict[str, List[Tuple[int, int]]] = defaultdict(list)  # word -> [(passage, frequency)]
+        for i, c in enumerate(counts):
+            for word, freq in c.items():
+                self.postings[word].append((i, freq))
+        self.idf = {w: math.log(1.0 + (len(counts) - len(p) + 0.5) / (len(p) + 0.5)) for w, p in self.postings.items()}
+
+    def search(self, question: str, limit: int) -> List[Passage]:
+        scores: Dict[int, float] = defaultdict(float)
+        for word in set(index_terms(question)):
+            for i, freq in self.postings.get(word, ()):
+                norm = BM25_K1 * (1.0 - BM25_B + BM25_B * self.lengths[i] / self.avg_length)
+                scores[i] += self.idf[word] * freq * (BM25_K1 + 1.0) / (freq + norm)
+        return [self.passages[i] for i, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+def run_bm25(bm25: PassageBM25, questions: List[ArticleQuestion], reader, top_k: int,
              read_args: dict) -> List[QuestionResult]:
     results = []
     for q in questions:
         t0 = time.perf_counter()
-        retrieved = bm25.search(q.question, limit=top_k)
+        read = bm25.search(q.question, limit=top_k)
         t1 = time.perf_counter()
-        hits = [Hit(r.passage.article_id, r.passage.start, r.passage.end, r.passage.text) for r in retrieved]
+        hits = [Hit(p.article_id, p.start, p.end, p.text) for p in read]
         result = QuestionResult(q.id, q.question, q.answer_text, *judge(q, hits), retrieve_seconds=t1 - t0)
         if reader is not None:
-            read = [r.passage for r in retrieved]
-            answers = reader.read(q.question, [p.text for p in read], [p.id for p in read], top_k=1,
-                                  **read_args) if read else []
-            answer = answers[0] if answers else None
+            answer = read_passages(reader, q.question, read, read_args)
             score_answer(result, q, answer.answer if answer else '')
             source = read[answer.context_index] if answer is not None and answer.context_index >= 0 else None
             result.answer_in_gold_span_article = bool(source and source.article_id == q.article_id)
@@ -270,7 +283,7 @@ def run_oracle(passages: List[Passage], questions: List[ArticleQuestion], reader
     for q in questions:
         gold = passages_holding(passages, q.article_id, q.answer_start, q.answer_end)
         t0 = time.perf_counter()
-        answer = read_passages(reader, q.question, gold, read_args)
+        answer = read_passages(reader, q.question, gold, read_args).answer
         result = QuestionResult(q.id, q.question, q.answer_text, None, None, seconds=time.perf_counter() - t0)
         score_answer(result, q, answer)
         results.append(result)
@@ -347,13 +360,11 @@ def main(argv=None) -> int:
         'data': ARTICLE_DEV, 'articles': len(articles), 'passages': len(passages), 'max_chars': ns.max_chars,
         'questions': len(questions), 'all_questions': sum(len(a.questions) for a in articles),
         'gold_span_across_passages': crossing, 'top_k': ns.top_k, 'retrieval_only': ns.retrieval_only,
-        'reader': reader_model, 'reader_settings': settings,
-        'read_overrides': read_args,
+        'reader': reader_model, 'reader_settings': settings, 'read_overrides': read_args,
         'machine': {'cpus': os.cpu_count(), 'platform': platform.platform(),
                     'loadavg_1m_at_start': round(os.getloadavg()[0], 2)},
-        'rows': [],
     }
-    rows = []
+    rows: List[dict] = []
     if not ns.skip_flow:
         retrievals = [r.strip() for r in ns.flow_retrieval.split(',') if r.strip()]
         flow = run_flow(passages, questions, reader_model, ns.top_k, ns.index_max_length, ns.retrieval_only,
@@ -364,11 +375,11 @@ def main(argv=None) -> int:
                                   results, ns.top_k))
 
     t0 = time.perf_counter()
-    bm25 = BM25Retriever(passages)
+    bm25 = PassageBM25(passages)
     report['bm25_build_seconds'] = round(time.perf_counter() - t0, 2)
     reader = None if ns.retrieval_only else in_process_reader(reader_model, settings)
     if reader is not None:
-        reader.read('What is the incubation period?', [passages[0].text])  # warm-up
+        reader.read(['What is the incubation period?'], [[passages[0].text]])  # warm-up
     rows.append(summarise('BM25' if ns.retrieval_only else 'BM25 + reader',
                           run_bm25(bm25, questions, reader, ns.top_k, read_args), ns.top_k))
     if reader is not None:
@@ -379,8 +390,7 @@ def main(argv=None) -> int:
 
     print()
     print_table(rows, ns.top_k)
-    out = Path(ns.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    (out := Path(ns.out)).parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     print(f'wrote {out}')
     return 0

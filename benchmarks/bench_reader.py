@@ -36,7 +36,8 @@ from covidqa.paths import data_dir
 from covidqa.qa.api import TRAINING_META_FILE, QuestionAnswering
 from covidqa.qa.pretrain import SQUAD_DEV
 from covidqa.qa.recipe import ARTICLE_DEV, PARAGRAPH_DEV, train_default_reader
-from covidqa.reader.reader import DEFAULT_LEXICAL_WEIGHT, resolve_reader_model
+from covidqa.reader.options import DEFAULT_LEXICAL_WEIGHT
+from covidqa.reader.runners import resolve_reader_model
 
 REPO = Path(__file__).resolve().parents[1]
 

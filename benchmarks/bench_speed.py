@@ -218,9 +218,9 @@ def bench_quality(faq: FAQ, reader_dir: Path, threads: int, reader_batch: int) -
     for name, runner in runners.items():
         reader = ExtractiveReader(reader_dir, backend='torch', runner=runner, num_threads=threads,
                                   no_answer_threshold=0.0, batch_size=reader_batch).load()
-        reader.read_many(questions[:4], contexts[:4])  # warm-up
+        reader.read(questions[:4], contexts[:4])  # warm-up
         t0 = time.perf_counter()
-        details = reader.read_many_detailed(questions, contexts)
+        details = reader.read(questions, contexts)
         seconds = time.perf_counter() - t0
         predictions = [a[0].answer for a in details.answers]
         out['reader'][name] = {

@@ -198,7 +198,7 @@ def benchmark_reader(arg: Optional[str]) -> Path:
     """The reader checkpoint to benchmark: ``--reader`` (a save_pretrained directory), else the service's reader
     (trained into ``$COVIDQA_HOME``, else the shipped one: :func:`covidqa.reader.reader.resolve_reader_model`). Exits with
     a message naming the fix when there is none (an untrained head would make every quality number noise)."""
-    from covidqa.reader.reader import resolve_reader_model
+    from covidqa.reader.runners import resolve_reader_model
 
     if arg:
         if not (Path(arg) / 'config.json').is_file():

@@ -107,7 +107,7 @@ class InProcessBaseline:
         contexts = [self.faq.answers[i] for i in found]
         if self.pipeline is not None:
             return self.pipeline(question, contexts)[0]
-        return self.reader.read(question, contexts)[0].answer
+        return self.reader.read([question], [contexts]).answers[0][0].answer
 
 
 def bench_baseline(faq: FAQ, reader_dir: Path, questions: List[str], limit: int, duration: float,

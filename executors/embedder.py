@@ -13,22 +13,25 @@ from jina import Executor, requests
 
 from covidqa.docs import DocList, QADoc
 from covidqa.embedding.encoder import Embedder as EmbeddingModel
+from covidqa.embedding.options import EmbedOptions
 from covidqa.embedding.versions import ModelVersions
-from covidqa.text.tokenization import DEFAULT_MAX_LENGTH
 from executors._common import BadRequest, prepare_texts
 from executors.parameters import AnswerParameters, IndexParameters, SearchParameters, or_default
 
 
 class Embedder(Executor):
     """``uses_with``: ``model`` (base model, default the packaged MiniLM), ``pooling`` ('cls' | 'mean'),
-    ``backend`` ('torch' | 'onnx' | 'onnx-int8'), ``batch_size``, ``num_threads``, ``versions_dir`` (embedder versions written
-    by the feedback finetuner; default ``$COVIDQA_HOME/models/embedder``), ``max_length`` (query tokens, 50)."""
+    ``backend`` ('torch' | 'onnx' | 'onnx-int8'), ``num_threads``, ``versions_dir`` (embedder versions written by the
+    feedback finetuner; default ``$COVIDQA_HOME/models/embedder``), and the settings of
+    :class:`covidqa.embedding.options.EmbedOptions` (``max_length`` of queries, ``batch_size``)."""
 
-    def __init__(self, model: str = 'base', pooling: str = 'cls', backend: str = 'torch', batch_size: int = 32,
-                 num_threads: int = 0, versions_dir: str = '', max_length: int = DEFAULT_MAX_LENGTH, **kwargs):
+    def __init__(self, model: str = 'base', pooling: str = 'cls', backend: str = 'torch', num_threads: int = 0,
+                 versions_dir: str = '', **kwargs):
+        options = EmbedOptions.pop_from(kwargs)
         super().__init__(**kwargs)
-        self.max_length = max_length
-        self.config = dict(pooling=pooling, backend=backend, batch_size=batch_size, num_threads=num_threads or None)
+        self.max_length = options.max_length
+        self.config = dict(pooling=pooling, backend=backend, batch_size=options.batch_size,
+                           num_threads=num_threads or None)
         self.versions = ModelVersions(versions_dir or None, base_model=model)
         self._model_lock = threading.Lock()
         self._version, self._model = None, None

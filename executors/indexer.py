@@ -28,16 +28,14 @@ from typing import List
 
 from jina import Executor, requests
 
-from covidqa.docs import DocList, MatchDoc, QADoc
+from covidqa.docs import STORED_FIELDS, DocList, MatchDoc, QADoc
 from covidqa.embedding.versions import ModelVersions
-from covidqa.index.hybrid import DEFAULT_BM25_WEIGHT, DEFAULT_CANDIDATES, RETRIEVALS
+from covidqa.index.options import REQUEST_OPTIONS, SearchOptions
 from covidqa.index.versioned import VersionedIndex
 from covidqa.paths import index_dir as default_index_dir
 from executors._common import BadRequest
-from executors.parameters import AnswerParameters, IndexParameters, NoParameters, SearchParameters, or_default
+from executors.parameters import AnswerParameters, IndexParameters, NoParameters, SearchParameters
 
-STORED_FIELDS = ('text', 'answer', 'wrong_answer', 'title', 'source', 'url', 'parent_id', 'offset_start',
-                 'offset_end')
 # endpoints that answer a dict (in response.parameters['__results__']): no return annotation, the schemas given
 RESULTS = dict(request_schema=DocList[QADoc], response_schema=DocList[QADoc])
 
@@ -55,31 +53,22 @@ def _ids(docs: DocList[QADoc], endpoint: str) -> List[str]:
 
 class Indexer(Executor):
     """``uses_with``: ``model``, ``pooling``, ``backend``, ``num_threads`` (the embedder's, for re-embedding),
-    ``index_dir`` (default ``$COVIDQA_HOME/index``), ``versions_dir``, ``limit`` (default 10), ``watch_interval``
-    (seconds between checks of ``TARGET``), ``index`` (``exact`` | ``hnsw``), ``M``, ``ef_construction``,
-    ``ef_search``, ``index_threads`` (HNSW build threads), ``snapshot_every`` (HNSW: changes between snapshots),
-    ``retrieval`` (``/search``'s ranking: ``dense`` | ``hybrid`` | ``lexical``, default ``dense``; per request: the
-    ``retrieval`` parameter), ``answer_retrieval`` (``/answer``'s, default ``hybrid``), ``bm25_weight``
-    (BM25's share of the hybrid score, default 0.7; parameter ``bm25_weight``), ``candidates`` (each ranking's
-    depth before fusion, default 50): :mod:`covidqa.index.hybrid`."""
+    ``index_dir`` (default ``$COVIDQA_HOME/index``), ``versions_dir``, ``watch_interval`` (seconds between checks of
+    ``TARGET``), ``index`` (``exact`` | ``hnsw``), ``M``, ``ef_construction``, ``ef_search``, ``index_threads`` (HNSW
+    build threads), ``snapshot_every`` (HNSW: changes between snapshots), the settings of
+    :class:`covidqa.index.options.SearchOptions` (``limit``, ``retrieval``: ``/search``'s ranking, ``bm25_weight``,
+    ``candidates``) and ``answer_retrieval`` (``/answer``'s ranking, default ``hybrid``); per request: the
+    ``limit``, ``retrieval`` and ``bm25_weight`` parameters."""
 
     def __init__(self, model: str = 'base', pooling: str = 'cls', backend: str = 'torch', index_dir: str = '',
-                 versions_dir: str = '', limit: int = 10, watch_interval: float = 1.0, num_threads: int = 0,
-                 index: str = 'exact', M: int = 16, ef_construction: int = 100, ef_search: int = 256,
-                 index_threads: int = 1, snapshot_every: int = 50000, retrieval: str = 'dense',
-                 answer_retrieval: str = 'hybrid', bm25_weight: float = DEFAULT_BM25_WEIGHT,
-                 candidates: int = DEFAULT_CANDIDATES, **kwargs):
+                 versions_dir: str = '', watch_interval: float = 1.0, num_threads: int = 0, index: str = 'exact',
+                 M: int = 16, ef_construction: int = 100, ef_search: int = 256, index_threads: int = 1,
+                 snapshot_every: int = 50000, answer_retrieval: str = 'hybrid', **kwargs):
+        options = SearchOptions.pop_from(kwargs)
         super().__init__(**kwargs)
-        for key, value in (('retrieval', retrieval), ('answer_retrieval', answer_retrieval)):
-            if value not in RETRIEVALS:
-                raise ValueError(f'{key} must be one of {RETRIEVALS}, not {value!r}')
-        if not 0.0 <= bm25_weight <= 1.0 or candidates < 1:
-            raise ValueError(f'bm25_weight must be in [0, 1] and candidates >= 1, got {bm25_weight}, {candidates}')
-        self.search_options = dict(bm25_weight=float(bm25_weight), candidates=int(candidates))
-        self.default_retrieval = {'/search': retrieval, '/answer': answer_retrieval}
+        self.options = {'/search': options, '/answer': options.with_overrides(retrieval=answer_retrieval)}
         self.shard_id = int(getattr(self.runtime_args, 'shard_id', 0) or 0)
         self.shards = int(getattr(self.runtime_args, 'shards', 1) or 1)
-        self.default_limit = limit
         directory = Path(index_dir) if index_dir else default_index_dir()
         self.index = VersionedIndex(directory / f'shard-{self.shard_id}',
                                     ModelVersions(versions_dir or None, base_model=model),
@@ -126,10 +115,10 @@ class Indexer(Executor):
     def _search(self, docs: DocList[QADoc], params: SearchParameters, endpoint: str) -> DocList[QADoc]:
         if len(docs) == 0:
             return docs
-        options = dict(self.search_options, retrieval=or_default(params.retrieval, self.default_retrieval[endpoint]),
-                       bm25_weight=or_default(params.bm25_weight, self.search_options['bm25_weight']))
-        results = self._checked(lambda: self.index.search(docs, or_default(params.limit, self.default_limit),
-                                                          **options), endpoint)
+        options = self.options[endpoint].with_overrides({name: getattr(params, name) for name in REQUEST_OPTIONS})
+        results = self._checked(lambda: self.index.search(docs, options.limit, retrieval=options.retrieval,
+                                                          bm25_weight=options.bm25_weight,
+                                                          candidates=options.candidates), endpoint)
         for doc, (found, scores) in zip(docs, results):
             doc.matches = DocList[MatchDoc]([
                 MatchDoc(id=m.id, score=float(s), **{f: getattr(m, f) for f in STORED_FIELDS})

@@ -18,6 +18,7 @@ from typing import Dict, Optional
 from jina import Executor, requests
 
 from covidqa.docs import DocList, MatchDoc, QADoc
+from covidqa.index.options import SearchOptions
 from executors.parameters import AnswerParameters, SearchParameters, or_default
 
 
@@ -34,11 +35,11 @@ def merge_matches(docs: DocList[QADoc], limit: int) -> DocList[QADoc]:
 
 
 class MatchMerger(Executor):
-    """``uses_with``: ``limit`` (default 10, as the indexer's)."""
+    """``uses_with``: ``limit`` (:class:`covidqa.index.options.SearchOptions`, as the indexer's)."""
 
-    def __init__(self, limit: int = 10, **kwargs):
+    def __init__(self, **kwargs):
+        self.default_limit = SearchOptions.pop_from(kwargs).limit
         super().__init__(**kwargs)
-        self.default_limit = limit
 
     @requests(on='/search')
     def search(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:

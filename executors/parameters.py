@@ -21,13 +21,14 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, ClassVar, Dict, Literal, Optional, Tuple, Type, TypeVar, get_args
+from typing import Annotated, Any, ClassVar, Dict, Literal, Optional, Tuple, Type, TypeVar, cast, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
-from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
 
-from covidqa.index.hybrid import RETRIEVALS
+from covidqa.embedding.options import EmbedOptions
+from covidqa.index.options import SearchOptions
+from covidqa.options import choice, declare, describe_error, flag, integer, number, optional
+from covidqa.reader.options import ReadOptions
 from executors._common import BadRequest
 
 MAX_WAIT_S = 3600
@@ -41,76 +42,29 @@ def or_default(value: Optional[V], default: V) -> V:
 
 
 # ---------------------------------------------------------------------------------------------------- field types
-# Each factory returns the metadata of one field (its check, description and JSON-schema extras), used as
-# ``name: Annotated[Optional[int], _integer(1, 100, 'what it is')] = None``: the type stays visible to type checkers.
-def _field(kind: Any, check: Callable[[Any, ValidationInfo], Any], description: str,
-           extra: Optional[Dict[str, Any]] = None) -> FieldInfo:
-    annotated: Any = Annotated[kind, BeforeValidator(check), Field(description=description, json_schema_extra=extra)]
-    return FieldInfo.from_annotation(annotated)
-
-
-def _integer(minimum: int, maximum: int, description: str) -> FieldInfo:
-    def check(value, info: ValidationInfo):
-        if value is None:
-            return None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # JSON/protobuf numbers arrive as floats
-        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-            raise ValueError(f'parameter {info.field_name!r} must be an integer between {minimum} and {maximum}, '
-                             f'got {value!r}')
-        return value
-    return _field(Optional[int], check, description, {'minimum': minimum, 'maximum': maximum})
-
-
-def _number(minimum: float, maximum: float, description: str) -> FieldInfo:
-    def check(value, info: ValidationInfo):
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum <= value <= maximum:
-            raise ValueError(f'parameter {info.field_name!r} must be a number between {minimum} and {maximum}, '
-                             f'got {value!r}')
-        return float(value)
-    return _field(Optional[float], check, description, {'minimum': minimum, 'maximum': maximum})
-
-
-def _choice(choices: Tuple[str, ...], description: str) -> FieldInfo:
-    def check(value, info: ValidationInfo):
-        if value is not None and value not in choices:
-            raise ValueError(f'parameter {info.field_name!r} must be one of {choices}, got {value!r}')
-        return value
-    return _field(Optional[Literal[choices]], check, description)
-
-
-def _flag(description: str) -> FieldInfo:
-    def check(value, info: ValidationInfo):
-        if value is not None and not isinstance(value, bool):
-            raise ValueError(f'parameter {info.field_name!r} must be true or false, got {value!r}')
-        return value
-    return _field(Optional[bool], check, description)
-
-
-def _file(description: str) -> FieldInfo:
+# The settings of a concept are declared once, in the library (covidqa.embedding.options, covidqa.index.options,
+# covidqa.reader.options): a request parameter that overrides one is ``optional(Model, name)``, the same check,
+# bounds and description, ``None`` = the Executor's configured value. The endpoints' own keys use the same checks.
+def _file(description: str) -> Any:
     def check(value, info: ValidationInfo):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ValueError(f'parameter {info.field_name!r} must be a file name under the data directory, '
                              f'got {value!r}')
         return value
-    return _field(Optional[str], check, description)
+    return declare(check, description)
 
 
-def _object(description: str) -> FieldInfo:
+def _object(description: str) -> Any:
     def check(value, info: ValidationInfo):
         if value is not None and not isinstance(value, dict):
             raise ValueError(f'parameter {info.field_name!r} must be an object of training arguments, got {value!r}')
         return value
-    return _field(Optional[Dict[str, Any]], check, description)
+    return declare(check, description)
 
 
-Limit = Annotated[Optional[int], _integer(1, 1000, 'matches per query (indexer; default: its uses_with limit, 10)')]
-MaxLength = Annotated[Optional[int], _integer(1, 512, 'tokens per query/document embedded (tokenizer; default 50)')]
-BatchSize = Annotated[Optional[int], _integer(1, 1024, 'texts (embedder) or windows (reader) per forward pass')]
+MaxLength = Annotated[Optional[int], optional(EmbedOptions, 'max_length')]
+BatchSize = Annotated[Optional[int], optional(EmbedOptions, 'batch_size')]
 ContextField = Literal['auto', 'answer', 'text']  # AnswerParameters.context_field
-Retrieval = Literal['dense', 'lexical', 'hybrid']  # SearchParameters.retrieval (covidqa.index.hybrid.RETRIEVALS)
 StartFrom = Literal['current', 'base']  # QATrainParameters.start_from
 
 
@@ -143,19 +97,11 @@ class Parameters(BaseModel):
         try:
             return cls.model_validate(parameters or {}, context={'endpoint': endpoint})
         except ValidationError as error:
-            raise BadRequest('; '.join(_describe(e) for e in error.errors())) from None
-
-
-def _describe(error: ErrorDetails) -> str:
-    message = error['msg']
-    if error['type'] == 'value_error':  # our own messages, which name the key
-        return message.removeprefix('Value error, ')
-    where = '.'.join(str(part) for part in error['loc'])
-    return f'parameter {where!r}: {message}, got {error.get("input")!r}'
+            raise BadRequest('; '.join(describe_error(e) for e in error.errors())) from None
 
 
 class IndexParameters(Parameters):
-    """``/index`` and ``/update``: tokenizer and embedder knobs."""
+    """``/index`` and ``/update``: tokenizer and embedder settings (:class:`covidqa.embedding.options.EmbedOptions`)."""
 
     endpoints: ClassVar[Tuple[str, ...]] = ('/index', '/update')
     max_length: MaxLength = None
@@ -163,38 +109,31 @@ class IndexParameters(Parameters):
 
 
 class SearchParameters(Parameters):
-    """``/search``: tokenizer, embedder and indexer knobs."""
+    """``/search``: the embedder's settings and the indexer's (:class:`covidqa.index.options.SearchOptions`)."""
 
     endpoints: ClassVar[Tuple[str, ...]] = ('/search',)
-    limit: Limit = None
+    limit: Annotated[Optional[int], optional(SearchOptions, 'limit')] = None
     max_length: MaxLength = None
     batch_size: BatchSize = None
-    retrieval: Annotated[Optional[Retrieval],
-                         _choice(RETRIEVALS, "how the indexer ranks: 'dense' (cosine), 'lexical' (BM25) or 'hybrid' "
-                                             '(both, fused)')] = None
-    bm25_weight: Annotated[Optional[float],
-                           _number(0.0, 1.0, "BM25's share of the hybrid score (the cosine's: 1 - bm25_weight)")] = None
+    retrieval: Annotated[Optional[str], optional(SearchOptions, 'retrieval')] = None
+    bm25_weight: Annotated[Optional[float], optional(SearchOptions, 'bm25_weight')] = None
 
 
 class AnswerParameters(SearchParameters):
-    """``/answer``: the ``/search`` knobs plus the reader's (defaults: the reader's ``uses_with``)."""
+    """``/answer``: the ``/search`` settings plus the reader's (:class:`covidqa.reader.options.ReadOptions`,
+    :data:`covidqa.reader.options.REQUEST_OPTIONS`; ``batch_size`` is the embedder's and the reader's)."""
 
     endpoints: ClassVar[Tuple[str, ...]] = ('/answer',)
-    top_k: Annotated[Optional[int], _integer(1, 100, 'answers per question')] = None
-    max_answer_length: Annotated[Optional[int], _integer(1, 512, 'longest answer, in tokens')] = None
-    doc_stride: Annotated[Optional[int], _integer(1, 512, 'overlap of the reader windows, in tokens')] = None
-    max_seq_length: Annotated[Optional[int], _integer(1, 512, 'reader window length, in tokens')] = None
-    no_answer_threshold: Annotated[Optional[float],
-                                   _number(0.0, 1.0, 'best span scores below this answer "no answer"')] = None
-    lexical_weight: Annotated[Optional[float],
-                              _number(0.0, 100.0, 'discount of spans outside the context sentences that best match '
-                                                  "the question's words (0 = the model alone)")] = None
-    overlap_threshold: Annotated[Optional[float],
-                                 _number(0.0, 1.0, 'drop a span sharing more than this fraction of its characters '
-                                                   'with a better answer of the same match (1 = keep all)')] = None
+    top_k: Annotated[Optional[int], optional(ReadOptions, 'top_k')] = None
+    max_answer_length: Annotated[Optional[int], optional(ReadOptions, 'max_answer_length')] = None
+    doc_stride: Annotated[Optional[int], optional(ReadOptions, 'doc_stride')] = None
+    max_seq_length: Annotated[Optional[int], optional(ReadOptions, 'max_seq_length')] = None
+    no_answer_threshold: Annotated[Optional[float], optional(ReadOptions, 'no_answer_threshold')] = None
+    lexical_weight: Annotated[Optional[float], optional(ReadOptions, 'lexical_weight')] = None
+    overlap_threshold: Annotated[Optional[float], optional(ReadOptions, 'overlap_threshold')] = None
     context_field: Annotated[Optional[ContextField],
-                             _choice(get_args(ContextField), "what the reader reads of a match ('auto': answer, "
-                                                             'else text)')] = None
+                             choice(get_args(ContextField), "what the reader reads of a match ('auto': answer, "
+                                                            'else text)')] = None
 
 
 class NoParameters(Parameters):
@@ -207,8 +146,8 @@ class RoundParameters(Parameters):
     """``/train`` and ``/save_model``: whether to wait for the training round, and how long at most."""
 
     endpoints: ClassVar[Tuple[str, ...]] = ('/train', '/save_model')
-    wait: Annotated[Optional[bool], _flag('wait for the round to finish (default false)')] = None
-    timeout: Annotated[Optional[float], _number(1, MAX_WAIT_S, 'seconds to wait at most (default 600)')] = None
+    wait: Annotated[Optional[bool], flag('wait for the round to finish (default false)')] = None
+    timeout: Annotated[Optional[float], number(1, MAX_WAIT_S, 'seconds to wait at most (default 600)')] = None
 
 
 class RollbackParameters(Parameters):
@@ -216,7 +155,7 @@ class RollbackParameters(Parameters):
 
     endpoints: ClassVar[Tuple[str, ...]] = ('/rollback',)
     version: Annotated[Optional[int],
-                       _integer(0, 10 ** 6, 'an existing embedder version (0 = the base model)')] = None
+                       integer(0, 10 ** 6, 'an existing embedder version (0 = the base model)')] = None
 
 
 class QATrainParameters(Parameters):
@@ -227,10 +166,10 @@ class QATrainParameters(Parameters):
     eval_file: Annotated[Optional[str], _file('labelled file evaluated after training')] = None
     args: Annotated[Optional[Dict[str, Any]], _object('QATrainArgs keys, e.g. {"num_train_epochs": 1}')] = None
     start_from: Annotated[Optional[StartFrom],
-                          _choice(get_args(StartFrom), "the served reader ('current', default) or the base model")] = None
-    wait: Annotated[Optional[bool], _flag('wait for the training to end and return its summary (default false: '
+                          choice(get_args(StartFrom), "the served reader ('current', default) or the base model")] = None
+    wait: Annotated[Optional[bool], flag('wait for the training to end and return its summary (default false: '
                                           'return at once, progress in /qa/status)')] = None
-    timeout: Annotated[Optional[float], _number(1, 24 * 3600, 'seconds to wait at most (default 3600)')] = None
+    timeout: Annotated[Optional[float], number(1, 24 * 3600, 'seconds to wait at most (default 3600)')] = None
 
 
 class QAFileParameters(Parameters):
@@ -238,3 +177,39 @@ class QAFileParameters(Parameters):
 
     endpoints: ClassVar[Tuple[str, ...]] = ('/qa/eval', '/qa/test')
     file: Annotated[Optional[str], _file('CSV or SQuAD JSON file under the reader data directory')] = None
+
+
+ENDPOINT_MODELS: Tuple[Type[Parameters], ...] = (IndexParameters, SearchParameters, AnswerParameters, RoundParameters,
+                                                 RollbackParameters, QATrainParameters, QAFileParameters)
+
+
+def _number_text(value: float) -> str:
+    return f'{int(value):,}' if float(value).is_integer() else f'{value:g}'
+
+
+def parameter_table() -> str:
+    """The README's table of every endpoint's parameters, made from the models above (so there is one copy):
+    ``python -m executors.parameters`` prints it, ``tests/unit/test_parameters.py`` checks the README holds it."""
+    rows = ['| endpoint | parameter | values | what it does |', '|---|---|---|---|']
+    for model in ENDPOINT_MODELS:
+        parent = cast(Type[Parameters], model.__mro__[1])
+        inherited = set(parent.model_fields) if parent is not Parameters else set()
+        names = [n for n in model.model_fields if n not in inherited]
+        for position, name in enumerate(names):
+            schema = model.model_json_schema()['properties'][name]
+            if 'minimum' in schema:
+                values = f'{_number_text(schema["minimum"])}-{_number_text(schema["maximum"])}'
+            elif 'enum' in schema:
+                values = ', '.join(f'`{v}`' for v in schema['enum'])
+            else:
+                values = {'boolean': 'true / false', 'object': 'object', 'string': 'file name'}.get(
+                    next((t.get('type') for t in schema.get('anyOf', [schema]) if t.get('type') != 'null'), ''), '')
+            endpoint = ', '.join(f'`{e}`' for e in model.endpoints) if position == 0 else ''
+            if position == 0 and inherited:
+                endpoint += f' (and those of `{parent.endpoints[0]}`)'
+            rows.append(f'| {endpoint} | `{name}` | {values} | {schema.get("description", "")} |')
+    return '\n'.join(rows)
+
+
+if __name__ == '__main__':
+    print(parameter_table())

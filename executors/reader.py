@@ -6,13 +6,9 @@ Endpoints:
   ``match.answer`` when set, else ``match.text``; ``context_id`` = ``match.id``) and sets ``doc.answers``
   (:class:`covidqa.docs.AnswerSpan`, best first, ``context`` filled, ``context[start:end] == answer``). A question
   without matches, or whose best span scores below ``no_answer_threshold``, gets one no-answer span (``answer=''``,
-  ``start=end=-1``). Parameters: ``top_k`` (default 1), ``max_answer_length``, ``doc_stride``, ``max_seq_length``,
-  ``no_answer_threshold``, ``lexical_weight`` (0-100: how much spans outside the context sentences that best match
-  the question's words are discounted, :mod:`covidqa.text.lexical`; 0 = the model alone), ``overlap_threshold`` (0-1:
-  a span sharing more than this fraction of its characters with a better answer of the same match is not returned;
-  1 keeps near-copies), ``batch_size`` (windows per
-  forward pass), ``context_field`` (``'auto'`` | ``'answer'``
-  | ``'text'``); the Flow-wide ``limit``/``max_length`` belong to other Executors and are ignored here.
+  ``start=end=-1``). Parameters: the request settings of :class:`covidqa.reader.options.ReadOptions`
+  (``top_k``, ``max_seq_length``, ...: :data:`covidqa.reader.options.REQUEST_OPTIONS`) and ``context_field``
+  (``'auto'`` | ``'answer'`` | ``'text'``); the Flow-wide ``limit``/``max_length`` belong to other Executors.
 - ``/qa/train``: fine-tune on ``parameters['file']`` (CSV or SQuAD JSON under ``data_dir``) or on the request's
   labelled documents (below); optional ``eval_file``, ``args`` (QATrainArgs keys), ``start_from``
   (``'current'`` | ``'base'``), ``wait`` (false), ``timeout``. Everything is checked at once (a bad request is a
@@ -42,13 +38,13 @@ outside it is refused. Parameters: :mod:`executors.parameters`. Every client err
 
 ``uses_with``: ``model`` ('' = the trained default reader, else the base model with a warning), ``backend``
 ('torch' | 'onnx' | 'onnx-int8'), ``max_seq_length`` (384), ``doc_stride`` (128), ``max_answer_length`` (64), ``top_k`` (1),
-``no_answer_threshold`` (0.01), ``lexical_weight`` (the reader's default), ``overlap_threshold`` (0.01), ``batch_size`` (16), ``num_threads`` (0 = library default), ``data_dir`` ('' =
-``$COVIDQA_HOME/data``), ``model_dir`` (where ``/qa/train`` saves; '' = ``$COVIDQA_HOME/models/reader``).
+``num_threads`` (0 = library default), ``data_dir`` ('' = ``$COVIDQA_HOME/data``), ``model_dir`` (where ``/qa/train``
+saves; '' = ``$COVIDQA_HOME/models/reader``), and any setting of :class:`covidqa.reader.options.ReadOptions` (defaults
+and bounds there: ``max_seq_length``, ``doc_stride``, ``top_k``, ...; a bad one stops the start naming it).
 """
 import dataclasses
 import threading
 from pathlib import Path
-from typing import Optional, TypedDict
 
 from jina import Executor, requests
 
@@ -58,12 +54,8 @@ from covidqa.jobs import TRAIN_READER
 from covidqa.models.loading import BASE_MODEL_NAME
 from covidqa.paths import default_reader_dir, qa_files_dir
 from covidqa.qa.api import QATrainArgs, QATrainArgsError
-from covidqa.reader.reader import (
-    DEFAULT_LEXICAL_WEIGHT,
-    DEFAULT_NO_ANSWER_THRESHOLD,
-    DEFAULT_OVERLAP_THRESHOLD,
-    ExtractiveReader,
-)
+from covidqa.reader.options import REQUEST_OPTIONS, ReadOptions
+from covidqa.reader.reader import ExtractiveReader
 from covidqa.reader.scoring import evaluate, predict, records_of
 from covidqa.runtime.background import BackgroundJob
 from covidqa.runtime.child import run_in_child
@@ -75,41 +67,25 @@ RESULTS = dict(request_schema=DocList[QADoc], response_schema=DocList[QADoc])
 DEFAULT_TRAIN_WAIT_S = 3600.0
 
 
-class ReaderConfig(TypedDict):
-    """The ``uses_with`` knobs every :class:`ExtractiveReader` of this Executor is built with (keyword arguments)."""
-
-    backend: str
-    max_seq_length: int
-    doc_stride: int
-    max_answer_length: int
-    top_k: int
-    no_answer_threshold: float
-    batch_size: int
-    num_threads: Optional[int]
-    lexical_weight: float
-    overlap_threshold: float
-
-
 class Reader(Executor):
     """Extractive QA over search matches (``/answer``) and the reader's ``/qa/train``, ``/qa/eval``, ``/qa/test``."""
 
-    def __init__(self, model: str = '', backend: str = 'torch', max_seq_length: int = 384, doc_stride: int = 128,
-                 max_answer_length: int = 64, top_k: int = 1, no_answer_threshold: float = DEFAULT_NO_ANSWER_THRESHOLD,
-                 batch_size: int = 16, num_threads: int = 0, data_dir: str = '', model_dir: str = '',
-                 lexical_weight: float = DEFAULT_LEXICAL_WEIGHT, overlap_threshold: float = DEFAULT_OVERLAP_THRESHOLD,
-                 **kwargs):
+    def __init__(self, model: str = '', backend: str = 'torch', num_threads: int = 0, data_dir: str = '',
+                 model_dir: str = '', **kwargs):
+        self.options = ReadOptions.pop_from(kwargs)  # the reading settings of uses_with
         super().__init__(**kwargs)
-        self.config = ReaderConfig(backend=backend, max_seq_length=max_seq_length, doc_stride=doc_stride,
-                           max_answer_length=max_answer_length, top_k=top_k, no_answer_threshold=no_answer_threshold,
-                           batch_size=batch_size, num_threads=num_threads or None, lexical_weight=lexical_weight,
-                           overlap_threshold=overlap_threshold)
+        self.backend, self.num_threads = backend, num_threads or None
         self.data_dir = Path(data_dir).resolve() if data_dir else qa_files_dir()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.model_dir = Path(model_dir).resolve() if model_dir else default_reader_dir()
         self._swap_lock = threading.Lock()  # guards the reader swap
         self._training = BackgroundJob('qa-train')  # one training at a time, off the request path
         self._closing = threading.Event()  # set on close: a training child process is terminated
-        self.reader = ExtractiveReader(model or None, **self.config).load()  # ready means ready
+        self.reader = self._new_reader(model or None)  # ready means ready
+
+    def _new_reader(self, model) -> ExtractiveReader:
+        return ExtractiveReader(model, backend=self.backend, num_threads=self.num_threads,
+                                options=self.options).load()
 
     def _served(self) -> ExtractiveReader:
         with self._swap_lock:
@@ -124,11 +100,8 @@ class Reader(Executor):
         contexts = [[self._context_of(m, field) for m in doc.matches] for doc in docs]
         ids = [[m.id for m in doc.matches] for doc in docs]
         try:  # None: the reader's configured default
-            results = self._served().read_many(
-                [d.text for d in docs], contexts, ids, top_k=params.top_k, max_answer_length=params.max_answer_length,
-                doc_stride=params.doc_stride, max_seq_length=params.max_seq_length, batch_size=params.batch_size,
-                no_answer_threshold=params.no_answer_threshold, lexical_weight=params.lexical_weight,
-                overlap_threshold=params.overlap_threshold)
+            results = self._served().read([d.text for d in docs], contexts, ids,
+                                          **{name: getattr(params, name) for name in REQUEST_OPTIONS}).answers
         except ValueError as error:
             raise BadRequest(f'/answer: {error}') from None
         for doc, ctxs, answers in zip(docs, contexts, results):
@@ -222,16 +195,16 @@ class Reader(Executor):
         # training in a child process that exits when done: torch and the training's memory never stay here
         summary = run_in_child(TRAIN_READER, dict(
             start=str(start), records=[dataclasses.asdict(r) for r in records], args=args,
-            model_dir=str(self.model_dir), max_seq_length=self.config['max_seq_length'],
-            doc_stride=self.config['doc_stride'], max_answer_length=self.config['max_answer_length']),
+            model_dir=str(self.model_dir),
+            **self.options.model_dump(include={'max_seq_length', 'doc_stride', 'max_answer_length'})),
             stop_event=self._closing)
-        new_reader = ExtractiveReader(self.model_dir, **self.config).load()
+        new_reader = self._new_reader(self.model_dir)
         with self._swap_lock:
             self.reader = new_reader
         # the optional evaluation scores what is served from now on (same backend): one model in this process
         scores = evaluate(new_reader, eval_records) if eval_records is not None else None
         summary.update(eval=dataclasses.asdict(scores) if scores else None, model_dir=str(self.model_dir),
-                       backend=self.config['backend'])
+                       backend=self.backend)
         return summary
 
     @requests(on='/qa/status', **RESULTS)
@@ -245,7 +218,7 @@ class Reader(Executor):
         params = QAFileParameters.parse(parameters, '/qa/eval')
         data = self._inputs(docs, params.file, '/qa/eval', labelled=True)
         try:
-            return {**dataclasses.asdict(evaluate(self._served(), data)), 'backend': self.config['backend']}
+            return {**dataclasses.asdict(evaluate(self._served(), data)), 'backend': self.backend}
         except (QADataError, ValueError) as error:
             raise BadRequest(f'/qa/eval: {error}') from None
 

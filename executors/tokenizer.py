@@ -10,20 +10,22 @@ and does these same checks (:func:`executors._common.prepare_texts`).
 from jina import Executor, requests
 
 from covidqa.docs import DocList, QADoc
-from covidqa.text.tokenization import DEFAULT_MAX_LENGTH, TextTokenizer
+from covidqa.embedding.options import EmbedOptions
+from covidqa.text.tokenization import TextTokenizer
 from executors._common import prepare_texts
 from executors.parameters import IndexParameters, or_default
 
 
 class Tokenizer(Executor):
-    """``uses_with``: ``model`` (path or 'base'), ``max_length`` (default 50, as in finetuner's CovidQA example).
+    """``uses_with``: ``model`` (path or 'base'), ``max_length`` (:class:`covidqa.embedding.options.EmbedOptions`).
 
     It is the first Executor of ``/index`` and ``/update``, so it also checks their parameters
     (:mod:`executors.parameters`) and texts: a bad request is refused here with a message that names the problem,
     before any work is done.
     """
 
-    def __init__(self, model: str = 'base', max_length: int = DEFAULT_MAX_LENGTH, **kwargs):
+    def __init__(self, model: str = 'base', **kwargs):
+        max_length = EmbedOptions.pop_from(kwargs).max_length
         super().__init__(**kwargs)
         self.tokenizer = TextTokenizer(model, max_length=max_length)
         self.tokenizer.tokenizer  # load now: the Flow is ready only when its Executors are

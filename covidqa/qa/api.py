@@ -46,13 +46,9 @@ from covidqa.models.loading import atomic_save_pretrained, load_qa_model, load_t
 from covidqa.paths import PathLike
 from covidqa.qa.args import QATrainArgs, QATrainArgsError
 from covidqa.qa.train import train_span_model
-from covidqa.reader.reader import (
-    DEFAULT_LEXICAL_WEIGHT,
-    DEFAULT_MAX_ANSWER_LENGTH,
-    ExtractiveReader,
-    TorchQARunner,
-    resolve_reader_model,
-)
+from covidqa.reader.options import ReadOptions
+from covidqa.reader.reader import ExtractiveReader
+from covidqa.reader.runners import TorchQARunner, resolve_reader_model
 from covidqa.reader.scoring import EvalResult, Inputs, QuestionAnsweringResult, evaluate, predict, records_of
 
 __all__ = [
@@ -99,24 +95,13 @@ class QuestionAnswering:
 
     :param model: a model directory, ``'base'`` (packaged all-MiniLM-L6-v2 + fresh span head) or ``None`` (the
         trained default reader when present, else base with a warning).
-    :param max_seq_length: inference window length in tokens (eval/test/answer_question).
-    :param doc_stride: inference window overlap in tokens.
-    :param max_answer_length: longest answer in tokens.
-    :param batch_size: inference windows per forward pass.
     :param num_threads: torch intra-op threads (None: torch's default).
-    :param lexical_weight: the reader's lexical sentence prior (:mod:`covidqa.text.lexical`; 0 = the model alone).
+    :param settings: reading settings for eval/test/answer_question (:class:`~covidqa.reader.options.ReadOptions`:
+        ``max_seq_length``, ``doc_stride``, ``max_answer_length``, ``lexical_weight``, ...); here ``batch_size``
+        defaults to 32 windows and the reader always answers (``no_answer_threshold`` 0).
     """
 
-    def __init__(
-        self,
-        model: Optional[PathLike] = None,
-        max_seq_length: int = 384,
-        doc_stride: int = 128,
-        max_answer_length: int = DEFAULT_MAX_ANSWER_LENGTH,
-        batch_size: int = 32,
-        num_threads: Optional[int] = None,
-        lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
-    ):
+    def __init__(self, model: Optional[PathLike] = None, num_threads: Optional[int] = None, **settings: Any):
         import torch
 
         if num_threads:
@@ -127,10 +112,8 @@ class QuestionAnswering:
         self.last_train: Optional[TrainResult] = None
         self.last_train_args: Optional[QATrainArgs] = None
         self._reader = ExtractiveReader(
-            model=self.model_path, runner=TorchQARunner(self.model), max_seq_length=max_seq_length,
-            doc_stride=doc_stride, max_answer_length=max_answer_length, top_k=1, no_answer_threshold=0.0,
-            batch_size=batch_size, lexical_weight=lexical_weight,
-        )
+            model=self.model_path, runner=TorchQARunner(self.model),
+            options=ReadOptions(top_k=1, no_answer_threshold=0.0, batch_size=32).with_overrides(settings))
 
     @property
     def reader(self) -> ExtractiveReader:
@@ -211,8 +194,8 @@ class QuestionAnswering:
         """
         if not isinstance(context, str) or not context.strip():
             raise ValueError('context must be a non-empty string')
-        answers = self._reader.read(question, [context], top_k=top_k, no_answer_threshold=0.0,
-                                    overlap_threshold=overlap_threshold)
+        answers = self._reader.read([question], [[context]], top_k=top_k, no_answer_threshold=0.0,
+                                    overlap_threshold=overlap_threshold).answers[0]
         return [QuestionAnsweringResult(a.answer, a.score, a.start, a.end) for a in answers]
 
     # ------------------------------------------------------------------------------------------------------- save
@@ -231,15 +214,13 @@ class QuestionAnswering:
 
 
 def train_reader_paths(start: str, records: List[dict], args: Dict[str, Any], model_dir: str,
-                       max_seq_length: int = 384, doc_stride: int = 128,
-                       max_answer_length: int = DEFAULT_MAX_ANSWER_LENGTH) -> Dict[str, Any]:
+                       **settings: Any) -> Dict[str, Any]:
     """The reader Executor's ``/qa/train`` work, run in a child process (:func:`covidqa.runtime.child.run_in_child`) that
     exits when done, so that torch and the training's memory never stay in the serving process: train from
     ``start`` (a model directory or ``'base'``) on ``records`` (:class:`QARecord` fields as dicts) with ``args``
     (:class:`QATrainArgs` keys), save atomically to ``model_dir``. Returns the :class:`TrainResult` as a dict
-    without its ``loss_history``."""
-    qa = QuestionAnswering(start, max_seq_length=max_seq_length, doc_stride=doc_stride,
-                           max_answer_length=max_answer_length)
+    without its ``loss_history``. ``settings``: the reading settings of the evaluation after training."""
+    qa = QuestionAnswering(start, **settings)
     result = qa.train([QARecord(**{**r, 'gold_answers': tuple(r.get('gold_answers') or ())}) for r in records],
                       args)
     qa.save(model_dir)

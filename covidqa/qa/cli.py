@@ -21,15 +21,17 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from covidqa.data.records import QADataError
 from covidqa.models.loading import BASE_MODEL_NAME
 from covidqa.models.shipped import ShippedReaderError
+from covidqa.options import add_arguments
 from covidqa.paths import default_reader_dir
 from covidqa.qa.api import TRAINING_META_FILE, QuestionAnswering
 from covidqa.qa.args import QATrainArgsError
 from covidqa.qa.recipe import train_default_reader
+from covidqa.reader.options import ReadOptions
 
 __all__ = ['main', 'stop_on_signals']
 
@@ -70,12 +72,12 @@ def _cmd_train(ns) -> int:
 
 
 def _cmd_eval(ns) -> int:
-    _print_json(QuestionAnswering(ns.model, max_seq_length=ns.max_seq_length, doc_stride=ns.doc_stride).eval(ns.file))
+    _print_json(QuestionAnswering(ns.model, **_read_settings(ns)).eval(ns.file))
     return 0
 
 
 def _cmd_test(ns) -> int:
-    results = QuestionAnswering(ns.model, max_seq_length=ns.max_seq_length, doc_stride=ns.doc_stride).test(ns.file)
+    results = QuestionAnswering(ns.model, **_read_settings(ns)).test(ns.file)
     if ns.output:
         import csv
 
@@ -135,6 +137,14 @@ def stop_on_signals() -> None:
         signal.signal(sig, raise_keyboard_interrupt)
 
 
+CLI_READ_OPTIONS = ('max_seq_length', 'doc_stride', 'max_answer_length', 'lexical_weight')
+
+
+def _read_settings(ns) -> dict:
+    """The reading settings given on the command line (the others: ReadOptions' defaults)."""
+    return {name: getattr(ns, name) for name in CLI_READ_OPTIONS if getattr(ns, name) is not None}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     # On a shared CPU, OpenMP threads that spin while waiting steal time from each other and from the other
     # processes (measured 2x slower training under load); sleeping waits cost next to nothing on large matmuls.
@@ -157,8 +167,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         p = sub.add_parser(name, help=helptext)
         p.add_argument('file')
         p.add_argument('--model', default=None, help='model directory (default: the trained default reader)')
-        p.add_argument('--max-seq-length', type=int, default=384)
-        p.add_argument('--doc-stride', type=int, default=128)
+        add_arguments(p, ReadOptions, CLI_READ_OPTIONS)
         if name == 'test':
             p.add_argument('--output', help='write answers to this CSV instead of printing JSON lines')
         p.set_defaults(func=_cmd_eval if name == 'eval' else _cmd_test)
@@ -183,14 +192,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    return run_command(lambda: ns.func(ns))
+
+
+USER_ERRORS = (QADataError, QATrainArgsError, FileNotFoundError, ValueError, ShippedReaderError)
+
+
+def run_command(command: Callable[[], Optional[int]], stopped: str = 'stopped') -> int:
+    """Run a command-line command: its status (0 for None); a user error (:data:`USER_ERRORS`) printed as one line
+    ``error: ...`` with status 2; Ctrl-C or SIGTERM (:func:`stop_on_signals`) ``stopped`` with status 130."""
     stop_on_signals()
     try:
-        return ns.func(ns)
-    except (QADataError, QATrainArgsError, FileNotFoundError, ValueError, ShippedReaderError) as error:
+        return command() or 0
+    except USER_ERRORS as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print('stopped', file=sys.stderr)
+        print(stopped, file=sys.stderr)
         return 130
 
 

@@ -30,14 +30,13 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from covidqa.data.records import QADataError, QARecord, read_qa_file
+from covidqa.data.records import QARecord, read_qa_file
 from covidqa.models.loading import BASE_MODEL_NAME
-from covidqa.models.shipped import ShippedReaderError
 from covidqa.paths import PathLike, checkpoint_dir, pretrained_reader_dir
 from covidqa.paths import data_dir as default_data_dir
 from covidqa.qa.api import QuestionAnswering, TrainResult
 from covidqa.qa.args import QATrainArgs, QATrainArgsError
-from covidqa.qa.cli import stop_on_signals
+from covidqa.qa.cli import run_command
 from covidqa.qa.recipe import cpu_has_native_bf16
 
 SQUAD_TRAIN = 'squad_v1.1/derived/train-v1.1.from_explorer.json'
@@ -134,8 +133,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--force', action='store_true', help='train again even if the output exists')
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    stop_on_signals()
-    try:
+
+    def run() -> None:
         extra: Dict[str, Any] = json.loads(ns.args) if ns.args else {}
         if not isinstance(extra, dict):
             raise QATrainArgsError('--args must be a JSON object')
@@ -144,13 +143,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if ns.max_minutes is not None:
             extra['max_train_seconds'] = ns.max_minutes * 60 if ns.max_minutes > 0 else None
         pretrain_reader(ns.output, ns.data_dir, ns.checkpoint_dir, extra, force=ns.force)
-    except (QADataError, QATrainArgsError, FileNotFoundError, ValueError, ShippedReaderError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print('stopped; run the same command again to resume from the last checkpoint', file=sys.stderr)
-        return 130
-    return 0
+
+    return run_command(run, 'stopped; run the same command again to resume from the last checkpoint')
 
 
 __all__ = ['PRETRAIN_ARGS', 'PRETRAIN_FILES', 'SQUAD_DEV', 'build_pretraining_records', 'pretrain_reader']

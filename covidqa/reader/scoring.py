@@ -24,7 +24,9 @@ import numpy as np
 from covidqa.data.records import QADataError, QARecord, read_qa_file
 from covidqa.paths import PathLike
 from covidqa.reader.metrics import exact_match, f1_score
-from covidqa.reader.reader import ExtractiveReader, ReadDetails, label_windows
+from covidqa.reader.ranking import ReadResult
+from covidqa.reader.reader import ExtractiveReader
+from covidqa.reader.windows import label_windows
 
 Inputs = Union[PathLike, Sequence[PathLike], Sequence[QARecord]]
 
@@ -84,10 +86,10 @@ def _cross_entropy(logits: np.ndarray, label: int) -> float:
     return float(m + np.log(np.exp(x - m).sum()) - x[label])
 
 
-def _read(reader: ExtractiveReader, records: Sequence[QARecord]) -> ReadDetails:
+def _read(reader: ExtractiveReader, records: Sequence[QARecord]) -> ReadResult:
     # threshold 0: the best span always answers
-    return reader.read_many_detailed([r.question for r in records], [[r.context] for r in records], top_k=1,
-                                     no_answer_threshold=0.0)
+    return reader.read([r.question for r in records], [[r.context] for r in records], top_k=1,
+                       no_answer_threshold=0.0)
 
 
 def evaluate(reader: ExtractiveReader, inputs: Inputs) -> EvalResult:

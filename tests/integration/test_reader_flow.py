@@ -90,7 +90,7 @@ def test_bad_requests_are_refused_and_flow_keeps_serving(flow):
                                 ({'top_k': 3}, 'unknown parameter')]:
         with pytest.raises(BadServer, match=message):
             flow.post('/qa/eval', inputs=DocList[QADoc](), parameters=parameters)
-    with pytest.raises(BadServer, match='top_k.*must be an integer between 1 and 100'):
+    with pytest.raises(BadServer, match='top_k.*must be an integer between 1 and 1000'):
         flow.post('/answer', inputs=query('q?', [CONTEXT]), parameters={'top_k': 0})
     docs = flow.post('/answer', inputs=query('What is the reservoir?', [CONTEXT]), return_type=DocList[QADoc])
     assert len(docs[0].answers) == 1

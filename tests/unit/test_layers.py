@@ -32,7 +32,7 @@ FLOORS: List[Set[str]] = [
     {'text'},
     {'models', 'training'},
     {'runtime'},
-    {'paths', 'docs', 'jobs', '__init__'},
+    {'paths', 'docs', 'jobs', 'options', '__init__'},
 ]
 FLOOR_OF = {name: level for level, names in enumerate(FLOORS) for name in names}
 

@@ -4,6 +4,7 @@ import math
 import pytest
 
 from covidqa.text.lexical import sentence_bounds, sentence_matches, span_match
+from tests.helpers import read_one
 
 ARTICLE = ('Masks reduce the spread of respiratory viruses. The incubation period of COVID-19 is 1-14 days.\n'
            'Patients were infected in Wuhan! Most patients recovered. Patients in the incubation period may '
@@ -58,12 +59,12 @@ def test_reader_discounts_spans_outside_the_best_sentence():
     sentences = ARTICLE.split('\n')[0].split('. ')
     contexts = [ARTICLE, ' '.join(sentences[::-1])]
     question = 'What is the incubation period of COVID-19?'
-    # overlap_threshold 1: every candidate span, so the weighted list is the plain one rescored
+    # overlap_threshold 1 and room for every candidate (20 a window): the weighted list is the plain one rescored
     reader = ExtractiveReader(model='base', max_seq_length=64, doc_stride=16, no_answer_threshold=0.0,
                               overlap_threshold=1.0)
-    plain = reader.read(question, contexts, top_k=5000, lexical_weight=0)
-    weighted = reader.read(question, contexts, top_k=5000, lexical_weight=3.0)
-    assert reader.lexical_weight > 0  # the default is on; per-call values do not stick
+    plain = read_one(reader, question, contexts, top_k=1000, span_candidates=20, lexical_weight=0)
+    weighted = read_one(reader, question, contexts, top_k=1000, span_candidates=20, lexical_weight=3.0)
+    assert reader.options.lexical_weight > 0  # the default is on; per-call values do not stick
     matches = sentence_matches(question, contexts)
     raw = {(a.context_index, a.start, a.end): a.score for a in plain}
     assert len(weighted) == len(plain)
@@ -72,17 +73,17 @@ def test_reader_discounts_spans_outside_the_best_sentence():
         assert a.score == pytest.approx(raw[(a.context_index, a.start, a.end)] * math.exp(-3.0 * (1 - m)))
     assert [a.score for a in weighted] == sorted((a.score for a in weighted), reverse=True)
     # a strong prior puts the best answer inside a best-matching sentence, whatever the untrained head says
-    top = reader.read(question, contexts, lexical_weight=100.0)[0]
+    top = read_one(reader, question, contexts, lexical_weight=100.0)[0]
     assert span_match(matches[top.context_index], top.start, top.end) == 1.0
-    with pytest.raises(ValueError, match='lexical_weight must be a number between 0 and 100'):
-        reader.read(question, contexts, lexical_weight=-1)
+    with pytest.raises(ValueError, match="'lexical_weight' must be a number between 0.0 and 100.0"):
+        read_one(reader, question, contexts, lexical_weight=-1)
     with pytest.raises(ValueError, match='lexical_weight'):
         ExtractiveReader(lexical_weight='high')
 
 
 def test_question_answering_passes_the_weight_to_its_reader():
     from covidqa.qa.api import QuestionAnswering
-    from covidqa.reader.reader import DEFAULT_LEXICAL_WEIGHT
+    from covidqa.reader.options import DEFAULT_LEXICAL_WEIGHT
 
-    assert QuestionAnswering('base').reader.lexical_weight == DEFAULT_LEXICAL_WEIGHT > 0
-    assert QuestionAnswering('base', lexical_weight=0).reader.lexical_weight == 0.0
+    assert QuestionAnswering('base').reader.options.lexical_weight == DEFAULT_LEXICAL_WEIGHT > 0
+    assert QuestionAnswering('base', lexical_weight=0).reader.options.lexical_weight == 0.0

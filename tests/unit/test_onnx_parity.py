@@ -19,7 +19,8 @@ from covidqa.models.onnx import (
     ensure_exported,
     onnx_cache_dir,
 )
-from covidqa.reader.reader import ExtractiveReader, TorchQARunner
+from covidqa.reader.reader import ExtractiveReader
+from covidqa.reader.runners import TorchQARunner
 from covidqa.text.tokenization import TextTokenizer, pad_batch
 
 pytestmark = pytest.mark.slow  # trains models or exports ONNX graphs: left out by make test-fast
@@ -113,19 +114,6 @@ def test_base_export_is_cached_under_service_home(onnx_home, onnx_embedder):
     assert [tuple(i.shape) for i in session.get_inputs()] == [('batch', 'seq')] * 2  # dynamic axes
 
 
-def test_fused_graph_option_matches_torch(torch_embedder):
-    fused = OnnxEncoderRunner('base', num_threads=2, optimize=True)
-    # ONNX Runtime's transformer optimizer recognised the whole BERT graph...
-    assert fused.info.fused_ops.get('Attention') == 6 and fused.info.fused_ops.get('SkipLayerNormalization') == 12
-    assert fused.info.path.name == 'encoder.fused.onnx'
-    tok = TextTokenizer('base')
-    input_ids, mask = pad_batch(tok.encode(QUESTIONS), pad_id=tok.pad_id)
-    left_ids, left_mask = input_ids[:, ::-1].copy(), mask[:, ::-1].copy()
-    for ids, m in ((input_ids, mask), (left_ids, left_mask)):  # ...and kept the raw mask: any padding works
-        ref, got = torch_embedder._runner(ids, m), fused(ids, m)
-        assert np.abs(got - ref)[m.astype(bool)].max() < 1e-4
-
-
 def test_embeddings_match_torch_on_mixed_length_batches(faq_questions, torch_embedder, onnx_embedder):
     texts = faq_questions[:64] + QUESTIONS + ['COVID?', 'x', 'word ' * 80]  # 1 to 50 (truncated) tokens
     lengths = {len(ids) for ids in torch_embedder.tokenizer.encode(texts)}
@@ -146,7 +134,7 @@ def test_hidden_states_match_torch_on_padded_and_left_padded_masks(torch_embedde
     assert got.shape == ref.shape == (3, input_ids.shape[1], 384)
     valid = mask.astype(bool)
     assert np.abs(got[valid] - ref[valid]).max() < 1e-4
-    # any mask (not only right padding) is honoured: the fused attention keeps the raw 2-D mask
+    # any mask (not only right padding) is honoured: the graph keeps the raw 2-D mask
     left_ids, left_mask = input_ids[:, ::-1].copy(), mask[:, ::-1].copy()
     ref, got = torch_runner(left_ids, left_mask), onnx_runner(left_ids, left_mask)
     assert np.abs(got[left_mask.astype(bool)] - ref[left_mask.astype(bool)]).max() < 1e-4
@@ -204,8 +192,8 @@ def test_extractive_reader_answers_identical_across_backends(qa_checkpoint, para
     contexts = [[r['context'], records[(i + 1) % len(records)]['context']] for i, r in enumerate(records)]
     kwargs = dict(top_k=3, no_answer_threshold=0.0, max_seq_length=256, doc_stride=64, num_threads=2,
                   overlap_threshold=1.0)  # near-copies kept: 3 answers a question to compare
-    by_torch = ExtractiveReader(qa_checkpoint, backend='torch', **kwargs).read_many(questions, contexts)
-    by_onnx = ExtractiveReader(qa_checkpoint, backend='onnx', **kwargs).read_many(questions, contexts)
+    by_torch = ExtractiveReader(qa_checkpoint, backend='torch', **kwargs).read(questions, contexts).answers
+    by_onnx = ExtractiveReader(qa_checkpoint, backend='onnx', **kwargs).read(questions, contexts).answers
     assert len(by_torch) == len(by_onnx) == len(questions)
     for t_answers, o_answers in zip(by_torch, by_onnx):
         assert [(a.answer, a.start, a.end, a.context_index) for a in t_answers] == \
@@ -290,7 +278,7 @@ def test_onnx_backend_is_fp32_unless_int8_is_asked_for(monkeypatch, onnx_embedde
     fp32 = Embedder('base', backend='onnx', num_threads=1).load()
     assert not fp32._runner.info.quantized and fp32._runner.info.path == onnx_embedder._runner.info.path
     assert not OnnxEncoderRunner('base', num_threads=1).info.quantized
-    with pytest.raises(ValueError, match='quantize and optimize must be True or False'):
+    with pytest.raises(ValueError, match='quantize must be True or False'):
         OnnxEncoderRunner('base', num_threads=1, quantize=None)
 
 
@@ -306,7 +294,7 @@ def test_int8_reader_backend_keeps_answer_spans_valid(qa_checkpoint, paragraphs_
     assert int8._runner.info.quantized and not fp32._runner.info.quantized
     questions, contexts = [r['question'] for r in records], [[r['context']] for r in records]
     agree = 0
-    for record, a, b in zip(records, fp32.read_many(questions, contexts), int8.read_many(questions, contexts)):
+    for record, a, b in zip(records, fp32.read(questions, contexts).answers, int8.read(questions, contexts).answers):
         assert b[0].answer and record['context'][b[0].start:b[0].end] == b[0].answer
         agree += (a[0].start, a[0].end) == (b[0].start, b[0].end)
     assert agree >= len(records) // 2, agree

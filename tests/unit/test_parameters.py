@@ -36,7 +36,7 @@ def test_values_are_checked_and_converted():
     (SearchParameters, {'limit': True}, "parameter 'limit' must be an integer between 1 and 1000, got True"),
     (SearchParameters, {'limit': 2.5}, "parameter 'limit' must be an integer between 1 and 1000, got 2.5"),
     (IndexParameters, {'max_length': 513}, "parameter 'max_length' must be an integer between 1 and 512"),
-    (AnswerParameters, {'top_k': 0}, "parameter 'top_k' must be an integer between 1 and 100, got 0"),
+    (AnswerParameters, {'top_k': 0}, "parameter 'top_k' must be an integer between 1 and 1000, got 0"),
     (AnswerParameters, {'lexical_weight': -1}, "parameter 'lexical_weight' must be a number between 0.0 and 100.0"),
     (AnswerParameters, {'no_answer_threshold': 1.5}, "'no_answer_threshold' must be a number between 0.0 and 1.0"),
     (AnswerParameters, {'context_field': 'body'}, "parameter 'context_field' must be one of ('auto', 'answer', "
@@ -72,3 +72,37 @@ def test_texts_are_checked_before_any_model_runs(texts, message):
         check_texts(docs, '/search')
     assert message in str(refused.value)
     check_texts(DocList[QADoc]([QADoc(text='x' * MAX_TEXT_CHARS)]), '/search')  # the limit itself passes
+
+
+def test_the_readme_parameter_table_is_the_one_the_models_make():
+    from executors.parameters import parameter_table
+    from tests.helpers import REPO
+
+    readme = (REPO / 'README.md').read_text(encoding='utf-8')
+    start, end = '<!-- parameters:start -->\n', '\n<!-- parameters:end -->'
+    assert start in readme and end in readme
+    shown = readme[readme.index(start) + len(start):readme.index(end)]
+    assert shown == parameter_table(), 'README.md is out of date: paste `python -m executors.parameters` there'
+
+
+def test_request_parameters_keep_the_bounds_of_the_settings_they_override():
+    """One declaration: a parameter overriding a library setting has that setting's bounds (OpenAPI shows them)."""
+    from covidqa.embedding.options import EmbedOptions
+    from covidqa.index.options import SearchOptions
+    from covidqa.options import bounds_of
+    from covidqa.reader.options import REQUEST_OPTIONS, ReadOptions
+
+    checked = 0
+    for model in (IndexParameters, SearchParameters, AnswerParameters):
+        for name, schema in model.model_json_schema()['properties'].items():
+            setting = schema.get('x-setting')
+            if setting is None:
+                continue
+            owner = {'ReadOptions': ReadOptions, 'SearchOptions': SearchOptions, 'EmbedOptions': EmbedOptions}[
+                setting.split('.')[0]]
+            extra = bounds_of(owner, name).extra
+            assert (schema.get('minimum'), schema.get('maximum')) == (extra.get('minimum'), extra.get('maximum'))
+            checked += 1
+    assert set(REQUEST_OPTIONS) <= set(AnswerParameters.model_fields) and checked >= 15
+    with pytest.raises(BadRequest, match="'max_seq_length' must be an integer between 32 and 512"):
+        AnswerParameters.parse({'max_seq_length': 16}, '/answer')  # the reader's own bound, not a looser API one

@@ -5,14 +5,15 @@ import pytest
 
 from covidqa.models.loading import load_qa_model, load_tokenizer
 from covidqa.qa.api import QuestionAnswering
-from covidqa.reader.reader import ExtractiveReader, encode_pairs
+from covidqa.reader.reader import ExtractiveReader
+from covidqa.reader.windows import encode_pairs
 from covidqa.text.question_match import (
     QUESTION_WORD_TYPE,
     add_question_word_type,
     question_word_marks,
     uses_question_word_type,
 )
-from tests.helpers import make_rows
+from tests.helpers import make_rows, read_one
 
 QUESTION = 'How is the coronavirus transmitted between humans?'
 CONTEXT = 'SARS-CoV-2 transmission among humans happens by droplets. The coronavirus is transmitted by air.'
@@ -87,7 +88,7 @@ def test_reader_trained_with_question_word_type_saves_and_reloads_marking(tmp_pa
     assert qa.reader.marks_question_words
     reader = ExtractiveReader(tmp_path / 'reader')
     assert reader.marks_question_words
-    answer = reader.read(rows[0][1], [rows[0][0]])[0]
+    answer = read_one(reader, rows[0][1], [rows[0][0]])[0]
     assert rows[0][0][answer.start:answer.end] == answer.answer
 
 

@@ -7,16 +7,11 @@ import pytest
 import torch
 
 from covidqa.models.loading import load_tokenizer
-from covidqa.reader.reader import (
-    Answer,
-    ExtractiveReader,
-    TorchQARunner,
-    encode_pairs,
-    label_windows,
-    question_normalisers,
-    window_probabilities,
-)
-from tests.helpers import shared_fraction
+from covidqa.reader.decoding import question_normalisers, window_probabilities
+from covidqa.reader.reader import Answer, ExtractiveReader
+from covidqa.reader.runners import TorchQARunner
+from covidqa.reader.windows import encode_pairs, label_windows
+from tests.helpers import read_one, shared_fraction
 
 SENTENCES = [
     'The novel coronavirus was first identified in Wuhan in December 2019.',
@@ -46,7 +41,7 @@ class RecordingRunner:
 def runner():
     # The base model's span head is initialised at random when it is loaded, so without a seed every run reads with
     # another head. Some assertions hold for any head, but not all: test_top_k_best_first_and_deduplicated compares
-    # top_k=10 with the first 10 of top_k=5000, and the reader decodes max(4 * top_k, 20) candidates per window
+    # top_k=10 with the first 10 of top_k=1000, and the reader decodes max(4 * top_k, 20) candidates per window
     # before the lexical prior re-ranks them, so for some heads (about 1 in 40) a span outside the 40 best of its
     # window moves into the top 10 only when more candidates are decoded. Seeded (without touching the global RNG
     # of other tests), every run reads with the same head.
@@ -69,9 +64,9 @@ def test_init_loads_nothing_and_validates():
         r.load()
     with pytest.raises(ValueError, match="backend must be one of"):
         ExtractiveReader(backend='tensorflow')
-    with pytest.raises(ValueError, match='top_k must be an integer >= 1'):
+    with pytest.raises(ValueError, match="'top_k' must be an integer between 1 and 1000, got 0"):
         ExtractiveReader(top_k=0)
-    with pytest.raises(ValueError, match='no_answer_threshold must be a number between 0 and 1'):
+    with pytest.raises(ValueError, match="'no_answer_threshold' must be a number between 0.0 and 1.0"):
         ExtractiveReader(no_answer_threshold=2)
 
 
@@ -111,7 +106,7 @@ def test_label_windows_marks_answer_tokens_or_cls():
 
 
 def test_long_context_answers_map_back_to_characters(reader, runner):
-    answers = reader.read(QUESTION, [LONG], top_k=25, overlap_threshold=1.0)
+    answers = read_one(reader, QUESTION, [LONG], top_k=25, overlap_threshold=1.0)
     assert len(answers) == 25
     assert len(runner.shapes) >= 3  # the windows went through in several batches
     for a in answers:
@@ -124,9 +119,9 @@ def test_long_context_answers_map_back_to_characters(reader, runner):
 
 def test_top_k_best_first_and_deduplicated(reader):
     # overlap_threshold 1: every distinct span (near-copies included), so the full candidate list can be compared
-    reader.overlap_threshold = 1.0
+    reader.options = reader.options.with_overrides(overlap_threshold=1.0)
     contexts = [LONG[:900], SENTENCES[1], SENTENCES[3]]
-    answers = reader.read(QUESTION, contexts, context_ids=['a', 'b', 'c'], top_k=10)
+    answers = read_one(reader, QUESTION, contexts, context_ids=['a', 'b', 'c'], top_k=10)
     assert len(answers) == 10
     scores = [a.score for a in answers]
     assert scores == sorted(scores, reverse=True)
@@ -136,7 +131,7 @@ def test_top_k_best_first_and_deduplicated(reader):
         assert contexts[a.context_index][a.start:a.end] == a.answer
         assert a.context_id == 'abc'[a.context_index]
     # merged over contexts: with room for every candidate span, all three contexts contribute
-    everything = reader.read(QUESTION, contexts, top_k=5000)
+    everything = read_one(reader, QUESTION, contexts, top_k=1000, span_candidates=40)  # the pool of top_k=10
     assert {a.context_index for a in everything} == {0, 1, 2}
     assert [a.score for a in everything] == sorted((a.score for a in everything), reverse=True)
     assert [(a.context_index, a.start, a.end) for a in everything[:10]] == keys
@@ -144,10 +139,10 @@ def test_top_k_best_first_and_deduplicated(reader):
 
 def test_top_k_answers_are_not_near_copies_of_a_better_one(reader):
     contexts = [LONG[:900], SENTENCES[1]]
-    every = reader.read(QUESTION, contexts, top_k=30, overlap_threshold=1.0)
+    every = read_one(reader, QUESTION, contexts, top_k=30, overlap_threshold=1.0)
     assert any(shared_fraction(a, b) > 0.5 for i, a in enumerate(every) for b in every[:i]
                if a.context_index == b.context_index)  # the untrained head proposes nested spans
-    distinct = reader.read(QUESTION, contexts, top_k=30)  # the default, 0.01: no shared characters in one context
+    distinct = read_one(reader, QUESTION, contexts, top_k=30)  # the default, 0.01: no shared characters in one context
     assert distinct[0] == every[0]  # the best answer never drops
     assert [a.score for a in distinct] == sorted((a.score for a in distinct), reverse=True)
     for i, a in enumerate(distinct):
@@ -159,14 +154,14 @@ def test_top_k_answers_are_not_near_copies_of_a_better_one(reader):
         if (a.context_index, a.start, a.end) not in kept and len(distinct) < 30:
             assert any(shared_fraction(a, b) > 0.01 for b in distinct if b.context_index == a.context_index
                        and b.score >= a.score), a
-    assert reader.overlap_threshold == 0.01  # per-call overrides do not stick
-    with pytest.raises(ValueError, match='overlap_threshold must be a number between 0 and 1'):
-        reader.read(QUESTION, contexts, overlap_threshold=1.5)
+    assert reader.options.overlap_threshold == 0.01  # per-call overrides do not stick
+    with pytest.raises(ValueError, match="'overlap_threshold' must be a number between 0.0 and 1.0"):
+        read_one(reader, QUESTION, contexts, overlap_threshold=1.5)
 
 
 def test_spans_compete_in_one_softmax_over_all_windows_and_contexts(reader):
     contexts = [LONG[:900], SENTENCES[1], SENTENCES[3]]
-    details = reader.read_many_detailed([QUESTION], [contexts], top_k=25, lexical_weight=0)  # the model alone
+    details = reader.read([QUESTION], [contexts], top_k=25, lexical_weight=0)  # the model alone
     windows, logits = details.windows, details.logits
     assert len(windows) > 3
     norm_start, norm_end = question_normalisers(logits, windows.context_mask, [0] * len(windows), 1)
@@ -193,7 +188,7 @@ def test_spans_compete_in_one_softmax_over_all_windows_and_contexts(reader):
     sums = [raw(a) for a in answers]
     assert all(np.isfinite(sums)) and sums == sorted(sums, reverse=True)
     # with one window it is that window's own softmax
-    single = reader.read_many_detailed([QUESTION], [[SENTENCES[1]]])
+    single = reader.read([QUESTION], [[SENTENCES[1]]])
     (s, e), m = single.logits[0], single.windows.context_mask[0]
     n_s, n_e = question_normalisers(single.logits, [m], [0], 1)
     p_s, p_e = window_probabilities(s, e, m)
@@ -205,9 +200,9 @@ def test_spans_compete_in_one_softmax_over_all_windows_and_contexts(reader):
 def test_more_contexts_do_not_silence_an_answer(reader):
     """Spans rank question-wide, but the no-answer threshold applies within each window: adding unrelated contexts
     spreads the question-wide probabilities thinner, and must not drop a span that passed the threshold."""
-    alone = reader.read(QUESTION, [SENTENCES[1]])[0]
+    alone = read_one(reader, QUESTION, [SENTENCES[1]])[0]
     threshold = alone.score / 2  # one window: its question-wide score is its within-window probability
-    crowded = reader.read(QUESTION, [SENTENCES[1]] + SENTENCES * 2, no_answer_threshold=threshold, top_k=1000)
+    crowded = read_one(reader, QUESTION, [SENTENCES[1]] + SENTENCES * 2, no_answer_threshold=threshold, top_k=1000)
     assert not crowded[0].is_no_answer
     assert (0, alone.start, alone.end) in {(a.context_index, a.start, a.end) for a in crowded}
     kept = [a for a in crowded if (a.context_index, a.start, a.end) == (0, alone.start, alone.end)][0]
@@ -215,60 +210,60 @@ def test_more_contexts_do_not_silence_an_answer(reader):
 
 
 def test_no_answer_results(reader):
-    none = reader.read(QUESTION, [SENTENCES[0]], no_answer_threshold=1.0)
+    none = read_one(reader, QUESTION, [SENTENCES[0]], no_answer_threshold=1.0)
     assert len(none) == 1 and none[0].is_no_answer
     assert (none[0].answer, none[0].start, none[0].end, none[0].context_id) == ('', -1, -1, None)
     assert 0.0 <= none[0].score <= 1.0
-    empty = reader.read(QUESTION, ['', '   '])
+    empty = read_one(reader, QUESTION, ['', '   '])
     assert len(empty) == 1 and empty[0].is_no_answer and empty[0].score == 1.0
-    assert reader.read(QUESTION, [])[0].is_no_answer
+    assert read_one(reader, QUESTION, [])[0].is_no_answer
     # a threshold between the best span scores keeps only spans above it (near-copies kept: one short sentence)
-    spans = reader.read(QUESTION, [SENTENCES[1]], top_k=5, no_answer_threshold=0.0, overlap_threshold=1.0)
+    spans = read_one(reader, QUESTION, [SENTENCES[1]], top_k=5, no_answer_threshold=0.0, overlap_threshold=1.0)
     cut = (spans[1].score + spans[2].score) / 2
-    kept = reader.read(QUESTION, [SENTENCES[1]], top_k=5, no_answer_threshold=cut, overlap_threshold=1.0)
+    kept = read_one(reader, QUESTION, [SENTENCES[1]], top_k=5, no_answer_threshold=cut, overlap_threshold=1.0)
     assert [(a.start, a.end) for a in kept] == [(a.start, a.end) for a in spans[:2]]
 
 
 def test_per_call_overrides_do_not_stick(reader, runner):
-    assert len(reader.read(QUESTION, [LONG[:600]])) == 1
-    assert len(reader.read(QUESTION, [LONG[:600]], top_k=4, overlap_threshold=1.0)) == 4
-    assert len(reader.read(QUESTION, [LONG[:600]])) == 1
+    assert len(read_one(reader, QUESTION, [LONG[:600]])) == 1
+    assert len(read_one(reader, QUESTION, [LONG[:600]], top_k=4, overlap_threshold=1.0)) == 4
+    assert len(read_one(reader, QUESTION, [LONG[:600]])) == 1
     tok = load_tokenizer('base')
     offsets = tok(LONG[:600], add_special_tokens=False, return_offsets_mapping=True)['offset_mapping']
-    for a in reader.read(QUESTION, [LONG[:600]], top_k=5, max_answer_length=1):
+    for a in read_one(reader, QUESTION, [LONG[:600]], top_k=5, max_answer_length=1):
         # one token *of the context* (re-tokenizing the answer alone may split it differently)
         assert sum(1 for s, e in offsets if a.start <= s and e <= a.end and e > s) == 1, a
     runner.shapes.clear()
-    reader.read(QUESTION, [LONG], max_seq_length=128, batch_size=3)
+    read_one(reader, QUESTION, [LONG], max_seq_length=128, batch_size=3)
     assert max(s[1] for s in runner.shapes) == 128 and max(s[0] for s in runner.shapes) <= 3
     runner.shapes.clear()
-    reader.read(QUESTION, [LONG])
+    read_one(reader, QUESTION, [LONG])
     assert max(s[1] for s in runner.shapes) == 64 and max(s[0] for s in runner.shapes) <= 8
-    with pytest.raises(ValueError, match='top_k must be an integer >= 1'):
-        reader.read(QUESTION, [LONG], top_k=0)
+    with pytest.raises(ValueError, match="'top_k' must be an integer between 1 and 1000, got 0"):
+        read_one(reader, QUESTION, [LONG], top_k=0)
 
 
-def test_read_many_matches_read(reader):
+def test_a_batch_of_questions_reads_as_each_alone(reader):
     contexts = [[SENTENCES[0], SENTENCES[1]], [SENTENCES[2]]]
     questions = [QUESTION, 'What is the reservoir?']
-    many = reader.read_many(questions, contexts, top_k=2)
+    many = reader.read(questions, contexts, top_k=2).answers
     for q, ctxs, got in zip(questions, contexts, many):
-        single = reader.read(q, ctxs, top_k=2)
+        single = read_one(reader, q, ctxs, top_k=2)
         assert [(a.answer, a.start, a.context_index) for a in got] == [(a.answer, a.start, a.context_index) for a in single]
         assert [a.score for a in got] == pytest.approx([a.score for a in single], rel=1e-4)
 
 
 def test_bad_inputs(reader):
     with pytest.raises(ValueError, match='question 0 is empty'):
-        reader.read('  ', [LONG])
+        read_one(reader, '  ', [LONG])
     with pytest.raises(ValueError, match='must be a list of strings, got one string'):
-        reader.read(QUESTION, LONG)
+        read_one(reader, QUESTION, LONG)
     with pytest.raises(ValueError, match='2 contexts but 1 context_ids'):
-        reader.read(QUESTION, ['a', 'b'], context_ids=['x'])
+        read_one(reader, QUESTION, ['a', 'b'], context_ids=['x'])
     with pytest.raises(ValueError, match='context 1 must be a string'):
-        reader.read(QUESTION, ['a', 3])
+        read_one(reader, QUESTION, ['a', 3])
     with pytest.raises(ValueError, match='leaves .* tokens for the context'):
-        reader.read('why ' * 60 + '?', [LONG], max_seq_length=40)
+        read_one(reader, 'why ' * 60 + '?', [LONG], max_seq_length=40)
 
 
 def test_default_model_falls_back_to_base_with_warning(tmp_path, monkeypatch, caplog):

@@ -21,7 +21,7 @@ from covidqa.models.shipped import (
 from covidqa.qa.api import QuestionAnswering
 from covidqa.qa.recipe import PARAGRAPH_DEV
 from covidqa.reader.metrics import f1_score
-from covidqa.reader.reader import resolve_reader_model
+from covidqa.reader.runners import resolve_reader_model
 from tests.helpers import data_file
 
 
