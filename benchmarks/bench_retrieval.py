@@ -33,12 +33,12 @@ import time
 from pathlib import Path
 from typing import List, Sequence, Set
 
-import numpy as np
-
 from covidqa.data.passages import read_squad_articles, split_articles
 from covidqa.data.records import read_qa_file
 from covidqa.docs import DocList, StoredDoc
 from covidqa.embedding.encoder import Embedder
+from covidqa.index import hybrid
+from covidqa.index.evaluation import retrieval_scores
 from covidqa.index.hybrid import DEFAULT_CANDIDATES
 from covidqa.index.store import DocumentStore
 from covidqa.paths import FAQ_FILE, data_dir
@@ -114,17 +114,14 @@ def main(argv=None) -> int:
         for retrieval, weight in [('dense', None), ('lexical', None)] + [('hybrid', w) for w in weights]:
             options = {} if weight is None else {'bm25_weight': weight}
             started = time.perf_counter()
-            found = store.search(query_vectors, depth, texts=task.queries, retrieval=retrieval,
-                                 candidates=ns.candidates, **options)
+            found = hybrid.search(store, query_vectors, depth, texts=task.queries, retrieval=retrieval,
+                                  candidates=ns.candidates, **options)
             ms = 1000 * (time.perf_counter() - started) / len(task.queries)
             ranks = [[int(d.id) for d in docs] for docs, _ in found]
+            scores = retrieval_scores(ranks, task.right, task.ks)
             row = {'task': task.name, 'documents': len(task.texts), 'queries': len(task.queries),
                    'retrieval': retrieval, 'bm25_weight': weight, 'ms_per_query': round(ms, 2),
-                   'mrr': round(float(np.mean([next((1 / (i + 1) for i, x in enumerate(r) if x in g), 0.0)
-                                               for r, g in zip(ranks, task.right)])), 3)}
-            for k in task.ks:
-                row[f'recall@{k}'] = round(float(np.mean([bool(set(r[:k]) & g) for r, g in zip(ranks, task.right)])),
-                                           3)
+                   'mrr': round(scores.mrr, 3), **{f'recall@{k}': round(v, 3) for k, v in scores.hit_at.items()}}
             rows.append(row)
             recalls = ' '.join(f'R@{k} {row[f"recall@{k}"]:.3f}' for k in task.ks)
             label = retrieval if weight is None else f'{retrieval} {weight}'

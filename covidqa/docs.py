@@ -34,8 +34,8 @@ class AnswerSpan(BaseDoc):
     context: Optional[str] = None
 
 
-class MatchDoc(BaseDoc):
-    """A stored document as returned by search (no nested matches)."""
+class StoredFields(BaseDoc):
+    """The searchable fields of an indexed document, stored and returned with every match (:data:`STORED_FIELDS`)."""
 
     text: str = ''
     answer: Optional[str] = None
@@ -46,6 +46,14 @@ class MatchDoc(BaseDoc):
     parent_id: Optional[str] = None  # a passage: the id of the document it was cut from
     offset_start: Optional[int] = None  # a passage: its character offsets in that document
     offset_end: Optional[int] = None
+
+
+STORED_FIELDS = tuple(name for name in StoredFields.model_fields if name != 'id')
+
+
+class MatchDoc(StoredFields):
+    """A stored document as returned by search (no nested matches)."""
+
     score: Optional[float] = None
     label: Optional[str] = None  # feedback: 'accepted' | 'rejected' | None (unlabeled)
 
@@ -60,20 +68,11 @@ class QADoc(MatchDoc):
     answers: DocList[AnswerSpan] = DocList[AnswerSpan]()  # set by /answer, best first
 
 
-class StoredDoc(BaseDoc):
+class StoredDoc(StoredFields):
     """What the indexer persists: the searchable fields plus the embedding (cosine space)."""
 
-    text: str = ''
-    answer: Optional[str] = None
-    wrong_answer: Optional[str] = None
-    title: Optional[str] = None
-    source: Optional[str] = None
-    url: Optional[str] = None
-    parent_id: Optional[str] = None
-    offset_start: Optional[int] = None
-    offset_end: Optional[int] = None
     model_version: int = 0
     embedding: NdArray = Field(space='cosine_sim')  # type: ignore[call-overload]  # docarray's index option
 
 
-__all__ = ['AnswerSpan', 'MatchDoc', 'QADoc', 'StoredDoc', 'DocList']
+__all__ = ['AnswerSpan', 'MatchDoc', 'QADoc', 'StoredDoc', 'StoredFields', 'STORED_FIELDS', 'DocList']

@@ -29,12 +29,13 @@ Example::
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Tuple, Union
+from typing import Callable, Iterable, List, Optional, Tuple, Union
 
 from covidqa.runtime.atomic import atomic_path
 
@@ -180,6 +181,51 @@ def _check_record(where: str, context, question, answer_text, answer_start, requ
     return context, question.strip(), answer_text, start
 
 
+def _collect(builders: Iterable[Callable[[], QARecord]], path: Path, skip_bad: bool) -> QARecords:
+    """The records the ``builders`` make, in order; one that raises :class:`QADataError` stops the reading, or with
+    ``skip_bad`` is counted and its message kept (:func:`_finish`)."""
+    records: List[QARecord] = []
+    problems: List[str] = []
+    for build in builders:
+        try:
+            records.append(build())
+        except QADataError as error:
+            if not skip_bad:
+                raise
+            problems.append(str(error))
+    return _finish(records, path, problems)
+
+
+def _csv_record(where: str, row: dict, row_number: int, required, has_answer_columns: bool,
+                require_answers: bool) -> QARecord:
+    if None in row:
+        raise QADataError(f'{where}: more fields than columns in the header')
+    absent = [c for c in required if row.get(c) is None]
+    if absent:
+        raise QADataError(f'{where}: missing value(s) for column(s) {absent} (row too short)')
+    answers_given = has_answer_columns and (
+        require_answers or bool((row.get('answer_text') or '').strip() or (row.get('answer_start') or '').strip()))
+    context, question, text, start = _check_record(where, row['context'], row['question'], row.get('answer_text'),
+                                                   row.get('answer_start'), require_answers, answers_given)
+    return QARecord(context=context, question=question, answer_text=text, answer_start=start,
+                    id=(row.get('id') or '').strip() or str(row_number), source_row=row_number,
+                    title=(row.get('title') or None))
+
+
+def _json_record(where: str, number: int, context, title, qa, require_answers: bool) -> QARecord:
+    if not isinstance(qa, dict):
+        raise QADataError(f'{where}: not a SQuAD question object')
+    text, start, gold, answers_given = _json_answers(where, qa, require_answers)
+    context, question, text, start = _check_record(where, context, qa.get('question'), text, start, require_answers,
+                                                   answers_given)
+    if text:  # every listed gold answer must be consistent too
+        for extra in qa.get('answers', [])[1:]:
+            _check_record(where, context, question, extra.get('text'), extra.get('answer_start'), True, True)
+    return QARecord(context=context, question=question, answer_text=text, answer_start=start,
+                    id=str(qa.get('id', number)), source_row=number, gold_answers=gold if text is not None else (),
+                    title=title if isinstance(title, str) else None)
+
+
 def _finish(records: List[QARecord], path: Path, problems: List[str]) -> QARecords:
     if problems:
         warnings.warn(
@@ -209,8 +255,6 @@ def read_qa_csv(path: PathLike, require_answers: bool = True, skip_bad: bool = F
     """
     path = _existing(path)
     required = QA_CSV_COLUMNS if require_answers else QA_TEST_CSV_COLUMNS
-    records: List[QARecord] = []
-    problems: List[str] = []
     try:
         with open(path, newline='', encoding='utf-8-sig') as handle:
             reader = csv.DictReader(handle)
@@ -225,37 +269,14 @@ def read_qa_csv(path: PathLike, require_answers: bool = True, skip_bad: bool = F
                     f'{path}: missing column(s) {missing} in the header {header}; expected {list(required)}'
                 )
             has_answer_columns = 'answer_text' in header and 'answer_start' in header
-            for row_number, row in enumerate(reader, start=1):
-                where = f'{path}: row {row_number} (line {reader.line_num})'
-                try:
-                    if None in row:
-                        raise QADataError(f'{where}: more fields than columns in the header')
-                    absent = [c for c in required if row.get(c) is None]
-                    if absent:
-                        raise QADataError(f'{where}: missing value(s) for column(s) {absent} (row too short)')
-                    answers_given = has_answer_columns and (
-                        require_answers or bool((row.get('answer_text') or '').strip() or
-                                                (row.get('answer_start') or '').strip())
-                    )
-                    context, question, text, start = _check_record(
-                        where, row['context'], row['question'], row.get('answer_text'), row.get('answer_start'),
-                        require_answers, answers_given,
-                    )
-                except QADataError as error:
-                    if not skip_bad:
-                        raise
-                    problems.append(str(error))
-                    continue
-                records.append(QARecord(
-                    context=context, question=question, answer_text=text, answer_start=start,
-                    id=(row.get('id') or '').strip() or str(row_number), source_row=row_number,
-                    title=(row.get('title') or None),
-                ))
+            collected = _collect((functools.partial(_csv_record, f'{path}: row {number} (line {reader.line_num})', row,
+                                                    number, required, has_answer_columns, require_answers)
+                                  for number, row in enumerate(reader, start=1)), path, skip_bad)
     except UnicodeDecodeError as error:
         raise QADataError(f'{path}: not UTF-8 text ({error})') from None
     except csv.Error as error:
         raise QADataError(f'{path}: malformed CSV ({error})') from None
-    return _finish(records, path, problems)
+    return collected
 
 
 def _json_answers(where: str, qa: dict, require_answers: bool):
@@ -315,32 +336,9 @@ def read_squad_json(path: PathLike, require_answers: bool = True, skip_bad: bool
         else:
             items.append((f'data[{i}]', entry.get('context'), entry.get('title'), entry))
 
-    records: List[QARecord] = []
-    problems: List[str] = []
-    for number, (json_path, context, title, qa) in enumerate(items, start=1):
-        where = f'{path}: record {number} ({json_path})'
-        try:
-            if not isinstance(qa, dict):
-                raise QADataError(f'{where}: not a SQuAD question object')
-            text, start, gold, answers_given = _json_answers(where, qa, require_answers)
-            context, question, text, start = _check_record(
-                where, context, qa.get('question'), text, start, require_answers, answers_given
-            )
-            if text:  # every listed gold answer must be consistent too
-                for extra in qa.get('answers', [])[1:]:
-                    _check_record(where, context, question, extra.get('text'), extra.get('answer_start'),
-                                  True, True)
-        except QADataError as error:
-            if not skip_bad:
-                raise
-            problems.append(str(error))
-            continue
-        records.append(QARecord(
-            context=context, question=question, answer_text=text, answer_start=start,
-            id=str(qa.get('id', number)), source_row=number, gold_answers=gold if text is not None else (),
-            title=title if isinstance(title, str) else None,
-        ))
-    return _finish(records, path, problems)
+    return _collect((functools.partial(_json_record, f'{path}: record {number} ({json_path})', number, context, title, qa,
+                                       require_answers)
+                     for number, (json_path, context, title, qa) in enumerate(items, start=1)), path, skip_bad)
 
 
 def read_qa_file(path: PathLike, require_answers: bool = True, skip_bad: bool = False) -> QARecords:

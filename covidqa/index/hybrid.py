@@ -23,7 +23,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, cast
 
 from covidqa.text.lexical import WORD
 from covidqa.text.question_match import STOP_WORDS
@@ -66,4 +66,45 @@ def fuse(dense: Sequence[Tuple[int, float]], lexical: Sequence[Tuple[int, float]
     return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:max(0, limit)]
 
 
-__all__ = ['RETRIEVALS', 'DEFAULT_BM25_WEIGHT', 'DEFAULT_CANDIDATES', 'MAX_QUERY_TERMS', 'fts_query', 'fuse']
+class Rankings(Protocol):
+    """What :func:`search` needs of a store (:class:`covidqa.index.store.DocumentStore` has it)."""
+
+    def dense(self, vectors: Any, depth: int, version: Optional[int] = None) -> List[List[Tuple[int, float]]]: ...
+
+    def lexical(self, texts: Sequence[str], depth: int) -> List[List[Tuple[int, float]]]: ...
+
+    def documents(self, rankings: Sequence[Sequence[Tuple[int, float]]]) -> List[Tuple[Any, Any]]: ...
+
+
+def search(store: Rankings, vectors: Any, limit: int, version: Optional[int] = None,
+           texts: Optional[Sequence[str]] = None, retrieval: str = 'dense', bm25_weight: float = DEFAULT_BM25_WEIGHT,
+           candidates: int = DEFAULT_CANDIDATES) -> List[Tuple[Any, Any]]:
+    """Top-``limit`` documents of ``store`` for each query (a row of ``vectors`` and the same query's ``texts``),
+    best first, as ``(DocList[StoredDoc], scores)``.
+
+    ``retrieval``: ``'dense'`` (cosine of the vectors; the score is the cosine), ``'lexical'`` (BM25 of ``texts``
+    over the documents' text and answer; the score is BM25) or ``'hybrid'`` (both rankings' top ``candidates``
+    fused, :func:`fuse`; the score in [0, 1]). ``version``: the embedder version of ``vectors`` (the store refuses
+    another). Raises ``ValueError`` for an unknown ``retrieval`` or, for lexical and hybrid, texts missing.
+    """
+    if retrieval not in RETRIEVALS:
+        raise ValueError(f'retrieval must be one of {RETRIEVALS}, not {retrieval!r}')
+    count = len(vectors) if getattr(vectors, 'ndim', 2) != 1 else 1
+    if retrieval != 'dense' and (texts is None or len(texts) != count):
+        raise ValueError(f'{retrieval} retrieval needs the text of every query')
+    depth = max(limit, candidates) if retrieval == 'hybrid' else limit  # fusion looks deeper
+    if limit <= 0:
+        return store.documents([[] for _ in range(count)])
+    dense = store.dense(vectors, depth, version) if retrieval != 'lexical' else None
+    words = store.lexical(list(texts or ()), depth) if retrieval != 'dense' else None
+    if dense is None:
+        ranked = cast(List[List[Tuple[int, float]]], words)
+    elif words is None:
+        ranked = dense
+    else:
+        ranked = [fuse(d, w, bm25_weight, limit) for d, w in zip(dense, words)]
+    return store.documents([row[:limit] for row in ranked])
+
+
+__all__ = ['RETRIEVALS', 'DEFAULT_BM25_WEIGHT', 'DEFAULT_CANDIDATES', 'MAX_QUERY_TERMS', 'Rankings', 'fts_query',
+           'fuse', 'search']

@@ -25,6 +25,10 @@ store keeps serving the old version, writes the new vectors beside the old ones,
 query vectors of another version than the index's, and ``upsert`` refuses documents embedded with another version
 than the store's, so vectors of two models never meet.
 
+Its parts: the tables (:mod:`covidqa.index.schema`), documents as rows (:mod:`covidqa.index.rows`), HNSW snapshots
+(:mod:`covidqa.index.snapshots`), re-embedding (:mod:`covidqa.index.reembed`). The store ranks (:meth:`DocumentStore.dense`,
+:meth:`DocumentStore.lexical`); fusing the two is :func:`covidqa.index.hybrid.search`, beside it.
+
 No jina here; :mod:`executors.indexer` wraps it. Example::
 
     store = DocumentStore('workspace/index/shard-0', index='hnsw', embedder_factory=lambda v: Embedder(...))
@@ -34,83 +38,41 @@ No jina here; :mod:`executors.indexer` wraps it. Example::
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, cast
+from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple, cast
 
 import numpy as np
 from docarray import DocList
 
 from covidqa.docs import StoredDoc
+from covidqa.index import snapshots
 from covidqa.index.ann import INDEX_KINDS, VectorIndex, load_hnsw, make_index
-from covidqa.index.hybrid import DEFAULT_BM25_WEIGHT, DEFAULT_CANDIDATES, RETRIEVALS, fts_query, fuse
+from covidqa.index.reembed import reembed_store
+from covidqa.index.rows import StaleVersion, kill, labels_of, lexical_rank, read_docs, write
+from covidqa.index.schema import (
+    CHUNK,
+    DB_FILE,
+    chunks,
+    connect,
+    create,
+    meta,
+    set_meta,
+    vectors_of,
+)
 from covidqa.paths import PathLike
-from covidqa.runtime.atomic import atomic_path
 from covidqa.runtime.locks import file_lock
 
 log = logging.getLogger(__name__)
-DB_FILE = 'store.sqlite'
-LEGACY_FILE = 'index.bin'  # the previous format: one docarray binary file, rewritten after every change
-FIELDS = ('answer', 'wrong_answer', 'title', 'source', 'url', 'parent_id', 'offset_start', 'offset_end')
-SNAPSHOT = re.compile(r'^ann-v(\d+)-s(\d+)-n(\d+)\.hnsw$')
-CHUNK = 20000  # rows read per fetch when rebuilding or catching up
-SQL_VARS = 500  # ids per IN (...) query
-
-# what the lexical (BM25) index holds of a document: its text and, for a FAQ entry, its answer (a column of its own,
-# weighted ANSWER_WEIGHT against the text's 1 in BM25: a question's words in an entry's question count more)
-LEXICAL_COLUMNS = "{row}.label, {row}.text, coalesce(json_extract({row}.fields, '$.answer'), '')"
-ANSWER_WEIGHT = 0.5  # measured: benchmarks/RETRIEVAL_RESULTS.md
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS docs (label INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL,
-                                 fields TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS vectors (label INTEGER NOT NULL, version INTEGER NOT NULL, vector BLOB NOT NULL,
-                                    PRIMARY KEY (label, version));
-CREATE INDEX IF NOT EXISTS vectors_version ON vectors (version);
-CREATE TABLE IF NOT EXISTS dead (label INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS dead_seq ON dead (seq);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5(text, answer,
-                                                     tokenize='porter unicode61 remove_diacritics 2');
-CREATE TRIGGER IF NOT EXISTS docs_lexical_insert AFTER INSERT ON docs BEGIN
-  INSERT INTO lexical (rowid, text, answer) VALUES (""" + LEXICAL_COLUMNS.format(row='new') + """);
-END;
-CREATE TRIGGER IF NOT EXISTS docs_lexical_delete AFTER DELETE ON docs BEGIN
-  DELETE FROM lexical WHERE rowid = old.label;
-END;
-"""
 
 
 class TextEmbedder(Protocol):
     """What ``embedder_factory`` returns (e.g. :class:`covidqa.embedding.encoder.Embedder`): texts -> one vector a row."""
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-class StaleVersion(Exception):
-    """Vectors of embedder version ``given`` met a store whose vectors are of version ``version``: embed again."""
-
-    def __init__(self, given: int, version: int):
-        super().__init__(f'vectors of embedder v{given} do not match the store, which holds v{version}')
-        self.given, self.version = given, version
-
-
-def _chunks(items: Sequence, size: int = SQL_VARS) -> Iterator[Sequence]:
-    for begin in range(0, len(items), size):
-        yield items[begin:begin + size]
-
-
-def _blob(vector) -> bytes:
-    return np.asarray(vector, dtype=np.float32).reshape(-1).tobytes()
-
-
-def _vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
-    return np.frombuffer(b''.join(blobs), dtype=np.float32).reshape(len(blobs), dim)
 
 
 class DocumentStore:
@@ -144,7 +106,6 @@ class DocumentStore:
         self._lock = threading.RLock()
         self._db = self._connect()
         self._create(version)
-        self._import_legacy()
         self._ann: Optional[VectorIndex] = None
         self._ann_version = version
         self._ann_seq = 0
@@ -154,68 +115,23 @@ class DocumentStore:
         with self._lock:
             self._load_ann()
 
-    # ---- SQLite ------------------------------------------------------------------------------------------------
+    # ---- SQLite (covidqa.index.schema) --------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
-        db.execute('PRAGMA journal_mode=WAL')
-        db.execute(f'PRAGMA synchronous={self.synchronous}')
-        return db
+        return connect(self.path, self.synchronous)
 
     def _create(self, version: int) -> None:
         with self._lock:
-            self._db.executescript(SCHEMA)
-            self._db.execute('BEGIN IMMEDIATE')
-            for key, value in (('seq', 0), ('count', 0), ('version', version), ('dim', 0), ('lexical', 0)):
-                self._db.execute('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)', (key, value))
-            if not self._meta(self._db)['lexical']:  # a store written before the lexical index: index it once
-                self._db.execute('DELETE FROM lexical')
-                self._db.execute(f'INSERT INTO lexical (rowid, text, answer) SELECT '
-                                 f'{LEXICAL_COLUMNS.format(row="docs")} FROM docs')
-                self._set_meta(self._db, lexical=1)
-            self._db.execute('COMMIT')
+            create(self._db, version)
 
-    @staticmethod
-    def _meta(db: sqlite3.Connection) -> Dict[str, int]:
-        return dict(db.execute('SELECT key, value FROM meta').fetchall())
-
-    @staticmethod
-    def _set_meta(db: sqlite3.Connection, **values: int) -> None:
-        db.executemany('UPDATE meta SET value = ? WHERE key = ?', [(v, k) for k, v in values.items()])
-
-    def _import_legacy(self) -> None:
-        """Import a shard directory of the previous format (``index.bin``) once, then rename it
-        ``index.bin.imported``."""
-        legacy = self.directory / LEGACY_FILE
-        if not legacy.is_file():
-            return
-        with file_lock(self.directory / 'reembed.lock'):
-            if not legacy.is_file():  # another process imported it meanwhile
-                return
-            loaded = cast(DocList[StoredDoc], DocList[StoredDoc].load_binary(file=str(legacy)))
-            with self._lock:
-                if self._meta(self._db)['count'] == 0 and len(loaded):
-                    counts: Dict[int, int] = {}
-                    for doc in loaded:
-                        counts[doc.model_version] = counts.get(doc.model_version, 0) + 1
-                    self._db.execute('BEGIN IMMEDIATE')
-                    self._set_meta(self._db, version=max(counts, key=lambda v: counts[v]))
-                    self._write(loaded, check_version=False)
-                    self._db.execute('COMMIT')
-            os.replace(legacy, legacy.with_name(LEGACY_FILE + '.imported'))
-            log.info('imported %d documents from %s', len(loaded), legacy)
+    _meta = staticmethod(meta)
+    _set_meta = staticmethod(set_meta)
 
     # ---- the in-memory index -----------------------------------------------------------------------------------
     def _new_ann(self, dim: int, capacity: int) -> VectorIndex:
         return make_index(self.kind, dim, capacity=capacity + 1024, **self.options)
 
     def _snapshots(self) -> List[Tuple[int, int, int, Path]]:
-        """``(version, seq, live, path)`` of the HNSW snapshots in the directory."""
-        found = []
-        for path in self.directory.iterdir():
-            match = SNAPSHOT.match(path.name)
-            if match:
-                found.append((int(match.group(1)), int(match.group(2)), int(match.group(3)), path))
-        return sorted(found)
+        return snapshots.listed(self.directory)
 
     def _load_ann(self) -> None:
         """(Re)build the in-memory index of the store's current version: the latest snapshot (hnsw) plus the later
@@ -268,7 +184,7 @@ class DocumentStore:
                 rows = cursor.fetchmany(CHUNK)
                 if not rows:
                     break
-                ann.add(np.array([r[0] for r in rows], dtype=np.int64), _vectors([r[1] for r in rows], dim))
+                ann.add(np.array([r[0] for r in rows], dtype=np.int64), vectors_of([r[1] for r in rows], dim))
                 applied += len(rows)
         finally:
             db.execute('COMMIT')
@@ -310,22 +226,12 @@ class DocumentStore:
                 if ann is None or not (force or self._unsnapshotted):
                     return None
                 version, seq, live = self._ann_version, self._ann_seq, len(ann)
-                path = self._save(cast('HnswIndexLike', ann), version, seq, live)
+                path = self._save(cast('snapshots.HnswIndexLike', ann), version, seq, live)
                 self._unsnapshotted = 0
             return path
 
-    def _save(self, ann: 'HnswIndexLike', version: int, seq: int, live: int) -> Path:
-        path = self.directory / f'ann-v{version}-s{seq}-n{live}.hnsw'
-        if path.exists():
-            return path
-        started = time.monotonic()
-        with atomic_path(path) as tmp:
-            ann.save(tmp)
-        for old_version, old_seq, _, old in self._snapshots():
-            if old_version == version and old_seq < seq:
-                old.unlink(missing_ok=True)
-        log.info('snapshot %s written in %.1f s', path.name, time.monotonic() - started)
-        return path
+    def _save(self, ann: 'snapshots.HnswIndexLike', version: int, seq: int, live: int) -> Path:
+        return snapshots.save(self.directory, ann, version, seq, live)
 
     # ---- reads -------------------------------------------------------------------------------------------------
     @property
@@ -350,31 +256,15 @@ class DocumentStore:
         wanted = list(dict.fromkeys(ids))
         found: set = set()
         with self._lock:
-            for part in _chunks(wanted):
+            for part in chunks(wanted):
                 found.update(i for (i,) in self._db.execute(
                     f'SELECT id FROM docs WHERE id IN ({",".join("?" * len(part))})', list(part)))
         return [i for i in wanted if i not in found]
 
-    def _docs(self, column: str, keys: Sequence) -> Dict:
-        """``key -> StoredDoc`` for the documents whose ``column`` (``id`` or ``label``) is in ``keys``; the vector
-        is that of the store's version (another version's only for documents that have none of it yet)."""
-        out: Dict = {}
-        version = self._meta(self._db)['version']
-        for part in _chunks(list(keys)):
-            rows = self._db.execute(
-                f'SELECT d.{column}, d.id, d.text, d.fields, v.version, v.vector FROM docs d '
-                f'JOIN vectors v ON v.label = d.label WHERE d.{column} IN ({",".join("?" * len(part))}) '
-                f'ORDER BY v.version = ?', [*part, version]).fetchall()
-            for key, doc_id, text, fields, vector_version, vector in rows:  # the store's version comes last: wins
-                embedding = cast(Any, np.frombuffer(vector, dtype=np.float32).copy())
-                out[key] = StoredDoc(id=doc_id, text=text, model_version=vector_version, embedding=embedding,
-                                     **json.loads(fields))
-        return out
-
     def get(self, ids: Sequence[str]) -> DocList[StoredDoc]:
         """The stored documents of ``ids`` that exist, in the order given."""
         with self._lock:
-            found = self._docs('id', list(dict.fromkeys(ids)))
+            found = read_docs(self._db, 'id', list(dict.fromkeys(ids)))
         return DocList[StoredDoc]([found[i] for i in dict.fromkeys(ids) if i in found])
 
     def versions(self) -> Dict[int, int]:
@@ -390,109 +280,54 @@ class DocumentStore:
             return self._db.execute('SELECT 1 FROM vectors WHERE version < ? OR version > ? LIMIT 1',
                                     (version, version)).fetchone() is not None
 
-    def search(self, vectors: np.ndarray, limit: int, version: Optional[int] = None,
-               texts: Optional[Sequence[str]] = None, retrieval: str = 'dense',
-               bm25_weight: float = DEFAULT_BM25_WEIGHT, candidates: int = DEFAULT_CANDIDATES
+    def search(self, vectors: np.ndarray, limit: int, version: Optional[int] = None
                ) -> List[Tuple[DocList[StoredDoc], np.ndarray]]:
-        """Top-``limit`` documents for each row of ``vectors`` (and each of ``texts``, the same queries' words),
-        best first.
+        """The ``limit`` nearest documents (cosine) of each row of ``vectors``, best first, with their cosines.
+        ``version``: the embedder version of ``vectors``; raises :class:`StaleVersion` when the index holds another.
+        (BM25 and fused rankings: :func:`covidqa.index.hybrid.search`.)"""
+        return self.documents(self.dense(vectors, limit, version))
 
-        ``retrieval``: ``'dense'`` (cosine similarity of the vectors; the score is the cosine), ``'lexical'`` (BM25
-        of ``texts`` over the documents' text and answer; the score is BM25) or ``'hybrid'`` (both rankings'
-        top-``candidates`` fused, :func:`covidqa.index.hybrid.fuse`; the score is the fused one, in [0, 1]).
+    def dense(self, vectors: np.ndarray, depth: int, version: Optional[int] = None) -> List[List[Tuple[int, float]]]:
+        """``(label, cosine)`` of the ``depth`` nearest documents of each row of ``vectors``, best first.
+
         ``version``: the embedder version of ``vectors``; raises :class:`StaleVersion` when the index holds another
-        (checked under the lock that swaps versions, so a query never meets vectors of another model).
-        """
-        if retrieval not in RETRIEVALS:
-            raise ValueError(f'retrieval must be one of {RETRIEVALS}, not {retrieval!r}')
+        (checked under the lock that swaps versions, so a query never meets vectors of another model); a
+        ``ValueError`` for vectors of another dimension than the store's."""
         queries = np.asarray(vectors, dtype=np.float32)
         if queries.ndim == 1:
             queries = queries[None, :]
-        if retrieval != 'dense' and (texts is None or len(texts) != len(queries)):
-            raise ValueError(f'{retrieval} retrieval needs the text of every query')
         with self._lock:
             self._catch_up()
             if version is not None and version != self._ann_version:
                 raise StaleVersion(version, self._ann_version)
-            if self._ann is None or len(self._ann) == 0 or limit <= 0:
-                return [(DocList[StoredDoc](), np.zeros(0, dtype=np.float32)) for _ in range(len(queries))]
+            if self._ann is None or len(self._ann) == 0 or depth <= 0:
+                return [[] for _ in range(len(queries))]
             if queries.shape[1] != self._ann.dim:
                 raise ValueError(f'query vectors have {queries.shape[1]} dimensions, the store {self._ann.dim}')
-            depth = max(limit, candidates) if retrieval == 'hybrid' else limit  # fusion looks deeper
-            ranked: List[List[Tuple[int, float]]] = [[] for _ in range(len(queries))]
-            if retrieval != 'lexical':
-                labels, scores = self._ann.search(queries, depth)
-                ranked = [[(int(a), float(b)) for a, b in zip(row_labels, row_scores)]
-                          for row_labels, row_scores in zip(labels, scores)]
-            if retrieval != 'dense':
-                lexical = [self._lexical(text, depth) for text in cast(Sequence[str], texts)]
-                ranked = lexical if retrieval == 'lexical' else [
-                    fuse(dense, words, bm25_weight, limit) for dense, words in zip(ranked, lexical)]
-            ranked = [row[:limit] for row in ranked]
-            found = self._docs('label', sorted({label for row in ranked for label, _ in row}))
+            labels, scores = self._ann.search(queries, depth)
+        return [[(int(a), float(b)) for a, b in zip(row_labels, row_scores)]
+                for row_labels, row_scores in zip(labels, scores)]
+
+    def lexical(self, texts: Sequence[str], depth: int) -> List[List[Tuple[int, float]]]:
+        """``(label, BM25)`` of the ``depth`` best documents for the words of each of ``texts``, best first."""
+        with self._lock:
+            self._catch_up()
+            return [lexical_rank(self._db, text, depth) for text in texts]
+
+    def documents(self, rankings: Sequence[Sequence[Tuple[int, float]]]
+                  ) -> List[Tuple[DocList[StoredDoc], np.ndarray]]:
+        """The stored documents of each ranking of ``(label, score)`` pairs, in its order, with its scores; a label
+        gone since (deleted or replaced meanwhile) is left out."""
+        with self._lock:
+            found = read_docs(self._db, 'label', sorted({label for row in rankings for label, _ in row}))
         results = []
-        for row in ranked:
-            kept = [(label, score) for label, score in row if label in found]  # gone since: skipped
+        for row in rankings:
+            kept = [(label, score) for label, score in row if label in found]
             results.append((DocList[StoredDoc]([found[label] for label, _ in kept]),
                             np.asarray([score for _, score in kept], dtype=np.float32)))
         return results
 
-    def _lexical(self, text: str, limit: int) -> List[Tuple[int, float]]:
-        """``(label, BM25)`` of the ``limit`` best documents for the words of ``text`` (FTS5's ``bm25()``,
-        k1 1.2, b 0.75, Porter stems), best first. Call with the lock held."""
-        query = fts_query(text)
-        if query is None:
-            return []
-        rows = self._db.execute('SELECT rowid, -bm25(lexical, 1.0, ?) AS score FROM lexical WHERE lexical MATCH ? '
-                                'ORDER BY score DESC LIMIT ?', (ANSWER_WEIGHT, query, limit)).fetchall()
-        return [(int(label), float(score)) for label, score in rows]
-
     # ---- writes ------------------------------------------------------------------------------------------------
-    def _write(self, docs: DocList[StoredDoc], check_version: bool = True) -> int:
-        """Inside an open write transaction: store ``docs`` (new labels; replaced ones go to ``dead``). Returns
-        how many ids were new."""
-        db = self._db
-        meta = self._meta(db)
-        latest: Dict[str, StoredDoc] = {str(d.id): d for d in docs}  # an id given twice: the last one wins
-        if check_version:
-            stale = {d.model_version for d in latest.values()} - {meta['version']}
-            if stale:
-                raise StaleVersion(min(stale), meta['version'])
-        rows = [np.asarray(d.embedding, dtype=np.float32).reshape(-1) for d in latest.values()]
-        dims = sorted({len(r) for r in rows})
-        dim = meta['dim'] or dims[0]
-        if dims != [dim] or dim == 0:
-            raise ValueError(f'document vectors must all have {dim} dimensions (the store\'s), got {dims}')
-        old = self._labels_of(list(latest))
-        seq = meta['seq'] + len(latest)
-        self._kill(list(old.values()), seq)
-        label = meta['seq']
-        doc_rows, vector_rows = [], []
-        for doc, vector in zip(latest.values(), rows):
-            label += 1
-            fields = {f: getattr(doc, f) for f in FIELDS if getattr(doc, f) is not None}
-            doc_rows.append((label, doc.id, doc.text or '', json.dumps(fields)))
-            vector_rows.append((label, doc.model_version, vector.tobytes()))
-        db.executemany('INSERT INTO docs (label, id, text, fields) VALUES (?, ?, ?, ?)', doc_rows)
-        db.executemany('INSERT INTO vectors (label, version, vector) VALUES (?, ?, ?)', vector_rows)
-        new = len(latest) - len(old)
-        self._set_meta(db, seq=seq, count=meta['count'] + new, dim=dim)
-        return new
-
-    def _labels_of(self, ids: Sequence[str]) -> Dict[str, int]:
-        out: Dict[str, int] = {}
-        for part in _chunks(ids):
-            out.update(self._db.execute(f'SELECT id, label FROM docs WHERE id IN ({",".join("?" * len(part))})',
-                                        list(part)).fetchall())
-        return out
-
-    def _kill(self, labels: List[int], seq: int) -> None:
-        for part in _chunks(labels):
-            marks = ','.join('?' * len(part))
-            self._db.execute(f'DELETE FROM docs WHERE label IN ({marks})', list(part))
-            self._db.execute(f'DELETE FROM vectors WHERE label IN ({marks})', list(part))
-        self._db.executemany('INSERT INTO dead (label, seq) VALUES (?, ?)', [(label, seq) for label in labels])
-
     def upsert(self, docs: DocList[StoredDoc]) -> int:
         """Add documents, replacing those whose id is already stored; one transaction, durable when it returns.
         Returns how many were new. Raises :class:`StaleVersion` for documents embedded with another version than
@@ -502,7 +337,7 @@ class DocumentStore:
         with self._lock:
             self._db.execute('BEGIN IMMEDIATE')
             try:
-                new = self._write(docs)
+                new = write(self._db, docs)
             except BaseException:
                 self._db.execute('ROLLBACK')
                 self._catch_up()  # a StaleVersion: let .version tell the caller the version to embed with
@@ -517,10 +352,10 @@ class DocumentStore:
         with self._lock:
             self._db.execute('BEGIN IMMEDIATE')
             try:
-                found = self._labels_of(wanted)
+                found = labels_of(self._db, wanted)
                 if found:
                     meta = self._meta(self._db)
-                    self._kill(list(found.values()), meta['seq'] + 1)
+                    kill(self._db, list(found.values()), meta['seq'] + 1)
                     self._set_meta(self._db, seq=meta['seq'] + 1, count=meta['count'] - len(found))
             except BaseException:
                 self._db.execute('ROLLBACK')
@@ -548,92 +383,10 @@ class DocumentStore:
                 return embedder
             self.reembedding = True
             try:
-                self._reembed(embedder, version, batch_size, progress)
+                reembed_store(self, embedder, version, batch_size, progress)
             finally:
                 self.reembedding = False
         return embedder
-
-    def _missing_vectors(self, db: sqlite3.Connection, version: int, after: int, upto: int, limit: int):
-        return db.execute('SELECT d.label, d.text FROM docs d WHERE d.label > ? AND d.label <= ? AND NOT EXISTS '
-                          '(SELECT 1 FROM vectors v WHERE v.label = d.label AND v.version = ?) '
-                          'ORDER BY d.label LIMIT ?', (after, upto, version, limit)).fetchall()
-
-    def _reembed(self, embedder: TextEmbedder, version: int, batch_size: int, progress) -> None:
-        db = self._connect()
-        try:
-            meta = self._meta(db)
-            start_seq, total = meta['seq'], meta['count']
-            done, after = 0, 0
-            while True:  # 1. embed what lacks a vector of `version`, batch by batch, committed as it goes
-                rows = self._missing_vectors(db, version, after, start_seq, batch_size)
-                if not rows:
-                    break
-                vectors = np.asarray(embedder.embed_texts([text for _, text in rows]), dtype=np.float32)
-                db.execute('BEGIN IMMEDIATE')
-                # rows deleted meanwhile are skipped (their label is gone from docs)
-                db.executemany('INSERT OR REPLACE INTO vectors (label, version, vector) '
-                               'SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM docs WHERE label = ?)',
-                               [(label, version, _blob(v), label) for (label, _), v in zip(rows, vectors)])
-                db.execute('COMMIT')
-                after = rows[-1][0]
-                done += len(rows)
-                if progress:
-                    progress(done, total)
-            dim = self._meta(db)['dim']
-            fresh = None
-            if dim:  # 2. the new index over the new vectors up to start_seq (nobody else sees it yet)
-                fresh = self._new_ann(dim, total)
-                self._apply_changes(fresh, version, 0, db=db, upto=start_seq)
-                if self.kind == 'hnsw':  # lets other processes load it instead of rebuilding after the swap
-                    self._save(cast('HnswIndexLike', fresh), version, start_seq, len(fresh))
-            with self._lock:  # 3. reconcile and swap: searches and writes wait
-                self._db.execute('BEGIN IMMEDIATE')
-                try:
-                    meta = self._meta(self._db)
-                    # every label <= start_seq has its vector now (step 1 ran until none lacked one): only the
-                    # documents written during the run are left
-                    touched = self._missing_vectors(self._db, version, start_seq, meta['seq'], meta['seq'] + 1)
-                    if touched:
-                        vectors = np.asarray(embedder.embed_texts([text for _, text in touched]), dtype=np.float32)
-                        self._db.executemany('INSERT OR REPLACE INTO vectors (label, version, vector) '
-                                             'VALUES (?, ?, ?)',
-                                             [(label, version, _blob(v)) for (label, _), v in zip(touched, vectors)])
-                    self._set_meta(self._db, version=version)
-                except BaseException:
-                    self._db.execute('ROLLBACK')
-                    raise
-                self._db.execute('COMMIT')
-                if fresh is None:
-                    self._load_ann()
-                else:
-                    old_part = [(label, v) for (label, _), v in zip(touched, vectors)
-                                if label <= start_seq] if touched else []
-                    if old_part:
-                        fresh.add(np.array([label for label, _ in old_part], np.int64),
-                                  np.stack([v for _, v in old_part]))
-                    self._ann, self._ann_version, self._ann_seq = fresh, version, start_seq
-                    self._apply_changes(fresh, version, start_seq)
-            log.info('re-embedded %d documents with v%d (%d written during the run)', done, version,
-                     len(touched))
-            self._drop_other_versions(db, version)
-        finally:
-            db.close()
-
-    def _drop_other_versions(self, db: sqlite3.Connection, version: int) -> None:
-        """Delete the vectors (and snapshots) of other versions than ``version``, in small transactions."""
-        while True:
-            db.execute('BEGIN IMMEDIATE')
-            if self._meta(db)['version'] != version:
-                db.execute('ROLLBACK')
-                return
-            gone = db.execute('DELETE FROM vectors WHERE rowid IN (SELECT rowid FROM vectors WHERE version < ? '
-                              'OR version > ? LIMIT ?)', (version, version, CHUNK)).rowcount
-            db.execute('COMMIT')
-            if gone < CHUNK:
-                break
-        for old_version, _, _, path in self._snapshots():
-            if old_version != version:
-                path.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Write a snapshot of unsaved changes (hnsw) and close the database."""
@@ -644,10 +397,4 @@ class DocumentStore:
             self._db.close()
 
 
-class HnswIndexLike(Protocol):
-    def save(self, path: PathLike) -> None: ...
-
-    def __len__(self) -> int: ...
-
-
-__all__ = ['DocumentStore', 'StaleVersion', 'TextEmbedder', 'DB_FILE', 'LEGACY_FILE']
+__all__ = ['DocumentStore', 'StaleVersion', 'TextEmbedder', 'DB_FILE']

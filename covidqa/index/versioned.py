@@ -30,6 +30,7 @@ import numpy as np
 from covidqa.docs import DocList, StoredDoc
 from covidqa.embedding.encoder import Embedder
 from covidqa.embedding.versions import ModelVersions
+from covidqa.index import hybrid
 from covidqa.index.store import DocumentStore, StaleVersion
 from covidqa.paths import PathLike
 
@@ -145,14 +146,14 @@ class VersionedIndex:
     def search(self, docs, limit: int, **options) -> List[Tuple[DocList[StoredDoc], np.ndarray]]:
         """Top-``limit`` stored documents for each of ``docs`` (``text`` and/or ``embedding``+``model_version``),
         with their query vectors in the store's version; ``options``: ``retrieval``, ``bm25_weight``,
-        ``candidates`` of :meth:`covidqa.index.store.DocumentStore.search` (the lexical ranking reads ``text``)."""
+        ``candidates`` of :func:`covidqa.index.hybrid.search` (the lexical ranking reads ``text``)."""
         if len(docs) == 0:
             return []
 
         def attempt():
             version, vectors = self.vectors_for(docs)
-            return self.store.search(np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors]),
-                                     limit, version=version, texts=[d.text or '' for d in docs], **options)
+            return hybrid.search(self.store, np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors]),
+                                 limit, version=version, texts=[d.text or '' for d in docs], **options)
         return self._retrying(attempt)
 
     def upsert(self, docs, fields: Sequence[str]) -> int:

@@ -7,6 +7,7 @@ import pytest
 
 from covidqa.docs import DocList, StoredDoc
 from covidqa.index.hybrid import fts_query, fuse
+from covidqa.index.hybrid import search as hybrid_search
 from covidqa.index.store import DB_FILE, DocumentStore
 
 from .test_store import FakeVersionedEmbedder, docs
@@ -42,7 +43,7 @@ TEXTS = (('a', 'Masks reduce the spread of respiratory droplets'),
 
 def query(store, text, retrieval, limit=3):
     vector = FakeVersionedEmbedder(0).embed_texts([text])
-    found, scores = store.search(vector, limit, texts=[text], retrieval=retrieval)[0]
+    found, scores = hybrid_search(store, vector, limit, texts=[text], retrieval=retrieval)[0]
     return list(found.id), list(scores)
 
 
@@ -82,11 +83,11 @@ def test_hybrid_fuses_both_rankings_and_needs_the_query_text(tmp_path):
     assert sorted(ids) == sorted(dense_ids) and all(0.0 <= s <= 1.0 for s in scores)
     assert scores == sorted(scores, reverse=True)
     vector = FakeVersionedEmbedder(0).embed_texts([text])
-    assert store.search(vector, 3, texts=[text], retrieval='hybrid', bm25_weight=0.0)[0][0].id == dense_ids
+    assert hybrid_search(store, vector, 3, texts=[text], retrieval='hybrid', bm25_weight=0.0)[0][0].id == dense_ids
     with pytest.raises(ValueError, match='hybrid retrieval needs the text of every query'):
-        store.search(vector, 3, retrieval='hybrid')
+        hybrid_search(store, vector, 3, retrieval='hybrid')
     with pytest.raises(ValueError, match="retrieval must be one of"):
-        store.search(vector, 3, texts=[text], retrieval='sparse')
+        hybrid_search(store, vector, 3, texts=[text], retrieval='sparse')
     assert query(store, 'what is it', 'lexical') == ([], [])  # no word left: no lexical match, no error
     assert query(store, 'what is it', 'hybrid')[0] == query(store, 'what is it', 'dense')[0]  # the cosine alone
 

@@ -10,7 +10,7 @@ import pytest
 
 from covidqa.docs import DocList, QADoc, StoredDoc
 from covidqa.embedding.versions import ModelVersions
-from covidqa.index.store import LEGACY_FILE, DocumentStore, StaleVersion
+from covidqa.index.store import DocumentStore, StaleVersion
 from covidqa.index.versioned import VersionedIndex
 
 KINDS = ['exact', 'hnsw']
@@ -158,17 +158,6 @@ def test_acknowledged_writes_survive_a_killed_process(tmp_path):
     subprocess.run([sys.executable, '-c', script], check=True, timeout=60)
     store = DocumentStore(tmp_path, index='hnsw')
     assert store.count() == 8 and store.search(np.eye(8, dtype=np.float32)[5], 1)[0][0][0].id == '5'
-
-
-def test_old_index_bin_is_imported_once(tmp_path):
-    old = docs(('a', 'alpha'), ('b', 'beta'), version=2)
-    old.save_binary(file=str(tmp_path / LEGACY_FILE))  # the previous format: one docarray binary file
-    store = DocumentStore(tmp_path)
-    assert not (tmp_path / LEGACY_FILE).exists() and (tmp_path / (LEGACY_FILE + '.imported')).is_file()
-    assert store.count() == 2 and store.version == 2 and store.versions() == {2: 2}
-    assert store.search(vec('beta', 2), 1)[0][0][0].id == 'b'
-    np.testing.assert_array_equal(store.get(['a'])[0].embedding, old[0].embedding)
-    assert DocumentStore(tmp_path).count() == 2  # not imported twice
 
 
 def test_upsert_and_search_refuse_vectors_of_another_version(tmp_path):
