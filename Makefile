@@ -5,6 +5,9 @@ PIP := .venv/bin/pip
 # Data: this environment keeps it in ../shared/data; elsewhere point COVIDQA_DATA at your copy.
 COVIDQA_DATA ?= $(abspath ../shared/data)
 export COVIDQA_DATA
+# Tests whose data file is missing are skipped (naming the file); with COVIDQA_REQUIRE_DATA=1 (.ci/run sets it) they
+# fail instead: `make test COVIDQA_REQUIRE_DATA=1` checks that nothing was skipped for want of data.
+export COVIDQA_REQUIRE_DATA
 FAQ_CSV ?= $(if $(wildcard $(COVIDQA_DATA)/covid_faq_deepset/faq_covidbert.csv),$(COVIDQA_DATA)/covid_faq_deepset/faq_covidbert.csv,)
 # One home for models, index, labels and checkpoints (covidqa.paths.service_home reads the same variable).
 COVIDQA_HOME ?= $(abspath workspace)

@@ -3,7 +3,8 @@
 Every test is marked by where it lives: ``tests/unit`` -> ``unit`` (in process, the real packaged model, no
 network), ``tests/integration`` -> ``integration`` (real Flows on 127.0.0.1 ports, real gRPC/HTTP clients, a real
 browser). ``slow`` marks unit tests that train or read whole data sets; ``make test-fast`` runs
-``-m "unit and not slow"``.
+``-m "unit and not slow"``. Data files are asked for through ``tests.helpers.data_file`` (here: the fixtures
+below), which skips a test whose file is missing, or fails it when ``$COVIDQA_REQUIRE_DATA`` is set (``.ci/run``).
 """
 import os
 from pathlib import Path
@@ -29,7 +30,13 @@ def shared_onnx_cache(tmp_path_factory):
 
 
 from covidqa.paths import FAQ_FILE  # noqa: E402
-from tests.helpers import REPO, data_dir, data_file  # noqa: E402,F401  (after the offline default above)
+from tests.helpers import REPO, data_dir, data_file, data_required  # noqa: E402,F401  (after the offline default)
+
+
+def pytest_report_header(config):
+    """Where the data is read from, and what a missing data file means (tests/helpers.py ``data_file``)."""
+    meaning = 'fails its test ($COVIDQA_REQUIRE_DATA)' if data_required() else 'skips its test'
+    return f'data: {data_dir()} (a missing data file {meaning})'
 
 
 @pytest.fixture(scope='session')

@@ -1,19 +1,37 @@
 """Helpers shared by the test modules (fixtures live in ``conftest.py``): where the repository and the data are.
-Test modules import from here, never from each other."""
+Test modules import from here, never from each other.
+
+Data files: every test that reads a file under the data root asks :func:`data_file` (directly or through the
+``faq_csv``-style fixtures of ``conftest.py``), the one place that decides what a missing file means: a skip naming
+the file for a developer without the data, a failure naming it when ``$COVIDQA_REQUIRE_DATA`` is set (``.ci/run``
+sets it, so that CI cannot pass by skipping the tests that need the data)."""
+import os
 from pathlib import Path
 
 import pytest
 
 from covidqa.paths import REPO_ROOT as REPO
 from covidqa.paths import data_dir
+from covidqa.paths import data_file as _data_file
+
+REQUIRE_DATA = 'COVIDQA_REQUIRE_DATA'
+
+
+def data_required() -> bool:
+    """Whether a missing data file fails the test (``$COVIDQA_REQUIRE_DATA`` set to anything but ``''``/``0``)."""
+    return os.environ.get(REQUIRE_DATA, '').strip().lower() not in ('', '0', 'false', 'no')
 
 
 def data_file(relative: str) -> Path:
-    """A file under the data root (``$COVIDQA_DATA``); the test is skipped, naming the file, when it is missing."""
-    path = data_dir() / relative
-    if not path.is_file():
-        pytest.skip(f'data file {path} not found (set COVIDQA_DATA to the folder that holds {relative})')
-    return path
+    """A file under the data root (``$COVIDQA_DATA``). When it is missing the test is skipped, naming the file, or
+    fails naming it when ``$COVIDQA_REQUIRE_DATA`` is set."""
+    try:
+        return _data_file(relative)
+    except FileNotFoundError as error:
+        missing = str(error)
+    if data_required():
+        pytest.fail(f'{missing} (${REQUIRE_DATA} is set: a missing data file fails the test)', pytrace=False)
+    pytest.skip(missing)
 
 
 VIRUSES = ['SARS-CoV-2', 'MERS-CoV', 'influenza A', 'Ebola virus', 'Zika virus', 'dengue virus', 'HIV-1',
@@ -36,7 +54,13 @@ def make_rows():
     return rows  # 24 rows
 
 
-__all__ = ['REPO', 'data_dir', 'data_file', 'make_rows']
+def read_one(reader, question, contexts, context_ids=None, **settings):
+    """The answers of one question (``reader.read`` of a one-question batch)."""
+    return reader.read([question], [contexts], [context_ids] if context_ids is not None else None,
+                       **settings).answers[0]
+
+
+__all__ = ['REPO', 'REQUIRE_DATA', 'data_dir', 'data_file', 'data_required', 'make_rows', 'read_one']
 
 
 def count_with_progress(steps: int, callback=None) -> dict:

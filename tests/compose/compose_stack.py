@@ -223,11 +223,11 @@ def results_of(parameters: dict, prefix: str) -> dict:
 def check_stack(stack: Stack) -> None:
     """The service over HTTP and gRPC from the host; then one indexer shard and the finetuner restarted."""
     from covidqa.docs import DocList, MatchDoc, QADoc
+    from covidqa.paths import FAQ_FILE, data_file
     from toydata import generate_qa
 
-    data = Path(os.environ.get('COVIDQA_DATA') or REPO.parent / 'shared' / 'data')
     unique: Dict[str, QADoc] = {}
-    for doc in generate_qa(data / 'covid_faq_deepset' / 'faq_covidbert.csv')[:60]:
+    for doc in generate_qa(data_file(FAQ_FILE))[:60]:
         unique.setdefault(doc.id, doc)  # the FAQ repeats some questions (same id: the second replaces the first)
     docs = DocList[QADoc](list(unique.values())[:24])
     wanted = docs[5]

@@ -50,7 +50,14 @@ def flow(tmp_path_factory, faq_docs):
     with FlowProcess(home=tmp_path_factory.mktemp('flow-home'), env={'COVIDQA_SEARCH_LOG_BYTES': str(64 << 10)}
                      ) as running:
         running.client().post('/index', faq_docs, request_size=64)
+        # the state this fixture guarantees, read before any test runs (tests write documents of their own)
+        running.indexed_count = count(running)
         yield running
+
+
+def count(flow) -> int:
+    """The indexer's document count (/count over gRPC)."""
+    return indexer_reply(results(flow.client().post('/count', DocList[QADoc](), return_responses=True)))['count']
 
 
 def search(flow, texts, limit=3, protocol='grpc'):
@@ -120,8 +127,12 @@ def test_answer_retrieves_hybrid_by_default_and_search_dense(flow, faq_docs):
 
 
 def test_count_after_index(flow, faq_docs):
-    counted = results(flow.client().post('/count', DocList[QADoc](), return_responses=True))
-    assert indexer_reply(counted)['count'] == len(set(faq_docs.id))
+    """Right after the fixture indexed the FAQ, /count gave its distinct ids (the FAQ repeats a few questions: one
+    document each); indexing documents again by their ids adds none (add or replace), whatever other tests left."""
+    assert flow.indexed_count == len(set(faq_docs.id)) < len(faq_docs)
+    before = count(flow)
+    again = results(flow.client().post('/index', faq_docs[:8], return_responses=True))
+    assert indexer_reply(again)['new'] == 0 and indexer_reply(again)['count'] == before == count(flow)
 
 
 def test_faq_questions_find_their_own_entry_in_top3(flow, faq_docs):
@@ -256,20 +267,24 @@ def test_the_search_log_is_rotated_and_its_readers_follow(flow, faq_docs):
 
 def test_update_and_delete(flow):
     client = flow.client()
+    before = count(flow)  # what the fixture and earlier tests left
     doc = QADoc(id='extra-1', text='Can my cat catch the coronavirus?', answer='Rarely.', title='Pets',
                 parent_id='article-7', offset_start=120, offset_end=153)  # a passage of a longer document
-    client.post('/index', DocList[QADoc]([doc]))
+    indexed = indexer_reply(results(client.post('/index', DocList[QADoc]([doc]), return_responses=True)))
+    assert (indexed['new'], indexed['count']) == (1, before + 1)
     found = search(flow, [doc.text], limit=1)[0].matches[0]
     assert (found.id, found.title, found.parent_id, found.offset_start, found.offset_end) == \
         ('extra-1', 'Pets', 'article-7', 120, 153)
     client.post('/update', DocList[QADoc]([QADoc(id='extra-1', text=doc.text, answer='Very rarely.')]))
     assert search(flow, [doc.text], limit=1)[0].matches[0].answer == 'Very rarely.'
+    assert count(flow) == before + 1  # replaced, not added
     with pytest.raises(BadServer) as error:
         client.post('/update', DocList[QADoc]([QADoc(id='no-such-id', text='x')]))
     assert "unknown document id(s) ['no-such-id']" in error_text(error)
     deleted = results(client.post('/delete', DocList[QADoc]([QADoc(id='extra-1'), QADoc(id='nope')]),
                                   return_responses=True))
-    assert indexer_reply(deleted)['deleted'] == ['extra-1']
+    assert indexer_reply(deleted)['deleted'] == ['extra-1'] and indexer_reply(deleted)['missing'] == ['nope']
+    assert indexer_reply(deleted)['count'] == before == count(flow)
     assert 'extra-1' not in [m.id for m in search(flow, [doc.text], limit=5)[0].matches]
 
 

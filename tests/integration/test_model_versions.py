@@ -46,14 +46,37 @@ def test_new_embedder_version_reembeds_the_index_and_rollback_restores_it(tmp_pa
                 p.add_(torch.randn_like(p) * 0.05)
         v1 = versions.save_new(encoder, load_tokenizer('base'), {'note': 'test'})
         versions.set_target(v1)
-        searched_while = 0
+        # Searches while the indexer re-embeds, as the service reports it: /count gives `reembedding` (up from the
+        # start of the one re-embedding run to its end) and the store's `model_version` (moves to v1 at the swap).
+        # /count and /search alternate; a search was served *during* the re-embedding when the /count answered
+        # before it was sent and the /count sent after its reply came both say `reembedding` on v0. A search that
+        # waited for the re-embedding (or for the swap) would be followed by a /count on v1: it would not count,
+        # and with none counted the test fails.
+        polls, searches = [], []  # (sent, received, reembedding, model_version); (started, ended)
+
+        def poll():
+            sent = time.monotonic()
+            state = count(flow)
+            polls.append((sent, time.monotonic(), state['reembedding'], state['model_version']))
+            return state
+
+        state = poll()
         deadline = time.monotonic() + 120
-        while count(flow)['model_version'] != v1 and time.monotonic() < deadline:  # search keeps being served
+        while not (state['model_version'] == v1 and not state['reembedding']) and time.monotonic() < deadline:
+            started = time.monotonic()
             assert client.post('/search', DocList[QADoc]([QADoc(text=docs[0].text)]),
                                return_type=DocList[QADoc])[0].matches
-            searched_while += 1
-        # loading v1 and re-embedding take far longer than one search, so at least one ran while they did
-        assert searched_while >= 1
+            searches.append((started, time.monotonic()))
+            state = poll()
+        # (reply of one /count, request of the next) when both said `reembedding` on v0: re-embedding all along
+        during = [(earlier[1], later[0]) for earlier, later in zip(polls, polls[1:])
+                  if earlier[2] and later[2] and earlier[3] == later[3] == 0]
+        inside = [(a, b) for a, b in searches if any(lo < a and b < hi for lo, hi in during)]
+        timeline = [(round(sent, 3), round(received, 3), reembedding, int(version))
+                    for sent, received, reembedding, version in polls]
+        assert any(reembedding for _, _, reembedding, _ in polls), f'no /count saw the re-embedding: {timeline}'
+        assert inside, (f'none of {len(searches)} searches was served while the index re-embedded: /count '
+                        f'(sent, received, reembedding, model_version): {timeline}')
         state = wait_for_version(flow, v1)
         assert state['count'] == len(set(docs.id))
         assert versions.active() == v1
