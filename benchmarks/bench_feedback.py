@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from covidqa.embedding.pooling import pool
-from covidqa.feedback.finetune import DEFAULTS, train_encoder
+from covidqa.feedback.finetune import train_encoder
+from covidqa.feedback.options import FinetuneOptions
 from covidqa.feedback.store import TrainingExample
 from covidqa.models.loading import load_encoder, load_tokenizer
 from covidqa.paths import FAQ_FILE, data_dir
@@ -165,12 +166,12 @@ def main(argv=None):
     p.add_argument('--rounds', default='10,25,50', help='numbers of labeled queries')
     p.add_argument('--heldout', type=int, default=200, help='held-out queries evaluated')
     p.add_argument('--top-k', type=int, default=10, help='matches shown per labeled query (the page: 1-10)')
-    p.add_argument('--epochs', type=int, default=DEFAULTS['epochs'], help='epochs of the mnr loss')
+    p.add_argument('--epochs', type=int, default=FinetuneOptions().epochs, help='epochs of the mnr loss')
     p.add_argument('--cosine-epochs', type=int, default=4,
                    help='epochs of the cosine loss (it sees every labeled pair, ~8x the mnr pairs, so half the epochs '
                         'already cost it more compute)')
-    p.add_argument('--lr', type=float, default=DEFAULTS['lr'])
-    p.add_argument('--batch-size', type=int, default=DEFAULTS['batch_size'])
+    p.add_argument('--lr', type=float, default=FinetuneOptions().lr)
+    p.add_argument('--batch-size', type=int, default=FinetuneOptions().batch_size)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--static-labels', action='store_true',
                    help='collect every label with the base model (default: with the model of the previous round)')

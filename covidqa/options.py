@@ -20,10 +20,12 @@ Example::
 """
 from __future__ import annotations
 
+import os
 from typing import (
     Annotated,
     Any,
     Callable,
+    ClassVar,
     Dict,
     List,
     Mapping,
@@ -74,29 +76,33 @@ def integer(minimum: int, maximum: int, description: str) -> Any:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-            raise ValueError(f'parameter {info.field_name!r} must be an integer between {minimum} and {maximum}, '
-                             f'got {value!r}')
+            raise ValueError(f'{info.field_name!r} must be an integer between {minimum} and {maximum}, got {value!r}')
         return value
     return declare(check, description, {'minimum': minimum, 'maximum': maximum})
 
 
-def number(minimum: float, maximum: float, description: str) -> Any:
-    """A number in ``[minimum, maximum]`` (returned as a float; NaN and booleans refused)."""
+def number(minimum: float, maximum: float, description: str, exclusive_minimum: bool = False) -> Any:
+    """A number in ``[minimum, maximum]`` (``(minimum, maximum]`` with ``exclusive_minimum``), returned as a float;
+    NaN, infinities and booleans refused."""
     def check(value, info: ValidationInfo):
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum <= value <= maximum:
-            raise ValueError(f'parameter {info.field_name!r} must be a number between {minimum} and '
-                             f'{maximum}, got {value!r}')
+        low_ok = isinstance(value, (int, float)) and (value > minimum if exclusive_minimum else value >= minimum)
+        if isinstance(value, bool) or not low_ok or not value <= maximum:
+            span = f'above {minimum} and at most' if exclusive_minimum else f'between {minimum} and'
+            raise ValueError(f'{info.field_name!r} must be a number {span} {maximum}, got {value!r}')
         return float(value)
-    return declare(check, description, {'minimum': minimum, 'maximum': maximum})
+    extra: Dict[str, Any] = {'minimum': minimum, 'maximum': maximum}
+    if exclusive_minimum:
+        extra['exclusiveMinimum'] = True
+    return declare(check, description, extra)
 
 
 def choice(choices: Tuple[str, ...], description: str) -> Any:
     """One of ``choices``."""
     def check(value, info: ValidationInfo):
         if value is not None and value not in choices:
-            raise ValueError(f'parameter {info.field_name!r} must be one of {choices}, got {value!r}')
+            raise ValueError(f'{info.field_name!r} must be one of {choices}, got {value!r}')
         return value
     return declare(check, description, {'enum': list(choices)})
 
@@ -105,8 +111,19 @@ def flag(description: str) -> Any:
     """``true`` or ``false`` (no numbers, no strings)."""
     def check(value, info: ValidationInfo):
         if value is not None and not isinstance(value, bool):
-            raise ValueError(f'parameter {info.field_name!r} must be true or false, got {value!r}')
+            raise ValueError(f'{info.field_name!r} must be true or false, got {value!r}')
         return value
+    return declare(check, description)
+
+
+def path(description: str) -> Any:
+    '''A file or folder path (a string or ``os.PathLike``), returned as a string.'''
+    def check(value, info: ValidationInfo):
+        if value is None:
+            return None
+        if not isinstance(value, (str, os.PathLike)):
+            raise ValueError(f'{info.field_name!r} must be a path string, got {value!r}')
+        return str(value)
     return declare(check, description)
 
 
@@ -119,15 +136,15 @@ def bounds_of(model: Type[BaseModel], name: str) -> Bounds:
     raise KeyError(f'{model.__name__}.{name} was not declared with integer/number/choice/flag')
 
 
-def describe_error(error: ErrorDetails) -> str:
-    """One pydantic error as the sentence a person reads (the checks above already name the field)."""
+def describe_error(error: ErrorDetails, noun: str = 'parameter') -> str:
+    """One pydantic error as the sentence a person reads: ``parameter 'top_k' must be ...`` (``noun`` names what
+    the settings are: a request's parameters, a trainer's training arguments)."""
     message = error['msg']
     if error['type'] == 'value_error':
-        return message.removeprefix('Value error, ')
-    if error['type'] == 'extra_forbidden':
-        return f'unknown parameter {".".join(str(p) for p in error["loc"])!r}'
+        message = message.removeprefix('Value error, ')
+        return f'{noun} {message}' if message.startswith("'") else message  # a field's check names the field
     where = '.'.join(str(part) for part in error['loc'])
-    return f'parameter {where!r}: {message}, got {error.get("input")!r}'
+    return f'{noun} {where!r}: {message}, got {error.get("input")!r}'
 
 
 # ---------------------------------------------------------------------------------------------------- the models
@@ -135,21 +152,17 @@ class Options(BaseModel):
     """Base of the options models: immutable, unknown keys refused by name, every check naming its setting."""
 
     model_config = ConfigDict(extra='forbid', frozen=True, validate_default=True)
+    noun: ClassVar[str] = 'parameter'  # what the messages call a setting
+    error: ClassVar[Type[OptionsError]] = OptionsError  # what a bad or unknown setting raises
 
     def __init__(self, **values: Any):
+        unknown = sorted(str(k) for k in values if k not in type(self).model_fields)
+        if unknown:
+            raise self.error(f'unknown {self.noun}(s) {unknown}; known: {sorted(type(self).model_fields)}')
         try:
             super().__init__(**values)
         except ValidationError as error:
-            raise OptionsError(self._message(error)) from None
-
-    @classmethod
-    def _message(cls, error: ValidationError) -> str:
-        problems = [describe_error(e) for e in error.errors()]
-        unknown = [p for p in problems if p.startswith('unknown parameter')]
-        if unknown:
-            return (f'{"; ".join(unknown)}; known: {sorted(cls.model_fields)}' +
-                    ''.join(f'; {p}' for p in problems if p not in unknown))
-        return '; '.join(problems)
+            raise self.error('; '.join(describe_error(e, self.noun) for e in error.errors())) from None
 
     def with_overrides(self: OptionsT, overrides: Optional[Mapping[str, Any]] = None, **more: Any) -> OptionsT:
         """A checked copy with the given settings changed; ``None`` values (a parameter left out) keep the current

@@ -33,7 +33,7 @@ from jina import Executor, requests
 
 from covidqa.docs import DocList, QADoc
 from covidqa.embedding.versions import ModelVersions
-from covidqa.feedback.finetune import DEFAULTS
+from covidqa.feedback.options import FinetuneOptions
 from covidqa.feedback.rounds import FeedbackRounds, RoundsError
 from covidqa.feedback.store import FeedbackError, FeedbackStore
 from covidqa.paths import feedback_dir
@@ -49,16 +49,14 @@ RESULTS = dict(request_schema=DocList[QADoc], response_schema=DocList[QADoc])
 class Finetuner(Executor):
     """``uses_with``: ``model`` (base model of version 0), ``store_dir`` (label store, default
     ``$COVIDQA_HOME/feedback``), ``versions_dir`` (default ``$COVIDQA_HOME/models/embedder``), ``train_every``
-    (start a round after this many new labels, default 8), ``auto_train`` (default true), training knobs ``loss``
-    (a name of ``covidqa.training.losses.LOSSES``), ``epochs``, ``lr``, ``batch_size``, ``max_length``, ``pooling``, ``init``
-    ('base' | 'target'), and ``num_threads`` (torch threads for training, default 1 so that search keeps a core).
+    (start a round after this many new labels, default 8), ``auto_train`` (default true), ``init`` ('base' | 'target'),
+    ``num_threads`` (torch threads for training, default 1 so that search keeps a core) and the settings of
+    :class:`covidqa.feedback.options.FinetuneOptions` (``loss``, ``epochs``, ``lr``, ``batch_size``, ...).
     The gateway logs searches into ``$COVIDQA_HOME/feedback``: a ``store_dir`` elsewhere sees no searches."""
 
     def __init__(self, model: str = 'base', store_dir: str = '', versions_dir: str = '', train_every: int = 8,
-                 auto_train: bool = True, loss: str = DEFAULTS['loss'], epochs: int = DEFAULTS['epochs'],
-                 lr: float = DEFAULTS['lr'], batch_size: int = DEFAULTS['batch_size'],
-                 max_length: int = DEFAULTS['max_length'], pooling: str = DEFAULTS['pooling'], init: str = 'base',
-                 num_threads: int = 1, **kwargs):
+                 auto_train: bool = True, init: str = 'base', num_threads: int = 1, **kwargs):
+        options = FinetuneOptions.pop_from(kwargs)
         super().__init__(**kwargs)
         self.store = FeedbackStore(store_dir or feedback_dir(), writes_searches=False)  # the gateway writes them
         if self.store.directory.resolve() != feedback_dir().resolve():
@@ -67,8 +65,7 @@ class Finetuner(Executor):
                                 f'logged there')
         self.versions = ModelVersions(versions_dir or None, base_model=model)
         self.rounds = FeedbackRounds(self.store, self.versions, train_every=train_every, auto_train=auto_train,
-                                     init=init, loss=loss, epochs=epochs, lr=lr, batch_size=batch_size,
-                                     max_length=max_length, pooling=pooling, num_threads=num_threads)
+                                     init=init, options=options, num_threads=num_threads)
 
     @requests(on='/feedback', **RESULTS)
     def feedback(self, docs: DocList[QADoc], parameters: dict, **kwargs):

@@ -35,28 +35,23 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union, cast
+from typing import Any, Callable, List, Optional, Sequence, Union, cast
 
 import covidqa  # noqa: F401  (offline environment)
 from covidqa.embedding.encoder import resolve_pooling
 from covidqa.embedding.pooling import pool
 from covidqa.embedding.versions import ModelVersions
+from covidqa.feedback.options import LOSS_NAMES, FinetuneOptions
 from covidqa.feedback.store import FeedbackStore, TrainingExample, examples_from_rows, read_rows
 from covidqa.models.loading import load_encoder, load_tokenizer
+from covidqa.options import add_arguments
 from covidqa.paths import PathLike
-from covidqa.text.tokenization import DEFAULT_MAX_LENGTH
 from covidqa.training.loop import Step, TrainingCancelled, train_loop
 from covidqa.training.optim import adamw
 
-__all__ = ['DEFAULTS', 'LOSS_NAMES', 'FitResult', 'TrainingCancelled', 'fit', 'load_training_data', 'main',
+__all__ = ['FinetuneOptions', 'LOSS_NAMES', 'FitResult', 'TrainingCancelled', 'fit', 'load_training_data', 'main',
            'train_encoder']
 
-DEFAULTS: Dict[str, Any] = dict(
-    loss='mnr', epochs=8, lr=5e-5, batch_size=8, max_length=DEFAULT_MAX_LENGTH, pooling='cls', max_hard_negatives=4,
-    weight_decay=0.01, warmup_ratio=0.1, seed=0)
-
-# the keys of covidqa.training.losses.LOSSES, for processes without torch (that package imports it)
-LOSS_NAMES = ('cosine', 'mnr')
 
 
 @dataclass
@@ -141,34 +136,28 @@ class _LabelObjective:
         return self.loss_fn.batch_loss(self.encoder, batch)
 
 
-def train_encoder(train_data: TrainData, model: PathLike = 'base', *, loss: str = DEFAULTS['loss'],
-                  epochs: int = DEFAULTS['epochs'], lr: float = DEFAULTS['lr'],
-                  batch_size: int = DEFAULTS['batch_size'], max_length: int = DEFAULTS['max_length'],
-                  pooling: str = DEFAULTS['pooling'], max_hard_negatives: int = DEFAULTS['max_hard_negatives'],
-                  weight_decay: float = DEFAULTS['weight_decay'], warmup_ratio: float = DEFAULTS['warmup_ratio'],
-                  seed: int = DEFAULTS['seed'], num_threads: Optional[int] = None,
-                  callback: Optional[Callable[[dict], None]] = None,
-                  stop_event: Optional[threading.Event] = None) -> FitResult:
+def train_encoder(train_data: TrainData, model: PathLike = 'base', *, options: Optional[FinetuneOptions] = None,
+                  num_threads: Optional[int] = None, callback: Optional[Callable[[dict], None]] = None,
+                  stop_event: Optional[threading.Event] = None, **settings: Any) -> FitResult:
     """Train an encoder on labels, in memory (nothing saved); returns a :class:`FitResult` with the model.
 
-    ``callback`` gets ``{'epoch', 'step', 'steps', 'loss'}`` after every step; setting ``stop_event`` cancels with
-    :class:`TrainingCancelled`. Raises ``ValueError`` for an unknown ``loss``, bad numbers, or labels the loss cannot
-    use (e.g. no accepted match for ``'mnr'``), ``FloatingPointError`` when the loss stops being finite.
+    ``options`` (:class:`~covidqa.feedback.options.FinetuneOptions`, e.g. ``loss``, ``epochs``, ``lr``); ``**settings``
+    override single ones. ``callback`` gets ``{'epoch', 'step', 'steps', 'loss'}`` after every step; setting
+    ``stop_event`` cancels with :class:`TrainingCancelled`. Raises ``ValueError`` for a bad or unknown setting (naming
+    it) or labels the loss cannot use (e.g. no accepted match for ``'mnr'``), ``FloatingPointError`` when the loss
+    stops being finite.
     """
     import torch
 
     from covidqa.training.losses import LOSSES
 
-    if loss not in LOSSES:
-        raise ValueError(f'loss must be one of {sorted(LOSSES)}, got {loss!r}')
+    opts = (options or FinetuneOptions()).with_overrides(settings)
+    loss, epochs, lr, batch_size, max_length = opts.loss, opts.epochs, opts.lr, opts.batch_size, opts.max_length
+    pooling, max_hard_negatives, seed = opts.pooling, opts.max_hard_negatives, opts.seed
+    weight_decay, warmup_ratio = opts.weight_decay, opts.warmup_ratio
     loss_type = LOSSES[loss]
-    for name, value in (('epochs', epochs), ('batch_size', batch_size), ('max_length', max_length)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f'{name} must be a positive integer, got {value!r}')
     if batch_size < loss_type.min_batch_size:
         raise ValueError(f'the {loss} loss needs batch_size >= {loss_type.min_batch_size}')
-    if not lr > 0:
-        raise ValueError(f'lr must be > 0, got {lr!r}')
     examples = load_training_data(train_data)
     config = dict(loss=loss, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, pooling=pooling,
                   max_hard_negatives=max_hard_negatives, weight_decay=weight_decay, warmup_ratio=warmup_ratio,
@@ -236,14 +225,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument('--train-data', required=True,
                    help='labels: .csv/.jsonl with columns query,document,label (accepted|rejected), or a label-store '
                         'folder')
-    p.add_argument('--epochs', type=int, default=DEFAULTS['epochs'])
-    p.add_argument('--loss', choices=sorted(LOSS_NAMES), default=DEFAULTS['loss'])
-    p.add_argument('--lr', type=float, default=DEFAULTS['lr'])
-    p.add_argument('--batch-size', type=int, default=DEFAULTS['batch_size'])
-    p.add_argument('--max-length', type=int, default=DEFAULTS['max_length'])
-    p.add_argument('--pooling', choices=['cls', 'mean'], default=DEFAULTS['pooling'])
-    p.add_argument('--max-hard-negatives', type=int, default=DEFAULTS['max_hard_negatives'])
-    p.add_argument('--seed', type=int, default=DEFAULTS['seed'])
+    add_arguments(p, FinetuneOptions, list(FinetuneOptions.model_fields))
     p.add_argument('--model', default='base', help="base model (version 0): 'base' or a save_pretrained folder")
     p.add_argument('--init', choices=['base', 'target'], default='base',
                    help='start from the base model (default) or from the current TARGET version')
@@ -253,10 +235,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument('--num-threads', type=int, default=None)
     args = parser.parse_args(argv)
     result = fit(args.train_data, versions=args.versions_dir, model=args.model, init=args.init,
-                 set_target=not args.no_set_target, loss=args.loss, epochs=args.epochs, lr=args.lr,
-                 batch_size=args.batch_size, max_length=args.max_length, pooling=args.pooling,
-                 max_hard_negatives=args.max_hard_negatives, seed=args.seed, num_threads=args.num_threads,
-                 meta={'source': str(args.train_data)})
+                 set_target=not args.no_set_target, num_threads=args.num_threads, meta={'source': str(args.train_data)},
+                 **{name: getattr(args, name) for name in FinetuneOptions.model_fields})
     versions = ModelVersions(args.versions_dir, base_model=args.model)
     assert result.version is not None  # fit saves a version unless save=False
     print(json.dumps({**result.summary(), 'target': versions.target(),

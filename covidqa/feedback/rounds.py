@@ -30,28 +30,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, TypedDict
+from typing import Any, Callable, Dict, List, Optional
 
 from covidqa.embedding.versions import ModelVersions
-from covidqa.feedback.finetune import DEFAULTS, LOSS_NAMES
+from covidqa.feedback.options import FinetuneOptions
 from covidqa.feedback.store import FeedbackStore, TrainingExample
 from covidqa.jobs import FEEDBACK_ROUND
 from covidqa.runtime.child import ChildCancelled, ChildError, run_in_child
 
 log = logging.getLogger(__name__)
 INITS = ('base', 'target')
-
-
-class TrainConfig(TypedDict):
-    """The training knobs of every round, handed to :func:`covidqa.feedback.finetune.fit` as keyword arguments."""
-
-    loss: str
-    epochs: int
-    lr: float
-    batch_size: int
-    max_length: int
-    pooling: str
-    num_threads: Optional[int]
 
 
 class RoundsError(ValueError):
@@ -64,27 +52,23 @@ class FeedbackRounds:
     :param train_every: request a round after this many new labels (positive integer).
     :param auto_train: request rounds by themselves (else only :meth:`request`).
     :param init: ``'base'`` (every round from the base model) or ``'target'`` (from the newest version).
-    :param loss: ``'mnr'`` or ``'cosine'`` (:data:`covidqa.feedback.finetune.LOSS_NAMES`, the names of
-        :data:`covidqa.training.losses.LOSSES`); ``epochs``, ``lr``, ``batch_size``, ``max_length``, ``pooling``,
-        ``num_threads``: handed to :func:`covidqa.feedback.finetune.fit`.
-    :raises ValueError: for a ``train_every``, ``loss`` or ``init`` it cannot take.
+    :param options: how each round trains (:class:`covidqa.feedback.options.FinetuneOptions`; ``**settings``
+        override single ones, e.g. ``loss='cosine'``), with ``num_threads`` torch threads; handed to
+        :func:`covidqa.feedback.finetune.fit`.
+    :raises ValueError: for a ``train_every``, ``init`` or setting it cannot take, naming it.
     """
 
     def __init__(self, store: FeedbackStore, versions: ModelVersions, train_every: int = 8, auto_train: bool = True,
-                 init: str = 'base', loss: str = DEFAULTS['loss'], epochs: int = DEFAULTS['epochs'],
-                 lr: float = DEFAULTS['lr'], batch_size: int = DEFAULTS['batch_size'],
-                 max_length: int = DEFAULTS['max_length'], pooling: str = DEFAULTS['pooling'],
-                 num_threads: Optional[int] = 1):
+                 init: str = 'base', options: Optional[FinetuneOptions] = None, num_threads: Optional[int] = 1,
+                 **settings: Any):
         if isinstance(train_every, bool) or not isinstance(train_every, int) or train_every < 1:
             raise ValueError(f'train_every must be a positive integer, got {train_every!r}')
-        if loss not in LOSS_NAMES:
-            raise ValueError(f'loss must be one of {sorted(LOSS_NAMES)}, got {loss!r}')
         if init not in INITS:
             raise ValueError(f'init must be one of {INITS}, got {init!r}')
         self.store, self.versions = store, versions
         self.train_every, self.auto_train, self.init = train_every, auto_train, init
-        self.train_config = TrainConfig(loss=loss, epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length,
-                                        pooling=pooling, num_threads=num_threads or None)
+        self.options = (options or FinetuneOptions()).with_overrides(settings)
+        self.num_threads = num_threads or None
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._requested = 0  # generation of the newest round request
@@ -204,7 +188,7 @@ class FeedbackRounds:
             result = run_in_child(FEEDBACK_ROUND,
                                   dict(examples=examples, versions_dir=str(self.versions.root),
                                        base_model=str(self.versions.base_model), init=self.init, meta=meta,
-                                       **self.train_config),
+                                       num_threads=self.num_threads, **self.options.model_dump()),
                                   progress_arg='callback', on_progress=self._progress, stop_event=self._stop)
         except ChildCancelled:
             return None
@@ -257,7 +241,7 @@ class FeedbackRounds:
             'last_version': training['last_version'],
             'last_error': training['last_error'],
             'last_round_seconds': training['last_round_seconds'],
-            'loss': self.train_config['loss'],
+            'loss': self.options.loss,
         }
 
     @property

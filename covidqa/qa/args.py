@@ -12,21 +12,20 @@ Example::
 """
 from __future__ import annotations
 
-import dataclasses
-import math
-import os
-from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Annotated, Any, ClassVar, Dict, Mapping, Optional, Type, Union
+
+from pydantic import model_validator
+
+from covidqa.options import Options, OptionsError, flag, integer, number, path
 
 __all__ = ['QATrainArgs', 'QATrainArgsError']
 
 
-class QATrainArgsError(ValueError):
+class QATrainArgsError(OptionsError):
     """Bad training arguments; the message names the key."""
 
 
-@dataclass
-class QATrainArgs:
+class QATrainArgs(Options):
     """Training arguments: HappyTransformer's ``QATrainArgs`` keys and defaults, plus the reader's own.
 
     HappyTransformer keys: ``learning_rate``, ``weight_decay``, ``adam_beta1``, ``adam_beta2``, ``adam_epsilon``,
@@ -59,90 +58,45 @@ class QATrainArgs:
     Example: ``QATrainArgs.from_any({'num_train_epochs': 2, 'learning_rate': 2e-4})``
     """
 
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    max_grad_norm: float = 1.0
-    num_train_epochs: float = 3.0
-    batch_size: int = 16
-    max_seq_length: int = 256
-    doc_stride: int = 128
-    max_query_length: int = 64
-    negatives_per_question: int = 1
-    warmup_ratio: float = 0.1
-    seed: int = 42
-    bf16: bool = False
-    max_train_seconds: Optional[float] = None
-    max_positives_per_question: int = 0
-    freeze_layers: int = 0
-    question_word_type: bool = False
-    shared_norm_weight: float = 0.0
-    output_dir: Optional[str] = None
-    checkpoint_dir: Optional[str] = None
-    checkpoint_minutes: float = 5.0
+    noun: ClassVar[str] = 'training argument'
+    error: ClassVar[Type[OptionsError]] = QATrainArgsError
 
-    # (key, minimum, maximum, minimum inclusive)
-    _RANGES = {
-        'learning_rate': (0.0, 1.0, False),
-        'weight_decay': (0.0, 1.0, True),
-        'adam_beta1': (0.0, 1.0, True),
-        'adam_beta2': (0.0, 1.0, True),
-        'adam_epsilon': (0.0, 1.0, False),
-        'max_grad_norm': (0.0, 1e6, False),
-        'num_train_epochs': (0.0, 1e4, False),
-        'batch_size': (1, 4096, True),
-        'max_seq_length': (32, 512, True),
-        'doc_stride': (0, 512, True),
-        'max_query_length': (4, 512, True),
-        'negatives_per_question': (0, 10_000, True),
-        'warmup_ratio': (0.0, 1.0, True),
-        'seed': (0, 2**32 - 1, True),
-        'max_train_seconds': (0.0, 1e7, False),
-        'max_positives_per_question': (0, 10_000, True),
-        'freeze_layers': (0, 48, True),
-        'shared_norm_weight': (0.0, 1e4, True),
-        'checkpoint_minutes': (0.0, 1e5, False),
-    }
+    learning_rate: Annotated[float, number(0.0, 1.0, 'peak learning rate', exclusive_minimum=True)] = 5e-5
+    weight_decay: Annotated[float, number(0.0, 1.0, 'AdamW weight decay')] = 0.0
+    adam_beta1: Annotated[float, number(0.0, 1.0, 'AdamW beta1 (< 1)')] = 0.9
+    adam_beta2: Annotated[float, number(0.0, 1.0, 'AdamW beta2 (< 1)')] = 0.999
+    adam_epsilon: Annotated[float, number(0.0, 1.0, 'AdamW epsilon', exclusive_minimum=True)] = 1e-8
+    max_grad_norm: Annotated[float, number(0.0, 1e6, 'gradient clipping norm', exclusive_minimum=True)] = 1.0
+    num_train_epochs: Annotated[float, number(0.0, 1e4, 'passes over the data (1.5 = one and a half)',
+                                              exclusive_minimum=True)] = 3.0
+    batch_size: Annotated[int, integer(1, 4096, 'windows per optimiser step')] = 16
+    max_seq_length: Annotated[int, integer(32, 512, 'training window length, in tokens')] = 256
+    doc_stride: Annotated[int, integer(0, 512, 'overlap of training windows, in tokens')] = 128
+    max_query_length: Annotated[int, integer(4, 512, 'questions are cut to this many tokens')] = 64
+    negatives_per_question: Annotated[int, integer(0, 10_000, 'windows without the answer kept per question')] = 1
+    warmup_ratio: Annotated[float, number(0.0, 1.0, 'share of the steps with a rising learning rate')] = 0.1
+    seed: Annotated[int, integer(0, 2**32 - 1, 'random seed')] = 42
+    bf16: Annotated[bool, flag('bfloat16 autocast on CPU')] = False
+    max_train_seconds: Annotated[Optional[float], number(0.0, 1e7, 'wall-clock budget (None: none)',
+                                                         exclusive_minimum=True)] = None
+    max_positives_per_question: Annotated[int, integer(0, 10_000, 'windows holding the answer kept per question '
+                                                                  '(0 = all)')] = 0
+    freeze_layers: Annotated[int, integer(0, 48, 'lowest transformer layers kept fixed')] = 0
+    question_word_type: Annotated[bool, flag('mark context tokens that repeat a question word')] = False
+    shared_norm_weight: Annotated[float, number(0.0, 1e4, "weight of the question-wide normalisation loss")] = 0.0
+    output_dir: Annotated[Optional[str], path('where train() saves the model (None: no save)')] = None
+    checkpoint_dir: Annotated[Optional[str], path('resumable checkpoints (None: none)')] = None
+    checkpoint_minutes: Annotated[float, number(0.0, 1e5, 'minutes between checkpoints', exclusive_minimum=True)
+                                  ] = 5.0
 
-    def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            kind = _FIELD_KINDS[f.name]
-            if value is None and f.name in ('max_train_seconds', 'output_dir', 'checkpoint_dir'):
-                continue
-            if kind is float:
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                    raise QATrainArgsError(f'training argument {f.name!r} must be a number, got {value!r}')
-                value = float(value)
-            elif kind is int:
-                if isinstance(value, float) and value.is_integer():
-                    value = int(value)
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise QATrainArgsError(f'training argument {f.name!r} must be an integer, got {value!r}')
-            elif kind is bool:
-                if not isinstance(value, bool):
-                    raise QATrainArgsError(f'training argument {f.name!r} must be true or false, got {value!r}')
-            elif kind is str:
-                if not isinstance(value, (str, os.PathLike)):
-                    raise QATrainArgsError(f'training argument {f.name!r} must be a path string, got {value!r}')
-                value = str(value)
-            if f.name in self._RANGES:
-                low, high, inclusive = self._RANGES[f.name]
-                if value > high or value < low or (not inclusive and value == low):
-                    op = '>=' if inclusive else '>'
-                    raise QATrainArgsError(
-                        f'training argument {f.name!r} must be {op} {low} and <= {high}, got {value!r}'
-                    )
-            setattr(self, f.name, value)
+    @model_validator(mode='after')
+    def _consistent(self) -> 'QATrainArgs':
         if self.adam_beta1 >= 1.0 or self.adam_beta2 >= 1.0:
-            raise QATrainArgsError('training arguments adam_beta1/adam_beta2 must be < 1')
+            raise ValueError('training arguments adam_beta1/adam_beta2 must be < 1')
         if self.max_query_length + 8 >= self.max_seq_length:
-            raise QATrainArgsError(
-                f'training argument max_seq_length={self.max_seq_length} leaves no room for a context after '
-                f'max_query_length={self.max_query_length}'
-            )
+            raise ValueError(f'training argument max_seq_length={self.max_seq_length} leaves no room for a context '
+                             f'after max_query_length={self.max_query_length}')
+        return self
 
     @classmethod
     def from_any(cls, args: Union[None, 'QATrainArgs', Mapping[str, Any]]) -> 'QATrainArgs':
@@ -150,23 +104,10 @@ class QATrainArgs:
         if args is None:
             return cls()
         if isinstance(args, cls):
-            return dataclasses.replace(args)  # re-validates
+            return args
         if not isinstance(args, Mapping):
             raise QATrainArgsError(f'training args must be a dict or QATrainArgs, got {type(args).__name__}')
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(str(k) for k in args if k not in known)
-        if unknown:
-            raise QATrainArgsError(f'unknown training argument(s) {unknown}; known: {known}')
         return cls(**dict(args))
 
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-_FIELD_KINDS = {
-    'learning_rate': float, 'weight_decay': float, 'adam_beta1': float, 'adam_beta2': float, 'adam_epsilon': float,
-    'max_grad_norm': float, 'num_train_epochs': float, 'batch_size': int, 'max_seq_length': int, 'doc_stride': int,
-    'max_query_length': int, 'negatives_per_question': int, 'warmup_ratio': float, 'seed': int, 'bf16': bool,
-    'max_train_seconds': float, 'output_dir': str, 'max_positives_per_question': int, 'freeze_layers': int,
-    'question_word_type': bool, 'shared_norm_weight': float, 'checkpoint_dir': str, 'checkpoint_minutes': float,
-}
+        return self.model_dump()

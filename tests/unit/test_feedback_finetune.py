@@ -66,9 +66,9 @@ def test_training_data_problems_are_named(tmp_path):
     only_rejected = [TrainingExample('q', [], ['d'])]
     with pytest.raises(ValueError, match='no accepted match'):
         train_encoder(only_rejected, loss='mnr')
-    with pytest.raises(ValueError, match=r"loss must be one of \['cosine', 'mnr'\]"):
+    with pytest.raises(ValueError, match=r"parameter 'loss' must be one of \('cosine', 'mnr'\), got 'triplet'"):
         train_encoder(EXAMPLES, loss='triplet')
-    with pytest.raises(ValueError, match='epochs must be a positive integer'):
+    with pytest.raises(ValueError, match="parameter 'epochs' must be an integer between 1 and 1000"):
         train_encoder(EXAMPLES, epochs=0)
     with pytest.raises(FileNotFoundError, match='no training data'):
         load_training_data(tmp_path / 'missing.csv')

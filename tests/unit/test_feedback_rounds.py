@@ -23,7 +23,7 @@ def make(tmp_path, **kwargs):
 
 
 def test_refuses_bad_configuration_by_name(tmp_path):
-    with pytest.raises(ValueError, match=r"loss must be one of \['cosine', 'mnr'\], got 'triplet'"):
+    with pytest.raises(ValueError, match=r"parameter 'loss' must be one of \('cosine', 'mnr'\), got 'triplet'"):
         make(tmp_path, loss='triplet')
     with pytest.raises(ValueError, match='train_every must be a positive integer'):
         make(tmp_path, train_every=0)
