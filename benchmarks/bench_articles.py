@@ -50,6 +50,7 @@ from covidqa.data.passages import (
     read_squad_articles,
     split_articles,
 )
+from covidqa.index.evaluation import scores_of_ranks
 from covidqa.index.replies import indexer_reply
 from covidqa.paths import data_dir
 from covidqa.reader.metrics import exact_match, f1_score
@@ -114,9 +115,10 @@ def summarise(name: str, results: List[QuestionResult], top_k: int, retrieval: b
     row: dict = {'system': name, 'questions': n}
     if retrieval:
         for key, attr in (('recall', 'offset_rank'), ('recall_text', 'text_rank')):
-            ranks = [getattr(r, attr) for r in results]
-            row[key] = {f'@{k}': round(sum(1 for rank in ranks if rank and rank <= k) / n, 4) for k in ks}
-        row['mrr'] = round(sum(1.0 / r.offset_rank for r in results if r.offset_rank) / n, 4)
+            scores = scores_of_ranks([getattr(r, attr) or None for r in results], ks)
+            row[key] = {f'@{k}': round(v, 4) for k, v in scores.hit_at.items()}
+            if attr == 'offset_rank':
+                row['mrr'] = round(scores.mrr, 4)
     if all(r.answer is not None for r in results):
         row['exact_match'] = round(sum(r.exact_match for r in results) / n, 4)
         row['f1'] = round(sum(r.f1 for r in results) / n, 4)

@@ -35,6 +35,7 @@ from covidqa.embedding.pooling import pool
 from covidqa.feedback.finetune import train_encoder
 from covidqa.feedback.options import FinetuneOptions
 from covidqa.feedback.store import TrainingExample
+from covidqa.index.evaluation import scores_of_ranks
 from covidqa.models.loading import load_encoder, load_tokenizer
 from covidqa.paths import FAQ_FILE, data_dir
 
@@ -76,9 +77,8 @@ def ranking_metrics(scores: np.ndarray, right: list) -> dict:
     for q, good in enumerate(right):
         best = max(scores[q, g] for g in good)
         ranks.append(int((scores[q] > best).sum()))
-    ranks = np.asarray(ranks)
-    return {'hit@1': float(np.mean(ranks < 1)), 'hit@3': float(np.mean(ranks < 3)),
-            'mrr': float(np.mean(1.0 / (ranks + 1))), 'n': int(len(ranks))}
+    scores_ = scores_of_ranks([rank + 1 for rank in ranks], ks=(1, 3))  # 1-based ranks
+    return {'hit@1': scores_.hit_at[1], 'hit@3': scores_.hit_at[3], 'mrr': scores_.mrr, 'n': scores_.queries}
 
 
 def load_data(data_dir: Path):

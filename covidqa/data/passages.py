@@ -26,13 +26,14 @@ Example::
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from covidqa.data.records import QADataError, read_squad_json
 from covidqa.text.lexical import sentence_bounds
 
 __all__ = [
@@ -112,61 +113,41 @@ def read_squad_articles(path: PathLike) -> List[Article]:
     """Articles of a SQuAD-format full-article file (COVID-QA: one paragraph per article, the whole article text).
 
     Input: the nested SQuAD layout ``{"data": [{"title"?, "paragraphs": [{"context", "document_id"?, "qas": [{"id",
-    "question", "answers": [{"text", "answer_start"}]}]}]}]}``. Output: one :class:`Article` per context, in file
-    order. An article's ``id`` is its ``document_id`` (else ``'<data index>-<paragraph index>'``); its ``title`` the
-    record's ``title``, else the first non-empty line of the context (COVID-QA articles start with their title).
-    Questions without answers (SQuAD v2 impossible ones) are skipped.
+    "question", "answers": [{"text", "answer_start"}]}]}]}]}``, read by the one SQuAD reader
+    (:func:`covidqa.data.records.read_squad_json`). Output: one :class:`Article` per context that has questions, in
+    file order. An article's ``id`` is its ``document_id`` (else ``'<data index>-<paragraph index>'``); its ``title``
+    the record's ``title``, else the first non-empty line of the context (COVID-QA articles start with their title).
+    Questions without answers (SQuAD v2 impossible ones) are left out of the article's questions.
 
-    Raises ``ValueError`` (naming the file and the record) when the file is not SQuAD JSON, a context is empty, or a
-    gold answer does not sit at its ``answer_start``; ``FileNotFoundError`` when there is no file.
+    Raises ``ValueError`` (:class:`covidqa.data.records.QADataError`, naming the file and the record) when the file
+    is not nested SQuAD JSON, a context is empty, a gold answer does not sit at its ``answer_start`` or one
+    ``document_id`` has two contexts; ``FileNotFoundError`` when there is no file.
 
     Example: ``read_squad_articles('covid_qa_deepset/covid-qa-dev.json')`` -> 21 articles, 159 questions.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'no article file {path}')
-    try:
-        data = json.loads(path.read_text(encoding='utf-8'))
-    except json.JSONDecodeError as error:
-        raise ValueError(f'{path}: not JSON ({error})') from None
-    if not isinstance(data, dict) or not isinstance(data.get('data'), list):
-        raise ValueError(f'{path}: not SQuAD JSON (no "data" list)')
-    articles: List[Article] = []
-    seen: Dict[str, str] = {}
-    for di, item in enumerate(data['data']):
-        if not isinstance(item, dict) or not isinstance(item.get('paragraphs'), list):
-            raise ValueError(f'{path}: data[{di}] has no "paragraphs" list (a flat one-question-per-record file? '
-                             f'use covidqa.data.records.read_qa_file)')
-        for pi, paragraph in enumerate(item['paragraphs']):
-            where = f'{path}: data[{di}].paragraphs[{pi}]'
-            context = paragraph.get('context') if isinstance(paragraph, dict) else None
-            if not isinstance(context, str) or not context.strip():
-                raise ValueError(f'{where}: empty or missing "context"')
-            article_id = str(paragraph.get('document_id', f'{di}-{pi}'))
-            if article_id in seen and seen[article_id] != context:
-                raise ValueError(f'{where}: document_id {article_id!r} is used by two different contexts')
-            seen[article_id] = context
-            questions = []
-            for qi, qa in enumerate(paragraph.get('qas') or []):
-                answers = [a for a in qa.get('answers') or [] if isinstance(a, dict) and a.get('text')]
-                if not answers:
-                    continue
-                first = answers[0]
-                start = first.get('answer_start')
-                if isinstance(start, bool) or not isinstance(start, int):
-                    raise ValueError(f'{where}.qas[{qi}]: answer_start must be an integer, got {start!r}')
-                if context[start:start + len(first['text'])] != first['text']:
-                    raise ValueError(f'{where}.qas[{qi}]: context[{start}:{start + len(first["text"])}] is not the '
-                                     f'answer {first["text"][:60]!r}')
-                if not isinstance(qa.get('question'), str) or not qa['question'].strip():
-                    raise ValueError(f'{where}.qas[{qi}]: empty question')
-                questions.append(ArticleQuestion(
-                    id=str(qa.get('id', f'{article_id}-{qi}')), question=qa['question'].strip(),
-                    article_id=article_id, answer_text=first['text'], answer_start=start,
-                    gold_answers=tuple(a['text'] for a in answers)))
-            title = item.get('title') if isinstance(item.get('title'), str) and item['title'].strip() else None
-            articles.append(Article(article_id, title or _title_of(context), context, tuple(questions)))
-    return articles
+    articles: Dict[str, Article] = {}
+    questions: Dict[str, List[ArticleQuestion]] = {}
+    for record in read_squad_json(path, require_answers=False):
+        if record.document_id is None:
+            raise QADataError(f'{path}: record {record.source_row} has no "paragraphs" list around it (a flat '
+                              f'one-question-per-record file? use covidqa.data.records.read_qa_file)')
+        article_id = record.document_id
+        known = articles.get(article_id)
+        if known is not None and known.text != record.context:
+            raise QADataError(f'{path}: record {record.source_row}: document_id {article_id!r} is used by two '
+                              f'different contexts')
+        if known is None:
+            articles[article_id] = Article(article_id, record.title or _title_of(record.context), record.context)
+            questions[article_id] = []
+        if record.answer_text:
+            questions[article_id].append(ArticleQuestion(
+                id=record.id, question=record.question, article_id=article_id, answer_text=record.answer_text,
+                answer_start=int(record.answer_start or 0), gold_answers=tuple(record.gold_answers)))
+    return [dataclasses.replace(article, questions=tuple(questions[article_id]))
+            for article_id, article in articles.items()]
 
 
 # --------------------------------------------------------------------------------------------------- splitting

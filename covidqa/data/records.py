@@ -35,7 +35,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
 from covidqa.runtime.atomic import atomic_path
 
@@ -71,6 +71,8 @@ class QARecord:
     - ``source_row``: 1-based record number in the file (CSV: data row, header excluded; JSON: question order).
     - ``gold_answers``: all gold answer texts (SQuAD files may list several); defaults to ``(answer_text,)``.
     - ``title``: the article title when the file has one.
+    - ``document_id``: in a nested SQuAD file, the id of the paragraph's document (its ``document_id``, else
+      ``'<data index>-<paragraph index>'``); ``None`` for flat files and CSVs.
     """
 
     context: str
@@ -81,6 +83,7 @@ class QARecord:
     source_row: int = 0
     gold_answers: Tuple[str, ...] = ()
     title: Optional[str] = None
+    document_id: Optional[str] = None
 
     def __post_init__(self):
         if not self.gold_answers and self.answer_text is not None:
@@ -212,7 +215,8 @@ def _csv_record(where: str, row: dict, row_number: int, required, has_answer_col
                     title=(row.get('title') or None))
 
 
-def _json_record(where: str, number: int, context, title, qa, require_answers: bool) -> QARecord:
+def _json_record(where: str, number: int, context, title, qa, require_answers: bool,
+                 document_id: Optional[str]) -> QARecord:
     if not isinstance(qa, dict):
         raise QADataError(f'{where}: not a SQuAD question object')
     text, start, gold, answers_given = _json_answers(where, qa, require_answers)
@@ -223,7 +227,7 @@ def _json_record(where: str, number: int, context, title, qa, require_answers: b
             _check_record(where, context, question, extra.get('text'), extra.get('answer_start'), True, True)
     return QARecord(context=context, question=question, answer_text=text, answer_start=start,
                     id=str(qa.get('id', number)), source_row=number, gold_answers=gold if text is not None else (),
-                    title=title if isinstance(title, str) else None)
+                    title=title if isinstance(title, str) else None, document_id=document_id)
 
 
 def _finish(records: List[QARecord], path: Path, problems: List[str]) -> QARecords:
@@ -318,27 +322,28 @@ def read_squad_json(path: PathLike, require_answers: bool = True, skip_bad: bool
         raise QADataError(f'{path}: not SQuAD JSON: expected an object with a "data" list')
 
     # flatten to (where, json_path, context, title, qa-dict)
-    items = []
+    items: List[Tuple[str, Any, Any, Any, Optional[str]]] = []
     for i, entry in enumerate(data):
         if not isinstance(entry, dict):
-            items.append((f'data[{i}]', None, None, entry))
+            items.append((f'data[{i}]', None, None, entry, None))
         elif 'paragraphs' in entry:
             paragraphs = entry['paragraphs'] if isinstance(entry['paragraphs'], list) else []
             if not isinstance(entry['paragraphs'], list):
-                items.append((f'data[{i}].paragraphs', None, None, None))
+                items.append((f'data[{i}].paragraphs', None, None, None, None))
             for j, paragraph in enumerate(paragraphs):
                 if not isinstance(paragraph, dict) or not isinstance(paragraph.get('qas'), list):
-                    items.append((f'data[{i}].paragraphs[{j}]', None, None, None))
+                    items.append((f'data[{i}].paragraphs[{j}]', None, None, None, None))
                     continue
                 for k, qa in enumerate(paragraph['qas']):
                     items.append((f'data[{i}].paragraphs[{j}].qas[{k}]', paragraph.get('context'),
-                                  entry.get('title'), qa))
+                                  entry.get('title'), qa, str(paragraph.get('document_id', f'{i}-{j}'))))
         else:
-            items.append((f'data[{i}]', entry.get('context'), entry.get('title'), entry))
+            items.append((f'data[{i}]', entry.get('context'), entry.get('title'), entry, None))
 
     return _collect((functools.partial(_json_record, f'{path}: record {number} ({json_path})', number, context, title, qa,
-                                       require_answers)
-                     for number, (json_path, context, title, qa) in enumerate(items, start=1)), path, skip_bad)
+                                       require_answers, document)
+                     for number, (json_path, context, title, qa, document) in enumerate(items, start=1)), path,
+                    skip_bad)
 
 
 def read_qa_file(path: PathLike, require_answers: bool = True, skip_bad: bool = False) -> QARecords:

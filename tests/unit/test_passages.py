@@ -95,15 +95,15 @@ def test_bad_input_raises_a_clear_value_error(call, message):
 def test_bad_article_files(tmp_path):
     flat = tmp_path / 'flat.json'
     flat.write_text(json.dumps({'data': [{'id': '1', 'context': 'c', 'question': 'q', 'answers': []}]}))
-    with pytest.raises(ValueError, match='no "paragraphs" list'):
+    with pytest.raises(ValueError, match='has no "paragraphs" list around it'):
         read_squad_articles(flat)
     wrong = tmp_path / 'wrong.json'
     wrong.write_text(json.dumps({'data': [{'paragraphs': [{'context': 'Bats carry it.', 'document_id': 7, 'qas': [
         {'id': 'q1', 'question': 'Who carries it?', 'answers': [{'text': 'Bats', 'answer_start': 3}]}]}]}]}))
-    with pytest.raises(ValueError, match=r"wrong.json: data\[0\].paragraphs\[0\].qas\[0\]: context\[3:7\] is not"):
+    with pytest.raises(ValueError, match=r"wrong.json: record 1 \(data\[0\].paragraphs\[0\].qas\[0\]\): "):
         read_squad_articles(wrong)
     (tmp_path / 'bad.json').write_text('{not json')
-    with pytest.raises(ValueError, match='not JSON'):
+    with pytest.raises(ValueError, match='not valid JSON'):
         read_squad_articles(tmp_path / 'bad.json')
     with pytest.raises(FileNotFoundError):
         read_squad_articles(tmp_path / 'missing.json')
