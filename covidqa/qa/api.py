@@ -45,7 +45,7 @@ from covidqa.data.records import QADataError, QARecord
 from covidqa.models.loading import atomic_save_pretrained, load_qa_model, load_tokenizer
 from covidqa.paths import PathLike
 from covidqa.qa.args import QATrainArgs, QATrainArgsError
-from covidqa.qa.train import train_span_model
+from covidqa.qa.train import TrainingData, train_span_model
 from covidqa.reader.options import ReadOptions
 from covidqa.reader.reader import ExtractiveReader
 from covidqa.reader.runners import TorchQARunner, resolve_reader_model
@@ -68,15 +68,10 @@ InputFiles = Inputs  # a file, several files, or QARecords
 
 # ------------------------------------------------------------------------------------------------------ results
 @dataclass
-class TrainResult:
-    """What :meth:`QuestionAnswering.train` did: data (records, skipped records, windows kept), optimisation
+class TrainResult(TrainingData):
+    """What :meth:`QuestionAnswering.train` did: its :class:`~covidqa.qa.train.TrainingData`, optimisation
     (steps, epochs completed, wall seconds, the loop's CPU seconds / threads (its wall time on an idle machine), mean loss of the first and last quarter of the steps, at most 20 each) and the optional evaluation."""
 
-    records: int
-    skipped_records: int
-    windows: int
-    positive_windows: int
-    negative_windows: int
     steps: int
     epochs: float
     seconds: float

@@ -42,24 +42,30 @@ from covidqa.training.checkpoint import TrainingCheckpoint
 from covidqa.training.loop import LoopCheckpoint, Step, train_loop
 from covidqa.training.optim import adamw
 
-__all__ = ['TrainingRun', 'bucketed_batches', 'build_training_windows', 'train_span_model']
+__all__ = ['TrainingData', 'TrainingRun', 'bucketed_batches', 'build_training_windows', 'train_span_model']
 
 logger = logging.getLogger(__name__)
 PAD_TO_MULTIPLE = 32
 
 
 @dataclass
-class TrainingRun:
-    """What :func:`train_span_model` did: records trained on and skipped (answer longer than a window), windows
-    kept (with and without the answer), optimiser ``steps`` (of ``total_steps``; ``steps_per_epoch`` for epochs),
-    ``losses`` (one per step, a resumed run's earlier steps included), ``history`` (running means every 10 steps),
-    whether the time budget ended it, and the loop's CPU seconds / torch threads."""
+class TrainingData:
+    """What a reader trained on: records used and skipped (answer longer than a window), windows kept (with and
+    without the answer)."""
 
     records: int
     skipped_records: int
     windows: int
     positive_windows: int
     negative_windows: int
+
+
+@dataclass
+class TrainingRun(TrainingData):
+    """What :func:`train_span_model` did: its :class:`TrainingData`, optimiser ``steps`` (of ``total_steps``;
+    ``steps_per_epoch`` for epochs), ``losses`` (one per step, a resumed run's earlier steps included), ``history``
+    (running means every 10 steps), whether the time budget ended it, and the loop's CPU seconds / torch threads."""
+
     steps: int
     total_steps: int
     steps_per_epoch: int
