@@ -2,7 +2,7 @@
 #   docker compose up --build                       (a normal machine: BASE python:3.11-slim from Docker Hub)
 #   podman build --build-arg BASE=localdebian:bookworm --build-arg TORCH_INDEX= \
 #     -v /opt/wheels:/host/wheels:ro -v /etc/ssl/certs/ca-certificates.crt:/host/ca.crt:ro -t covidqa:latest .
-#                                                   (no image registry: tests/compose/run_compose_test.py)
+#                                                   (no image registry: tests/compose/compose_stack.py)
 # BASE is a Debian bookworm image with or without Python 3.11; what is missing is installed from Debian.
 # Optional build mounts: /host/ca.crt (a CA bundle for pip behind an intercepting proxy) and /host/wheels (local
 # wheels, e.g. the torch CPU wheel; then TORCH_INDEX= skips the PyTorch index).

@@ -12,7 +12,8 @@ Sub-packages, each importing only those below it (``tests/unit/test_layers.py`` 
 - ``models``      the one place that finds and loads model files; ONNX exports; the shipped reader
 - ``training``    the optimiser, checkpoints and losses both trainers share
 - ``runtime``     atomic writes, JSONL logs, background jobs, child processes, the torch gate
-- ``jobs``, ``paths``, ``docs``: the registry of child-process jobs, where files live, the document schemas
+- ``jobs``, ``paths``, ``docs``, ``options``: the registry of child-process jobs, where files live, the document
+  schemas, the options models every setting is declared with
 """
 import os
 

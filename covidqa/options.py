@@ -8,12 +8,12 @@ A concept's options (reading: :class:`covidqa.reader.options.ReadOptions`; searc
 - the endpoint parameters and so OpenAPI (:func:`optional`: the same check, ``None`` = the configured default),
 - the command line (:func:`add_arguments`) and the README's parameter table (:func:`describe`).
 
-Every check names the setting and its bounds: ``parameter 'top_k' must be an integer between 1 and 100, got 0``.
+Every check names the setting and its bounds: ``parameter 'top_k' must be an integer between 1 and 1000, got 0``.
 
 Example::
 
     class ReadOptions(Options):
-        top_k: Annotated[int, integer(1, 100, 'answers per question')] = 1
+        top_k: Annotated[int, integer(1, 1000, 'answers per question')] = 1
 
     ReadOptions().with_overrides(top_k=3).top_k        # 3
     ReadOptions(top_k=0)                               # ValueError: parameter 'top_k' must be an integer ...

@@ -5,6 +5,7 @@ The Executors import :mod:`covidqa` as an installed package (``pip install -e .`
 """
 from __future__ import annotations
 
+import inspect
 import uuid
 from typing import Dict
 
@@ -55,3 +56,35 @@ def prepare_texts(docs, endpoint: str, unique_ids: bool = False) -> None:
             raise BadRequest(f'{endpoint}: documents {first[doc.id]} and {position} have the same id {doc.id!r}; '
                              'give every query of a request its own id')
         first[doc.id] = position
+
+
+# what jina itself hands an Executor's __init__ besides its uses_with
+JINA_INIT_KEYS = frozenset({'metas', 'requests', 'runtime_args', 'workspace', 'dynamic_batching'})
+
+
+def settings_of(*models):
+    """Class decorator for an Executor whose ``__init__`` takes the settings of options ``models``
+    (:mod:`covidqa.options`) through ``**kwargs`` (``Model.pop_from(kwargs)``): its signature lists them, so jina,
+    which compares a Flow's ``uses_with`` keys with the signature, does not warn about them.
+
+    Example: ``@settings_of(ReadOptions) class Reader(Executor): ...``
+    """
+    def decorate(cls):
+        init = cls.__init__
+        signature = inspect.signature(init)
+        given = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        rest = [p for p in signature.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+        names = {p.name for p in given}
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=field.default)
+                 for model in models for name, field in model.model_fields.items() if name not in names]
+        init.__signature__ = signature.replace(parameters=[*given, *added, *rest])
+        return cls
+    return decorate
+
+
+def refuse_unknown_settings(executor: str, kwargs: Dict) -> None:
+    """Raise ``ValueError`` naming the ``uses_with`` keys left in ``kwargs`` once an Executor took its own (jina
+    would ignore them silently: a misspelt setting must stop the start)."""
+    unknown = sorted(set(kwargs) - JINA_INIT_KEYS)
+    if unknown:
+        raise ValueError(f'{executor}: unknown setting(s) {unknown} in uses_with')

@@ -15,10 +15,11 @@ from covidqa.docs import DocList, QADoc
 from covidqa.embedding.encoder import Embedder as EmbeddingModel
 from covidqa.embedding.options import EmbedOptions
 from covidqa.embedding.versions import ModelVersions
-from executors._common import BadRequest, prepare_texts
+from executors._common import BadRequest, prepare_texts, refuse_unknown_settings, settings_of
 from executors.parameters import AnswerParameters, IndexParameters, SearchParameters, or_default
 
 
+@settings_of(EmbedOptions)
 class Embedder(Executor):
     """``uses_with``: ``model`` (base model, default the packaged MiniLM), ``pooling`` ('cls' | 'mean'),
     ``backend`` ('torch' | 'onnx' | 'onnx-int8'), ``num_threads``, ``versions_dir`` (embedder versions written by the
@@ -28,6 +29,7 @@ class Embedder(Executor):
     def __init__(self, model: str = 'base', pooling: str = 'cls', backend: str = 'torch', num_threads: int = 0,
                  versions_dir: str = '', **kwargs):
         options = EmbedOptions.pop_from(kwargs)
+        refuse_unknown_settings('Embedder', kwargs)
         super().__init__(**kwargs)
         self.max_length = options.max_length
         self.config = dict(pooling=pooling, backend=backend, batch_size=options.batch_size,

@@ -37,7 +37,7 @@ from covidqa.feedback.options import FinetuneOptions
 from covidqa.feedback.rounds import FeedbackRounds, RoundsError
 from covidqa.feedback.store import FeedbackError, FeedbackStore
 from covidqa.paths import feedback_dir
-from executors._common import BadRequest
+from executors._common import BadRequest, refuse_unknown_settings, settings_of
 from executors.parameters import NoParameters, RollbackParameters, RoundParameters, or_default
 
 DEFAULT_WAIT_TIMEOUT_S = 600
@@ -46,6 +46,7 @@ DEFAULT_WAIT_TIMEOUT_S = 600
 RESULTS = dict(request_schema=DocList[QADoc], response_schema=DocList[QADoc])
 
 
+@settings_of(FinetuneOptions)
 class Finetuner(Executor):
     """``uses_with``: ``model`` (base model of version 0), ``store_dir`` (label store, default
     ``$COVIDQA_HOME/feedback``), ``versions_dir`` (default ``$COVIDQA_HOME/models/embedder``), ``train_every``
@@ -57,6 +58,7 @@ class Finetuner(Executor):
     def __init__(self, model: str = 'base', store_dir: str = '', versions_dir: str = '', train_every: int = 8,
                  auto_train: bool = True, init: str = 'base', num_threads: int = 1, **kwargs):
         options = FinetuneOptions.pop_from(kwargs)
+        refuse_unknown_settings('Finetuner', kwargs)
         super().__init__(**kwargs)
         self.store = FeedbackStore(store_dir or feedback_dir(), writes_searches=False)  # the gateway writes them
         if self.store.directory.resolve() != feedback_dir().resolve():

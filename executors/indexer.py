@@ -12,7 +12,8 @@ The store lives in ``index_dir`` (default ``$COVIDQA_HOME/index``), one sub-dire
 Shards: with ``shards: N`` and ``polling: ALL`` every shard sees every request and keeps only the ids that hash to it,
 so add-or-replace and delete by id stay exact. Every reply of ``/index``, ``/update``, ``/delete`` and ``/count``
 carries ``shard`` and ``shards``; ``executors/merger.py`` (the Deployment after the indexer) merges the shards'
-matches and adds up their replies (:func:`covidqa.index.replies.indexer_reply` reads the total on the client side).
+``/search`` and ``/answer`` matches; the write and ``/count`` replies keep one entry per shard
+(:func:`covidqa.index.replies.indexer_reply` adds them up on the client side).
 
 Store: :class:`covidqa.index.store.DocumentStore` (SQLite, written incrementally, plus an in-memory index): ``index: exact``
 (default; numpy, for small collections such as the FAQ) or ``index: hnsw`` (hnswlib; ``M``, ``ef_construction``,
@@ -33,7 +34,7 @@ from covidqa.embedding.versions import ModelVersions
 from covidqa.index.options import REQUEST_OPTIONS, SearchOptions
 from covidqa.index.versioned import VersionedIndex
 from covidqa.paths import index_dir as default_index_dir
-from executors._common import BadRequest
+from executors._common import BadRequest, refuse_unknown_settings, settings_of
 from executors.parameters import AnswerParameters, IndexParameters, NoParameters, SearchParameters
 
 # endpoints that answer a dict (in response.parameters['__results__']): no return annotation, the schemas given
@@ -51,6 +52,7 @@ def _ids(docs: DocList[QADoc], endpoint: str) -> List[str]:
     return ids
 
 
+@settings_of(SearchOptions)
 class Indexer(Executor):
     """``uses_with``: ``model``, ``pooling``, ``backend``, ``num_threads`` (the embedder's, for re-embedding),
     ``index_dir`` (default ``$COVIDQA_HOME/index``), ``versions_dir``, ``watch_interval`` (seconds between checks of
@@ -65,6 +67,7 @@ class Indexer(Executor):
                  M: int = 16, ef_construction: int = 100, ef_search: int = 256, index_threads: int = 1,
                  snapshot_every: int = 50000, answer_retrieval: str = 'hybrid', **kwargs):
         options = SearchOptions.pop_from(kwargs)
+        refuse_unknown_settings('Indexer', kwargs)
         super().__init__(**kwargs)
         self.options = {'/search': options, '/answer': options.with_overrides(retrieval=answer_retrieval)}
         self.shard_id = int(getattr(self.runtime_args, 'shard_id', 0) or 0)

@@ -19,6 +19,7 @@ from jina import Executor, requests
 
 from covidqa.docs import DocList, MatchDoc, QADoc
 from covidqa.index.options import SearchOptions
+from executors._common import refuse_unknown_settings, settings_of
 from executors.parameters import AnswerParameters, SearchParameters, or_default
 
 
@@ -34,11 +35,13 @@ def merge_matches(docs: DocList[QADoc], limit: int) -> DocList[QADoc]:
     return docs
 
 
+@settings_of(SearchOptions)
 class MatchMerger(Executor):
     """``uses_with``: ``limit`` (:class:`covidqa.index.options.SearchOptions`, as the indexer's)."""
 
     def __init__(self, **kwargs):
         self.default_limit = SearchOptions.pop_from(kwargs).limit
+        refuse_unknown_settings('MatchMerger', kwargs)
         super().__init__(**kwargs)
 
     @requests(on='/search')

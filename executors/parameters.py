@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, mod
 
 from covidqa.embedding.options import EmbedOptions
 from covidqa.index.options import SearchOptions
-from covidqa.options import choice, declare, describe_error, flag, integer, number, optional
+from covidqa.options import bounds_of, choice, declare, describe_error, flag, integer, number, optional
 from covidqa.reader.options import ReadOptions
 from executors._common import BadRequest
 
@@ -124,6 +124,10 @@ class AnswerParameters(SearchParameters):
     :data:`covidqa.reader.options.REQUEST_OPTIONS`; ``batch_size`` is the embedder's and the reader's)."""
 
     endpoints: ClassVar[Tuple[str, ...]] = ('/answer',)
+    batch_size: Annotated[Optional[int], declare(
+        bounds_of(EmbedOptions, 'batch_size').check,
+        'texts per embedder pass (default 32) and windows per reader call (default 16)',
+        bounds_of(EmbedOptions, 'batch_size').extra)] = None
     top_k: Annotated[Optional[int], optional(ReadOptions, 'top_k')] = None
     max_answer_length: Annotated[Optional[int], optional(ReadOptions, 'max_answer_length')] = None
     doc_stride: Annotated[Optional[int], optional(ReadOptions, 'doc_stride')] = None
@@ -184,7 +188,9 @@ ENDPOINT_MODELS: Tuple[Type[Parameters], ...] = (IndexParameters, SearchParamete
 
 
 def _number_text(value: float) -> str:
-    return f'{int(value):,}' if float(value).is_integer() else f'{value:g}'
+    if float(value).is_integer():
+        return f'{int(value):,}' if value >= 100_000 else str(int(value))
+    return f'{value:g}'
 
 
 def parameter_table() -> str:
@@ -194,7 +200,8 @@ def parameter_table() -> str:
     for model in ENDPOINT_MODELS:
         parent = cast(Type[Parameters], model.__mro__[1])
         inherited = set(parent.model_fields) if parent is not Parameters else set()
-        names = [n for n in model.model_fields if n not in inherited]
+        names = [n for n in model.model_fields if n not in inherited
+                 or model.model_fields[n].description != parent.model_fields[n].description]
         for position, name in enumerate(names):
             schema = model.model_json_schema()['properties'][name]
             if 'minimum' in schema:

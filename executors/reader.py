@@ -59,7 +59,7 @@ from covidqa.reader.reader import ExtractiveReader
 from covidqa.reader.scoring import evaluate, predict, records_of
 from covidqa.runtime.background import BackgroundJob
 from covidqa.runtime.child import run_in_child
-from executors._common import BadRequest, check_texts
+from executors._common import BadRequest, check_texts, refuse_unknown_settings, settings_of
 from executors.parameters import AnswerParameters, NoParameters, QAFileParameters, QATrainParameters, or_default
 
 # endpoints that answer a dict (in response.parameters['__results__']): no return annotation, the schemas given
@@ -67,12 +67,14 @@ RESULTS = dict(request_schema=DocList[QADoc], response_schema=DocList[QADoc])
 DEFAULT_TRAIN_WAIT_S = 3600.0
 
 
+@settings_of(ReadOptions)
 class Reader(Executor):
     """Extractive QA over search matches (``/answer``) and the reader's ``/qa/train``, ``/qa/eval``, ``/qa/test``."""
 
     def __init__(self, model: str = '', backend: str = 'torch', num_threads: int = 0, data_dir: str = '',
                  model_dir: str = '', **kwargs):
         self.options = ReadOptions.pop_from(kwargs)  # the reading settings of uses_with
+        refuse_unknown_settings('Reader', kwargs)
         super().__init__(**kwargs)
         self.backend, self.num_threads = backend, num_threads or None
         self.data_dir = Path(data_dir).resolve() if data_dir else qa_files_dir()

@@ -12,10 +12,11 @@ from jina import Executor, requests
 from covidqa.docs import DocList, QADoc
 from covidqa.embedding.options import EmbedOptions
 from covidqa.text.tokenization import TextTokenizer
-from executors._common import prepare_texts
+from executors._common import prepare_texts, refuse_unknown_settings, settings_of
 from executors.parameters import IndexParameters, or_default
 
 
+@settings_of(EmbedOptions)
 class Tokenizer(Executor):
     """``uses_with``: ``model`` (path or 'base'), ``max_length`` (:class:`covidqa.embedding.options.EmbedOptions`).
 
@@ -26,6 +27,7 @@ class Tokenizer(Executor):
 
     def __init__(self, model: str = 'base', **kwargs):
         max_length = EmbedOptions.pop_from(kwargs).max_length
+        refuse_unknown_settings('Tokenizer', kwargs)
         super().__init__(**kwargs)
         self.tokenizer = TextTokenizer(model, max_length=max_length)
         self.tokenizer.tokenizer  # load now: the Flow is ready only when its Executors are

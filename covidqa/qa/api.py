@@ -96,7 +96,7 @@ class QuestionAnswering:
         defaults to 32 windows and the reader always answers (``no_answer_threshold`` 0).
     """
 
-    def __init__(self, model: Optional[PathLike] = None, num_threads: Optional[int] = None, **settings: Any):
+    def __init__(self, model: Optional[PathLike] = None, *, num_threads: Optional[int] = None, **settings: Any):
         import torch
 
         if num_threads:

@@ -87,7 +87,7 @@ class ExtractiveReader:
     :meth:`read` takes the same settings as keyword arguments, for that call only.
     """
 
-    def __init__(self, model: Optional[PathLike] = None, backend: str = 'torch', runner: Optional[Runner] = None,
+    def __init__(self, model: Optional[PathLike] = None, backend: str = 'torch', *, runner: Optional[Runner] = None,
                  num_threads: Optional[int] = None, options: Optional[ReadOptions] = None, **settings: Any):
         if backend not in BACKENDS:
             raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')

@@ -2,7 +2,7 @@
 (SIGKILL, mid-load) the other keeps answering; what was acknowledged is still there after a full restart.
 
 jina sends each request to one replica, so a write reaches one process: the replicas share the shard's store on disk
-and each catches up with the other's writes before it searches (covidqa/store.py).
+and each catches up with the other's writes before it searches (covidqa/index/store.py).
 """
 import os
 import signal

@@ -273,7 +273,7 @@ def test_default_model_falls_back_to_base_with_warning(tmp_path, monkeypatch, ca
 
     monkeypatch.setenv('COVIDQA_HOME', str(tmp_path))
     monkeypatch.setattr(shipped, 'SHIPPED_READER_FILE', tmp_path / 'no-such-reader.safetensors')
-    with caplog.at_level(logging.WARNING, logger='covidqa.reader.reader'):
+    with caplog.at_level(logging.WARNING, logger='covidqa.reader.runners'):
         r = ExtractiveReader(max_seq_length=64)
         assert str(r.model_path) == 'base'
     assert 'UNTRAINED span head' in caplog.text

@@ -1,4 +1,4 @@
-"""The pure span decoder (covidqa/span_decoding.py) on hand-made logits: no model, no tokenizer.
+"""The pure span decoder (covidqa/reader/decoding.py) on hand-made logits: no model, no tokenizer.
 
 The window is ``[CLS] q q [SEP] The virus spreads by droplets [SEP] [PAD] [PAD]`` with the character offsets of
 its five context tokens; logits are -10 everywhere except where a test puts something else.
