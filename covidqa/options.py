@@ -6,7 +6,7 @@ A concept's options (reading: :class:`covidqa.reader.options.ReadOptions`; searc
 - the library call (``ExtractiveReader(top_k=3)``, ``reader.read(..., top_k=3)``: :meth:`Options.with_overrides`),
 - the Executor's ``uses_with`` (:meth:`Options.pop_from`),
 - the endpoint parameters and so OpenAPI (:func:`optional`: the same check, ``None`` = the configured default),
-- the command line (:func:`add_arguments`) and the README's parameter table (:func:`describe`).
+- the command line (:func:`add_arguments`) and the README's parameter table (``python -m executors.parameters``).
 
 Every check names the setting and its bounds: ``parameter 'top_k' must be an integer between 1 and 1000, got 0``.
 
@@ -27,7 +27,6 @@ from typing import (
     Callable,
     ClassVar,
     Dict,
-    List,
     Mapping,
     MutableMapping,
     Optional,
@@ -201,19 +200,3 @@ def add_arguments(parser: Any, model: Type[Options], names: Sequence[str]) -> No
         shown = (f' ({extra["minimum"]}-{extra["maximum"]}' if 'minimum' in extra else ' (') + f'; default {default})'
         parser.add_argument('--' + name.replace('_', '-'), dest=name, default=None,
                             type=kind if 'minimum' in extra else str, help=bounds.description + shown)
-
-
-def describe(model: Type[Options], names: Optional[List[str]] = None) -> List[Tuple[str, str, str, str]]:
-    """``(name, bounds, default, description)`` of ``model``'s settings (all, or ``names``), for tables."""
-    rows = []
-    for name in names or list(model.model_fields):
-        bounds = bounds_of(model, name)
-        extra = bounds.extra
-        if 'minimum' in extra:
-            shown = f'{extra["minimum"]:g}-{extra["maximum"]:g}'
-        elif 'enum' in extra:
-            shown = ', '.join(f'`{c}`' for c in extra['enum'])
-        else:
-            shown = 'true / false'
-        rows.append((name, shown, repr(model.model_fields[name].default), bounds.description))
-    return rows

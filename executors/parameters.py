@@ -202,8 +202,9 @@ def parameter_table() -> str:
         inherited = set(parent.model_fields) if parent is not Parameters else set()
         names = [n for n in model.model_fields if n not in inherited
                  or model.model_fields[n].description != parent.model_fields[n].description]
+        properties = model.model_json_schema()['properties']
         for position, name in enumerate(names):
-            schema = model.model_json_schema()['properties'][name]
+            schema = properties[name]
             if 'minimum' in schema:
                 values = f'{_number_text(schema["minimum"])}-{_number_text(schema["maximum"])}'
             elif 'enum' in schema:

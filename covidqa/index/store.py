@@ -309,9 +309,9 @@ class DocumentStore:
                 for row_labels, row_scores in zip(labels, scores)]
 
     def lexical(self, texts: Sequence[str], depth: int) -> List[List[Tuple[int, float]]]:
-        """``(label, BM25)`` of the ``depth`` best documents for the words of each of ``texts``, best first."""
+        """``(label, BM25)`` of the ``depth`` best documents for the words of each of ``texts``, best first (read
+        from SQLite, which every write updates: no catch-up of the in-memory index)."""
         with self._lock:
-            self._catch_up()
             return [lexical_rank(self._db, text, depth) for text in texts]
 
     def documents(self, rankings: Sequence[Sequence[Tuple[int, float]]]

@@ -7,9 +7,7 @@ clients do by status code.
 from jina.serve.runtimes.gateway.grpc import GRPCGateway
 
 from executors.access import MAX_REQUEST_BYTES, Refusal, check_endpoint, check_size, check_token, service_token
-from executors.gateway import jina_patches
-from executors.gateway.recording import gateway_search_log, log_searches
-from executors.gateway.routing import route_by_endpoint
+from executors.gateway.recording import route_and_record
 
 
 def request_facts(request):
@@ -88,10 +86,7 @@ class GuardedGRPCGateway(GRPCGateway):
     """jina's gRPC gateway with the token and size checks of :mod:`executors.access`."""
 
     async def setup_server(self):
-        handler = jina_patches.request_handler(self)
-        route_by_endpoint(handler)
-        log_searches(handler, gateway_search_log(), getattr(self, 'logger', None))
-        guard_grpc_handler(handler, service_token())
+        guard_grpc_handler(route_and_record(self), service_token())
         # refuse oversized messages while receiving them (jina's default is no limit); accept the keepalive pings
         # jina's clients send every 10 s: jina means to allow them, but its server options spell the keys
         # 'grpc.http1.*', which gRPC ignores, so gRPC's defaults (5 min, 2 strikes) apply. Seen once in CI: a

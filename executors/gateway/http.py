@@ -18,8 +18,7 @@ from jina.serve.runtimes.gateway.http import HTTPGateway
 
 from executors.access import MAX_REQUEST_BYTES, Refusal, check_size, check_token, normalise, service_token
 from executors.gateway import jina_patches
-from executors.gateway.recording import gateway_search_log, log_searches
-from executors.gateway.routing import route_by_endpoint
+from executors.gateway.recording import route_and_record
 
 LABELER_DIR = Path(__file__).resolve().parents[1] / 'labeler'
 LABELER_PATH = '/labeler'
@@ -180,9 +179,7 @@ class CovidQAHTTPGateway(HTTPGateway):
     """jina's HTTP gateway with the labeler page and client-error status codes."""
 
     async def setup_server(self):
-        handler = jina_patches.request_handler(self)
-        route_by_endpoint(handler)
-        log_searches(handler, gateway_search_log(), getattr(self, 'logger', None))
+        route_and_record(self)
         await super().setup_server()
 
     @property

@@ -7,6 +7,7 @@ from covidqa.feedback.store import SEARCHES_FILE
 from covidqa.paths import feedback_dir
 from executors.access import positive_env
 from executors.gateway import jina_patches
+from executors.gateway.routing import route_by_endpoint
 
 SEARCH_ENDPOINT = '/search'
 
@@ -28,6 +29,16 @@ def _reply_documents(result):
 
         return DocListProto.FromString(content.docs_bytes)
     return content.docs
+
+
+def route_and_record(server) -> object:
+    """What both servers of the gateway do to jina's request handler before they serve: route each endpoint along
+    its own path (:func:`executors.gateway.routing.route_by_endpoint`) and log every ``/search`` reply
+    (:func:`log_searches`). Returns the handler."""
+    handler = jina_patches.request_handler(server)
+    route_by_endpoint(handler)
+    log_searches(handler, gateway_search_log(), getattr(server, 'logger', None))
+    return handler
 
 
 def log_searches(request_handler, search_log: SearchLog, logger=None) -> None:
