@@ -13,7 +13,7 @@ FAQ_CSV ?= $(if $(wildcard $(COVIDQA_DATA)/covid_faq_deepset/faq_covidbert.csv),
 COVIDQA_HOME ?= $(abspath workspace)
 export COVIDQA_HOME
 
-.PHONY: serve test test-fast test-compose compose-file lint venv reader reader-pretrain reader-ship browser bench bench-reader \
+.PHONY: serve test test-fast test-compose compose-file lint venv reader reader-pretrain reader-no-answer reader-ship reader-calibrate browser bench bench-reader bench-abstain \
 	bench-articles bench-retrieval bench-curve bench-feedback bench-scale bench-scale-flow soak soak-kill clean
 
 .venv/.installed: requirements.txt pyproject.toml
@@ -40,9 +40,18 @@ reader-pretrain: .venv/.installed
 reader: reader-pretrain
 	$(PY) -m covidqa.qa default --data-dir $(COVIDQA_DATA) --force --start-from $(COVIDQA_HOME)/models/reader-pretrained
 
+# ... stage 3, "no answer": SQuAD 2.0 dev's training part + COVID-QA questions against other articles (13 minutes) ...
+reader-no-answer: .venv/.installed
+	$(PY) -m covidqa.qa no-answer --data-dir $(COVIDQA_DATA) --start-from $(COVIDQA_HOME)/models/reader \
+	    --output $(COVIDQA_HOME)/models/reader-no-answer
+
 # ... and packed into the one committed file (fp16 safetensors + sha256; update models/reader/MODEL_CARD.md).
 reader-ship: .venv/.installed
-	$(PY) -m covidqa.qa ship
+	$(PY) -m covidqa.qa ship --model $(COVIDQA_HOME)/models/reader-no-answer
+
+# ... and its confidence fitted on held-out questions (models/reader/calibration.json, the diagram in docs/; ~6 min)
+reader-calibrate: .venv/.installed
+	$(PY) -m covidqa.qa calibrate --data-dir $(COVIDQA_DATA) --plot docs/reliability.png
 
 # Debian's chromium for the labeler browser test (never a downloaded browser build).
 browser:
@@ -75,6 +84,11 @@ bench: .venv/.installed
 
 bench-reader: .venv/.installed
 	$(PY) benchmarks/bench_reader.py --squad-dev 0
+
+# "No answer" on held-out data: SQuAD 2.0, COVID-QA paragraphs own/other, covered vs uncovered FAQ questions through
+# the Flow; calibration error (benchmarks/TRUST_RESULTS.md; ~10 min)
+bench-abstain: .venv/.installed
+	$(PY) benchmarks/bench_abstain.py
 
 # Answers from the COVID-QA dev articles: the Flow (dense retrieval + reader) beside BM25 + the same reader
 bench-articles: .venv/.installed

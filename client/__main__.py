@@ -40,15 +40,17 @@ def _client(args):
     return Client(host=args.host, port=args.port, protocol='grpc')
 
 
-def _post(args, endpoint, docs, parameters=None, return_responses=False):
-    """``docs`` posted to ``endpoint``: the reply's documents (or jina's responses with ``return_responses``).
-    Raises :class:`UserError` when the Flow refuses the request or cannot be reached."""
+def _post(args, endpoint, docs, parameters=None, return_responses=False, return_type=None):
+    """``docs`` posted to ``endpoint``: the reply's documents (``return_type``, default ``DocList[QADoc]``; or
+    jina's responses with ``return_responses``). Raises :class:`UserError` when the Flow refuses the request or
+    cannot be reached."""
     from jina.excepts import BadServer
 
     from covidqa.docs import DocList, QADoc
 
     try:
-        return _client(args).post(endpoint, docs, parameters=parameters or {}, return_type=DocList[QADoc],
+        return _client(args).post(endpoint, docs, parameters=parameters or {},
+                                  return_type=return_type or DocList[QADoc],
                                   request_size=args.batch_size, show_progress=endpoint == '/index',
                                   results_in_order=True, metadata=auth_metadata(),
                                   return_responses=return_responses)
@@ -94,22 +96,21 @@ def cmd_search(args):
 
 
 def cmd_ask(args):
-    from covidqa.docs import DocList, QADoc
+    from covidqa.docs import AnswerReply, DocList, QADoc
 
     result = _post(args, '/answer', DocList[QADoc]([QADoc(text=args.question)]),
-                   {'limit': args.limit, 'top_k': args.top_k})
-    query = result[0]
-    sources = {m.id: m for m in query.matches}
-    if not query.answers:
-        print('no answer found')
-    for rank, span in enumerate(query.answers, 1):
-        match = sources.get(span.context_id)
-        if not span.answer:
-            print(f'{rank}. (no answer above the threshold) [score {legible_score(span.score)}]')
-            continue
-        print(f'{rank}. {span.answer}   [score {legible_score(span.score)}]')
-        if match is not None:
-            print(f'   from: {match.text}  ({match.source or "FAQ"}{" " + match.url if match.url else ""})')
+                   {'limit': args.limit, 'top_k': args.top_k}, return_type=DocList[AnswerReply])
+    answers = list(result[0].answers)
+    if not answers or answers[0].no_answer:
+        sure = f' ({legible_score(answers[0].score)} sure)' if answers else ''
+        print(f'no answer in the indexed documents{sure}')
+        if len(answers) > 1:
+            print('best candidates, not trusted:')
+    for rank, span in enumerate((a for a in answers if not a.no_answer), 1):
+        print(f'{rank}. {span.answer}   [{legible_score(span.score)} likely right]')
+        if span.title or span.source or span.url:
+            where = ' '.join(x for x in (span.source or 'FAQ', span.url or '') if x)
+            print(f'   from: {span.title or ""}  ({where})')
         if span.context:
             before = span.context[max(0, span.start - 80):span.start]
             after = span.context[span.end:span.end + 80]

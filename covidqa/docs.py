@@ -11,6 +11,10 @@ chain without schema conversions:
   after ``/answer`` it also carries ``answers`` (:class:`AnswerSpan`, best first).
 
 Between the tokenizer and the embedder a document carries its unpadded ``input_ids``; the embedder pads per batch.
+
+What leaves the Flow is leaner (no vectors, token ids or training fields such as ``wrong_answer``):
+``/search`` replies with :class:`SearchReply` documents (``matches`` of :class:`ReplyMatch`), ``/answer`` with
+:class:`AnswerReply` documents (``answers``; ``matches`` only when asked for with ``return_matches``).
 """
 
 from typing import Optional
@@ -21,25 +25,32 @@ from pydantic import Field
 
 
 class AnswerSpan(BaseDoc):
-    """One extracted answer: ``context[start:end] == answer`` for the context with id ``context_id``.
+    """One extracted answer: ``context[start:end] == answer`` for the indexed document with id ``context_id``, whose
+    ``title`` (its title, or the FAQ question whose answer was read), ``source`` and ``url`` come with it.
 
-    ``answer == ''`` with ``start == end == -1`` is the "no answer" result.
+    ``score``: the probability that the answer is right (a calibrated reader; :mod:`covidqa.reader.confidence`).
+    The "no answer" result has ``no_answer=True``, ``answer=None``, ``start == end == -1`` and no source; its
+    ``score`` is the probability that none of the answers found is right. It comes first when the reader trusts
+    none of them, followed by the best of those (``top_k``), or alone when nothing was found.
     """
 
-    answer: str = ''
+    answer: Optional[str] = None
+    no_answer: bool = False
     score: float = 0.0
     start: int = -1
     end: int = -1
-    context_id: str = ''
+    context_id: Optional[str] = None
     context: Optional[str] = None
+    title: Optional[str] = None
+    source: Optional[str] = None
+    url: Optional[str] = None
 
 
-class StoredFields(BaseDoc):
-    """The searchable fields of an indexed document, stored and returned with every match (:data:`STORED_FIELDS`)."""
+class SourceFields(BaseDoc):
+    """What a client sees of an indexed document (:data:`REPLY_FIELDS`)."""
 
     text: str = ''
     answer: Optional[str] = None
-    wrong_answer: Optional[str] = None
     title: Optional[str] = None
     source: Optional[str] = None
     url: Optional[str] = None
@@ -48,13 +59,24 @@ class StoredFields(BaseDoc):
     offset_end: Optional[int] = None
 
 
+class StoredFields(SourceFields):
+    """The searchable fields of an indexed document, stored and returned with every match inside the Flow
+    (:data:`STORED_FIELDS`): what a client sees, plus the training fields (``wrong_answer``, a finetuner's
+    ``generate_qa`` negative)."""
+
+    wrong_answer: Optional[str] = None
+
+
+REPLY_FIELDS = tuple(name for name in SourceFields.model_fields if name != 'id')
 STORED_FIELDS = tuple(name for name in StoredFields.model_fields if name != 'id')
 
 
 class MatchDoc(StoredFields):
-    """A stored document as returned by search (no nested matches)."""
+    """A stored document as returned by search (no nested matches): its ranking ``score`` (the cosine, BM25 or the
+    fused score, by the ranking) and its ``cosine`` with the query whatever ranked it."""
 
     score: Optional[float] = None
+    cosine: Optional[float] = None
     label: Optional[str] = None  # feedback: 'accepted' | 'rejected' | None (unlabeled)
 
 
@@ -68,6 +90,42 @@ class QADoc(MatchDoc):
     answers: DocList[AnswerSpan] = DocList[AnswerSpan]()  # set by /answer, best first
 
 
+class ReplyMatch(SourceFields):
+    """A match as a client gets it: the document's :class:`SourceFields`, its ``score`` and ``cosine``."""
+
+    score: Optional[float] = None
+    cosine: Optional[float] = None
+
+
+class SearchReply(BaseDoc):
+    """A ``/search`` reply document: the query (``text``, the embedder ``model_version`` that ranked it) and its
+    ``matches``, best first."""
+
+    text: str = ''
+    model_version: Optional[int] = None
+    matches: DocList[ReplyMatch] = DocList[ReplyMatch]()
+
+
+class AnswerReply(SearchReply):
+    """An ``/answer`` reply document: the question's ``answers`` (:class:`AnswerSpan`, best first); ``matches``
+    (the passages read) only with ``return_matches``."""
+
+    answers: DocList[AnswerSpan] = DocList[AnswerSpan]()
+
+
+def reply_match(match: MatchDoc) -> ReplyMatch:
+    """``match`` without its training fields."""
+    return ReplyMatch(id=match.id, score=match.score, cosine=match.cosine,
+                      **{name: getattr(match, name) for name in REPLY_FIELDS})
+
+
+def search_replies(docs: 'DocList[QADoc]') -> 'DocList[SearchReply]':
+    """The ``/search`` reply of each query in ``docs``: its text, model version and matches (:func:`reply_match`)."""
+    return DocList[SearchReply]([
+        SearchReply(id=d.id, text=d.text, model_version=d.model_version,
+                    matches=DocList[ReplyMatch]([reply_match(m) for m in d.matches])) for d in docs])
+
+
 class StoredDoc(StoredFields):
     """What the indexer persists: the searchable fields plus the embedding (cosine space)."""
 
@@ -75,4 +133,6 @@ class StoredDoc(StoredFields):
     embedding: NdArray = Field(space='cosine_sim')  # type: ignore[call-overload]  # docarray's index option
 
 
-__all__ = ['AnswerSpan', 'MatchDoc', 'QADoc', 'StoredDoc', 'StoredFields', 'STORED_FIELDS', 'DocList']
+__all__ = ['AnswerReply', 'AnswerSpan', 'MatchDoc', 'QADoc', 'REPLY_FIELDS', 'ReplyMatch', 'SearchReply',
+           'SourceFields', 'StoredDoc', 'StoredFields', 'STORED_FIELDS', 'DocList', 'reply_match',
+           'search_replies']

@@ -29,7 +29,7 @@ from typing import List
 
 from jina import Executor, requests
 
-from covidqa.docs import STORED_FIELDS, DocList, MatchDoc, QADoc
+from covidqa.docs import STORED_FIELDS, DocList, MatchDoc, QADoc, SearchReply, search_replies
 from covidqa.embedding.versions import ModelVersions
 from covidqa.index.options import REQUEST_OPTIONS, SearchOptions
 from covidqa.index.versioned import VersionedIndex
@@ -121,18 +121,18 @@ class Indexer(Executor):
         options = self.options[endpoint].with_overrides({name: getattr(params, name) for name in REQUEST_OPTIONS})
         results = self._checked(lambda: self.index.search(docs, options.limit, retrieval=options.retrieval,
                                                           bm25_weight=options.bm25_weight,
-                                                          candidates=options.candidates), endpoint)
-        for doc, (found, scores) in zip(docs, results):
+                                                          candidates=options.candidates, with_cosines=True), endpoint)
+        for doc, (found, scores, cosines) in zip(docs, results):
             doc.matches = DocList[MatchDoc]([
-                MatchDoc(id=m.id, score=float(s), **{f: getattr(m, f) for f in STORED_FIELDS})
-                for m, s in zip(found, scores)
+                MatchDoc(id=m.id, score=float(s), cosine=float(c), **{f: getattr(m, f) for f in STORED_FIELDS})
+                for m, s, c in zip(found, scores, cosines)
             ])
             doc.embedding = None
         return docs
 
     @requests(on='/search')
-    def search(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        return self._search(docs, SearchParameters.parse(parameters, '/search'), '/search')
+    def search(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[SearchReply]:
+        return search_replies(self._search(docs, SearchParameters.parse(parameters, '/search'), '/search'))
 
     @requests(on='/answer')
     def answer(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:

@@ -13,25 +13,28 @@ Not needed (and not in flow.yml) with one shard. flow.yml, after the indexer::
     uses: MatchMerger
     py_modules: [executors/merger.py]
 """
-from typing import Dict, Optional
+from typing import Any, Dict, Optional, TypeVar
 
 from jina import Executor, requests
 
-from covidqa.docs import DocList, MatchDoc, QADoc
+from covidqa.docs import DocList, QADoc, SearchReply
 from covidqa.index.options import SearchOptions
 from executors._common import refuse_unknown_settings, settings_of
 from executors.parameters import AnswerParameters, SearchParameters, or_default
 
+D = TypeVar('D', DocList[QADoc], DocList[SearchReply])
 
-def merge_matches(docs: DocList[QADoc], limit: int) -> DocList[QADoc]:
-    """Each query's best ``limit`` matches, highest score first, one per id (in place; returns ``docs``)."""
+
+def merge_matches(docs: D, limit: int) -> D:
+    """Each query's best ``limit`` matches, highest score first, one per id (in place; returns ``docs``, of
+    :class:`~covidqa.docs.QADoc` or :class:`~covidqa.docs.SearchReply`)."""
     for doc in docs:
-        best: Dict[Optional[str], MatchDoc] = {}
+        best: Dict[Optional[str], Any] = {}
         for match in doc.matches:
             if match.id not in best or (match.score or 0) > (best[match.id].score or 0):
                 best[match.id] = match
         ranked = sorted(best.values(), key=lambda m: -(m.score or 0.0))[:limit]
-        doc.matches = DocList[MatchDoc](ranked)
+        doc.matches = type(doc.matches)(ranked)
     return docs
 
 
@@ -45,7 +48,7 @@ class MatchMerger(Executor):
         super().__init__(**kwargs)
 
     @requests(on='/search')
-    def search(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
+    def search(self, docs: DocList[SearchReply], parameters: dict, **kwargs) -> DocList[SearchReply]:
         return merge_matches(docs, or_default(SearchParameters.parse(parameters, '/search').limit,
                                               self.default_limit))
 

@@ -133,11 +133,14 @@ class AnswerParameters(SearchParameters):
     doc_stride: Annotated[Optional[int], optional(ReadOptions, 'doc_stride')] = None
     max_seq_length: Annotated[Optional[int], optional(ReadOptions, 'max_seq_length')] = None
     no_answer_threshold: Annotated[Optional[float], optional(ReadOptions, 'no_answer_threshold')] = None
+    confidence_threshold: Annotated[Optional[float], optional(ReadOptions, 'confidence_threshold')] = None
     lexical_weight: Annotated[Optional[float], optional(ReadOptions, 'lexical_weight')] = None
     overlap_threshold: Annotated[Optional[float], optional(ReadOptions, 'overlap_threshold')] = None
     context_field: Annotated[Optional[ContextField],
                              choice(get_args(ContextField), "what the reader reads of a match ('auto': answer, "
                                                             'else text)')] = None
+    return_matches: Annotated[Optional[bool], flag('also return the passages read (default false: the answers '
+                                                   'only, each with its source)')] = None
 
 
 class NoParameters(Parameters):

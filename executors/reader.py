@@ -3,12 +3,16 @@
 Endpoints:
 
 - ``/answer``: for each query document (``text`` = the question) the reader reads its ``matches`` (context =
-  ``match.answer`` when set, else ``match.text``; ``context_id`` = ``match.id``) and sets ``doc.answers``
-  (:class:`covidqa.docs.AnswerSpan`, best first, ``context`` filled, ``context[start:end] == answer``). A question
-  without matches, or whose best span scores below ``no_answer_threshold``, gets one no-answer span (``answer=''``,
-  ``start=end=-1``). Parameters: the request settings of :class:`covidqa.reader.options.ReadOptions`
-  (``top_k``, ``max_seq_length``, ...: :data:`covidqa.reader.options.REQUEST_OPTIONS`) and ``context_field``
-  (``'auto'`` | ``'answer'`` | ``'text'``); the Flow-wide ``limit``/``max_length`` belong to other Executors.
+  ``match.answer`` when set, else ``match.text``; ``context_id`` = ``match.id``) and replies with one
+  :class:`covidqa.docs.AnswerReply` a question: its ``answers`` (:class:`covidqa.docs.AnswerSpan`, best first,
+  ``context`` filled, ``context[start:end] == answer``, the source's ``title`` (its title, or the FAQ question),
+  ``source`` and ``url``; ``score`` the calibrated probability that the answer is right). When the reader trusts
+  none (best below ``confidence_threshold``), the no-answer span comes first (``no_answer=True``,
+  ``answer=None``, ``start=end=-1``), followed by the best of the untrusted; a question without matches gets it
+  alone. ``matches`` (without training fields) only with ``return_matches``. Parameters: the request settings of
+  :class:`covidqa.reader.options.ReadOptions` (``top_k``, ``confidence_threshold``, ...:
+  :data:`covidqa.reader.options.REQUEST_OPTIONS`), ``context_field`` (``'auto'`` | ``'answer'`` | ``'text'``) and
+  ``return_matches``; the Flow-wide ``limit``/``max_length`` belong to other Executors.
 - ``/qa/train``: fine-tune on ``parameters['file']`` (CSV or SQuAD JSON under ``data_dir``) or on the request's
   labelled documents (below); optional ``eval_file``, ``args`` (QATrainArgs keys), ``start_from``
   (``'current'`` | ``'base'``), ``wait`` (false), ``timeout``. Everything is checked at once (a bad request is a
@@ -49,7 +53,7 @@ from pathlib import Path
 from jina import Executor, requests
 
 from covidqa.data.records import QADataError, QARecord
-from covidqa.docs import AnswerSpan, DocList, QADoc
+from covidqa.docs import AnswerReply, AnswerSpan, DocList, QADoc, ReplyMatch, reply_match
 from covidqa.jobs import TRAIN_READER
 from covidqa.models.loading import BASE_MODEL_NAME
 from covidqa.paths import default_reader_dir, qa_files_dir
@@ -95,24 +99,47 @@ class Reader(Executor):
 
     # ------------------------------------------------------------------------------------------------- /answer
     @requests(on='/answer')
-    def answer(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
+    def answer(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[AnswerReply]:
         params = AnswerParameters.parse(parameters, '/answer')
         check_texts(docs, '/answer')
         field = or_default(params.context_field, 'auto')
         contexts = [[self._context_of(m, field) for m in doc.matches] for doc in docs]
         ids = [[m.id for m in doc.matches] for doc in docs]
+        titles = [[self._title_of(m, field) for m in doc.matches] for doc in docs]
+        # the retrieval cosine is evidence where it compares two questions: an FAQ entry whose answer is read
+        cosines = [[m.cosine if self._reads_answer(m, field) else None for m in doc.matches] for doc in docs]
         try:  # None: the reader's configured default
-            results = self._served().read([d.text for d in docs], contexts, ids,
+            results = self._served().read([d.text for d in docs], contexts, ids, titles, cosines,
                                           **{name: getattr(params, name) for name in REQUEST_OPTIONS}).answers
         except ValueError as error:
             raise BadRequest(f'/answer: {error}') from None
+        replies = DocList[AnswerReply]()
         for doc, ctxs, answers in zip(docs, contexts, results):
-            doc.answers = DocList[AnswerSpan]([
-                AnswerSpan(answer=a.answer, score=a.score, start=a.start, end=a.end, context_id=a.context_id or '',
-                           context=ctxs[a.context_index] if a.context_index >= 0 else None)
-                for a in answers
-            ])
-        return docs
+            spans = [self._span(a, ctxs, doc.matches, field) for a in answers]
+            matches = [reply_match(m) for m in doc.matches] if params.return_matches else []
+            replies.append(AnswerReply(id=doc.id, text=doc.text, model_version=doc.model_version,
+                                       answers=DocList[AnswerSpan](spans), matches=DocList[ReplyMatch](matches)))
+        return replies
+
+    @staticmethod
+    def _span(a, contexts, matches, field: str) -> AnswerSpan:
+        if a.is_no_answer:
+            return AnswerSpan(answer=None, no_answer=True, score=a.score)
+        match = matches[a.context_index]
+        return AnswerSpan(answer=a.answer, score=a.score, start=a.start, end=a.end, context_id=a.context_id,
+                          context=contexts[a.context_index], title=Reader._title_of(match, field),
+                          source=match.source, url=match.url)
+
+    @staticmethod
+    def _reads_answer(match, field: str) -> bool:
+        """Whether the reader reads the match's ``answer`` (an FAQ entry: its ``text`` is the question)."""
+        return field == 'answer' or (field == 'auto' and bool(match.answer))
+
+    @staticmethod
+    def _title_of(match, field: str):
+        """What a match is about, for a person and for the reader's confidence: its title, else the FAQ question
+        whose answer is read."""
+        return match.title or (match.text if Reader._reads_answer(match, field) else None)
 
     @staticmethod
     def _context_of(match, field: str) -> str:

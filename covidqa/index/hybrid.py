@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, cast
 
+import numpy as np
+
 from covidqa.text.lexical import WORD
 from covidqa.text.question_match import STOP_WORDS
 
@@ -106,5 +108,16 @@ def search(store: Rankings, vectors: Any, limit: int, version: Optional[int] = N
     return store.documents([row[:limit] for row in ranked])
 
 
-__all__ = ['RETRIEVALS', 'DEFAULT_BM25_WEIGHT', 'DEFAULT_CANDIDATES', 'MAX_QUERY_TERMS', 'Rankings', 'fts_query',
-           'fuse', 'search']
+def cosines(vector: Any, vectors: Sequence[Any]) -> np.ndarray:
+    """The cosine of one query ``vector`` and each of ``vectors`` (e.g. the embeddings of the documents a search
+    found, whatever ranked them: the dense evidence of a lexical or fused match too)."""
+    if len(vectors) == 0:
+        return np.zeros(0, dtype=np.float32)
+    q = np.asarray(vector, dtype=np.float32).reshape(-1)
+    m = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors])
+    norms = np.linalg.norm(m, axis=1) * max(float(np.linalg.norm(q)), 1e-12)
+    return (m @ q / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+__all__ = ['RETRIEVALS', 'DEFAULT_BM25_WEIGHT', 'DEFAULT_CANDIDATES', 'MAX_QUERY_TERMS', 'Rankings', 'cosines',
+           'fts_query', 'fuse', 'search']

@@ -143,17 +143,23 @@ class VersionedIndex:
                 log.info('embedder version moved (%s); embedding again', stale)
         return attempt()
 
-    def search(self, docs, limit: int, **options) -> List[Tuple[DocList[StoredDoc], np.ndarray]]:
+    def search(self, docs, limit: int, with_cosines: bool = False, **options) -> List[Tuple]:
         """Top-``limit`` stored documents for each of ``docs`` (``text`` and/or ``embedding``+``model_version``),
-        with their query vectors in the store's version; ``options``: ``retrieval``, ``bm25_weight``,
-        ``candidates`` of :func:`covidqa.index.hybrid.search` (the lexical ranking reads ``text``)."""
+        with their query vectors in the store's version, as ``(DocList[StoredDoc], scores)`` per query (``with_cosines``:
+        ``(documents, scores, cosines)``, each document's cosine with the query, :func:`covidqa.index.hybrid.cosines`);
+        ``options``: ``retrieval``, ``bm25_weight``, ``candidates`` of :func:`covidqa.index.hybrid.search` (the lexical
+        ranking reads ``text``)."""
         if len(docs) == 0:
             return []
 
         def attempt():
             version, vectors = self.vectors_for(docs)
-            return hybrid.search(self.store, np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors]),
-                                 limit, version=version, texts=[d.text or '' for d in docs], **options)
+            queries = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors])
+            found = hybrid.search(self.store, queries, limit, version=version, texts=[d.text or '' for d in docs],
+                                  **options)
+            if not with_cosines:
+                return found
+            return [(hits, scores, hybrid.cosines(q, [d.embedding for d in hits])) for q, (hits, scores) in zip(queries, found)]
         return self._retrying(attempt)
 
     def upsert(self, docs, fields: Sequence[str]) -> int:

@@ -46,6 +46,7 @@ from covidqa.models.loading import atomic_save_pretrained, load_qa_model, load_t
 from covidqa.paths import PathLike
 from covidqa.qa.args import QATrainArgs, QATrainArgsError
 from covidqa.qa.train import TrainingData, train_span_model
+from covidqa.reader.confidence import calibration_for
 from covidqa.reader.options import ReadOptions
 from covidqa.reader.reader import ExtractiveReader
 from covidqa.reader.runners import TorchQARunner, resolve_reader_model
@@ -94,6 +95,9 @@ class QuestionAnswering:
     :param settings: reading settings for eval/test/answer_question (:class:`~covidqa.reader.options.ReadOptions`:
         ``max_seq_length``, ``doc_stride``, ``max_answer_length``, ``lexical_weight``, ...); here ``batch_size``
         defaults to 32 windows and the reader always answers (``no_answer_threshold`` 0).
+
+    Scores: a calibrated reader's (the shipped one, :func:`covidqa.reader.confidence.calibration_for`) are the
+    probability that the answer is right until :meth:`train` changes the model; then its span scores.
     """
 
     def __init__(self, model: Optional[PathLike] = None, *, num_threads: Optional[int] = None, **settings: Any):
@@ -107,7 +111,7 @@ class QuestionAnswering:
         self.last_train: Optional[TrainResult] = None
         self.last_train_args: Optional[QATrainArgs] = None
         self._reader = ExtractiveReader(
-            model=self.model_path, runner=TorchQARunner(self.model),
+            model=self.model_path, runner=TorchQARunner(self.model), calibrator=calibration_for(self.model_path),
             options=ReadOptions(top_k=1, no_answer_threshold=0.0, batch_size=32).with_overrides(settings))
 
     @property
@@ -134,6 +138,7 @@ class QuestionAnswering:
         if not records:
             raise QADataError(f'{input_filepath}: no training records')
         started = time.perf_counter()
+        self._reader.calibrator = None  # it belongs to the weights this training changes
         run = train_span_model(self.model, self.tokenizer, records, args, start_model=str(self.model_path))
         losses = run.losses
         edge = max(1, min(20, len(losses) // 4))

@@ -10,6 +10,7 @@ Example::
     python -m covidqa.qa eval DEV.csv [--model DIR]               # {"loss": ..., "exact_match": ..., "f1": ...}
     python -m covidqa.qa test TEST.csv [--model DIR] [--output predictions.csv]
     python -m covidqa.qa default [--force] [--epochs N] [--data-dir DIR] [--start-from DIR]
+    python -m covidqa.qa no-answer [--start-from DIR] [--output DIR] [--max-minutes M]
     python -m covidqa.qa ship [--model DIR] [--output FILE]
 """
 from __future__ import annotations
@@ -93,6 +94,13 @@ def _cmd_test(ns) -> int:
     return 0
 
 
+def _cmd_no_answer(ns) -> int:
+    from covidqa.qa.no_answer import train_no_answer_reader
+
+    train_no_answer_reader(ns.start_from, ns.output, data_dir=ns.data_dir, max_minutes=ns.max_minutes,
+                           args=_json_arg(ns.args))
+    return 0
+
 
 def _cmd_default(ns) -> int:
     args = _json_arg(ns.args)
@@ -121,6 +129,25 @@ def _cmd_ship(ns) -> int:
     target = Path(ns.output) if ns.output else SHIPPED_READER_FILE
     digest = pack_reader(source, target, meta)
     print(f'packed {source} into {target} ({target.stat().st_size / 2**20:.1f} MiB, sha256 {digest})')
+    return 0
+
+
+def _cmd_calibrate(ns) -> int:
+    from covidqa.qa.calibrate import fit_calibration
+
+    model = ns.model
+    sha = ''
+    if model is None:  # the shipped reader: its calibration goes beside its file, named by its checksum
+        from covidqa.models.shipped import SHIPPED_READER_FILE, expected_sha256, shipped_reader_dir
+        from covidqa.reader.confidence import CALIBRATION_FILE
+
+        model = str(shipped_reader_dir())
+        sha = expected_sha256(SHIPPED_READER_FILE)
+        output = ns.output or str(SHIPPED_READER_FILE.parent / CALIBRATION_FILE)
+    else:
+        output = ns.output
+    fit_calibration(model, data_dir=ns.data_dir, output=output, reader_sha256=sha, squad2_limit=ns.squad2_limit or None,
+                    plot=ns.plot)
     return 0
 
 
@@ -184,6 +211,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument('--start-from', help='model to fine-tune, e.g. stage 1 of the recipe (covidqa.qa.pretrain); '
                                         'adds ADAPT_ARGS to the default recipe (default: base)')
     p.set_defaults(func=_cmd_default)
+
+    p = sub.add_parser('no-answer', help='stage 3: teach a trained reader to say "no answer" (covidqa.qa.no_answer)')
+    p.add_argument('--start-from', help='reader to fine-tune (default: the one the service serves)')
+    p.add_argument('--output', help='model directory (default: the service default reader dir)')
+    p.add_argument('--max-minutes', type=float, help='training time budget in minutes (default 25; 0: none)')
+    p.add_argument('--data-dir', help='data root (default: $COVIDQA_DATA or ../shared/data)')
+    p.add_argument('--args', help='extra QATrainArgs as a JSON object')
+    p.set_defaults(func=_cmd_no_answer)
+
+    p = sub.add_parser('calibrate', help="fit a reader's confidence on held-out questions (covidqa.qa.calibrate)")
+    p.add_argument('--model', help='reader directory (default: the shipped reader; its calibration goes to '
+                                   'models/reader/calibration.json)')
+    p.add_argument('--output', help="calibration file (default: calibration.json beside the reader's weights)")
+    p.add_argument('--data-dir', help='data root (default: $COVIDQA_DATA or ../shared/data)')
+    p.add_argument('--squad2-limit', type=int, default=0, help='at most this many SQuAD 2.0 questions of each half (0: all)')
+    p.add_argument('--plot', help='draw the reliability diagram of the held-out half here (PNG)')
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser('ship', help='pack a trained reader into the one file committed to the repository')
     p.add_argument('--model', help='reader directory (default: the service default reader dir)')

@@ -26,8 +26,8 @@ Example::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -71,10 +71,12 @@ class SpanCandidate:
 @dataclass
 class DecodedSpans:
     """What :func:`decode_spans` found for one question: ``candidates`` best first (one per ``(context, start,
-    end)``), and ``no_answer``, the question's no-answer probability (1.0 without windows)."""
+    end)``), ``no_answer``, the question's no-answer probability (1.0 without windows), and each window's
+    (``window_no_answer[window id]``)."""
 
     candidates: List[SpanCandidate]
     no_answer: float
+    window_no_answer: Dict[int, float] = field(default_factory=dict)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -183,17 +185,20 @@ def decode_spans(logits: Sequence[Logits], offsets: Sequence[np.ndarray], contex
         normaliser = (float(norm_start[0]), float(norm_end[0]))
     best: dict = {}
     no_answer = 1.0
+    per_window: Dict[int, float] = {}
     for i, ((start_logits, end_logits), off, mask) in enumerate(zip(logits, offsets, context_masks)):
+        window = windows[i] if windows is not None else i
         found, window_no_answer = decode_window(
             start_logits, end_logits, off, mask, normaliser, top_k=top_k, max_answer_length=max_answer_length,
-            no_answer_threshold=no_answer_threshold, window=windows[i] if windows is not None else i,
+            no_answer_threshold=no_answer_threshold, window=window,
             context=contexts[i] if contexts is not None else 0)
         no_answer = min(no_answer, window_no_answer)
+        per_window[window] = window_no_answer
         for candidate in found:
             if candidate.key not in best or candidate.score > best[candidate.key].score:
                 best[candidate.key] = candidate
     ranked = sorted(best.values(), key=lambda c: (-c.score, c.key))
-    return DecodedSpans(ranked, no_answer)
+    return DecodedSpans(ranked, no_answer, per_window)
 
 
 def drop_overlapping(spans: Sequence[Tuple[int, int, int]], overlap_threshold: float,

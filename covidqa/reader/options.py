@@ -19,9 +19,10 @@ from covidqa.reader.windows import DEFAULT_DOC_STRIDE, DEFAULT_MAX_QUERY_LENGTH,
 # even right answers often score 0.05-0.3; 0.01 only filters spans the model finds very unlikely.
 DEFAULT_NO_ANSWER_THRESHOLD = 0.01
 # How much a span outside the context sentences that best match the question's words is discounted
-# (:mod:`covidqa.text.lexical`): score * exp(-weight * (1 - match)). Full-article dev F1 of two default readers peaks
-# at 12-30 (benchmarks/READER_RESULTS.md, "Lexical sentence prior"); paragraph F1 hardly moves.
-DEFAULT_LEXICAL_WEIGHT = 20.0
+# (:mod:`covidqa.text.lexical`): score * exp(-weight * (1 - match)). Off by default: re-measured on held-out data
+# with the shipped reader (benchmarks/TRUST_RESULTS.md), 20 costs 3.2 F1 points on COVID-QA paragraphs and gains
+# 0.3 on whole articles (it was chosen on full-article dev with earlier readers: benchmarks/READER_RESULTS.md).
+DEFAULT_LEXICAL_WEIGHT = 0.0
 # top_k answers are distinct: a span sharing more than this fraction of its own characters, or of a better answer's,
 # with a better answer of the same context is dropped (haystack's ExtractiveReader default); 1.0 keeps near-copies
 # ("from person-to-person." and "person-to-person"). The best answer is never dropped: top-1 EM/F1 do not depend on it.
@@ -35,9 +36,11 @@ class ReadOptions(Options):
 
     top_k: Annotated[int, integer(1, 1000, 'answers per question')] = 1
     max_answer_length: Annotated[int, integer(1, 512, 'longest answer, in tokens')] = DEFAULT_MAX_ANSWER_LENGTH
-    no_answer_threshold: Annotated[float, number(0.0, 1.0, 'spans whose probability within their window is below '
-                                                            'this are dropped; none left: "no answer"')
-                                   ] = DEFAULT_NO_ANSWER_THRESHOLD
+    no_answer_threshold: Annotated[Optional[float], number(0.0, 1.0, 'spans whose probability within their window '
+                                                                      'is below this are dropped; none left: "no '
+                                                                      'answer" (default: 0 for a calibrated reader, '
+                                                                      'whose confidence decides, else 0.01)')
+                                   ] = None
     max_seq_length: Annotated[int, integer(32, 512, 'reader window length, in tokens (question + context)')
                               ] = DEFAULT_MAX_SEQ_LENGTH
     doc_stride: Annotated[int, integer(0, 512, 'overlap of consecutive windows of a long context, in tokens')
@@ -51,6 +54,11 @@ class ReadOptions(Options):
     overlap_threshold: Annotated[float, number(0.0, 1.0, 'drop a span sharing more than this fraction of its '
                                                           'characters with a better answer of the same context '
                                                           '(1 = keep near-copies)')] = DEFAULT_OVERLAP_THRESHOLD
+    confidence_threshold: Annotated[Optional[float], number(0.0, 1.0, 'a calibrated reader says "no answer" when '
+                                                                       'its best answer is less likely than this to '
+                                                                       'be right (default: the threshold chosen on '
+                                                                       'its calibration data; 0 = always answer)')
+                                    ] = None
     span_candidates: Annotated[Optional[int], integer(1, 10_000, 'spans decoded per window before the lexical '
                                                                   'prior and the overlap filter re-rank them '
                                                                   '(default: 20 or 4 x top_k; 100 or 20 x top_k '
@@ -68,5 +76,5 @@ class ReadOptions(Options):
 
 
 # what a request to /answer may override (the rest is the reader's configuration)
-REQUEST_OPTIONS = ('top_k', 'max_answer_length', 'no_answer_threshold', 'max_seq_length', 'doc_stride', 'batch_size',
+REQUEST_OPTIONS = ('top_k', 'max_answer_length', 'no_answer_threshold', 'confidence_threshold', 'max_seq_length', 'doc_stride', 'batch_size',
                    'lexical_weight', 'overlap_threshold')

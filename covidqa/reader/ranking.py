@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -17,8 +17,12 @@ from covidqa.text.lexical import sentence_matches, span_match
 class Answer:
     """One extracted answer, best-first in :meth:`ExtractiveReader.read` results.
 
-    ``contexts[context_index][start:end] == answer`` (character offsets). The no-answer result has ``answer=''``,
-    ``start=end=-1``, ``context_id=None``, ``context_index=-1`` and its score is the no-answer probability.
+    ``contexts[context_index][start:end] == answer`` (character offsets). ``score``: with a calibrated reader the
+    probability that the answer is right (:mod:`covidqa.reader.confidence`), else the reader's span score;
+    ``span_score``: the reader's span score (after the lexical prior) either way; ``evidence``: what the
+    confidence is computed from (:func:`covidqa.reader.confidence.answer_features`). The no-answer result has
+    ``answer=''``, ``start=end=-1``, ``context_id=None``, ``context_index=-1``; its score is the probability that
+    no answer found is right (calibrated), else the model's no-answer probability.
     """
 
     answer: str
@@ -27,6 +31,9 @@ class Answer:
     end: int
     context_id: Optional[str] = None
     context_index: int = -1
+    span_score: float = 0.0
+    candidate: Optional[SpanCandidate] = field(default=None, repr=False, compare=False)
+    evidence: Optional[Dict[str, float]] = field(default=None, repr=False, compare=False)
 
     @property
     def is_no_answer(self) -> bool:
@@ -52,12 +59,16 @@ def rank(decoded: DecodedSpans, scores: Sequence[float], contexts: Sequence[str]
     ranked = [ordered[i] for i in drop_overlapping([c.key for _, c in ordered], overlap_threshold, limit=top_k)]
     answers = [Answer(answer=contexts[c.context][c.start:c.end], score=score, start=c.start, end=c.end,
                       context_id=(context_ids[c.context] if context_ids is not None else None),
-                      context_index=c.context)
+                      context_index=c.context, span_score=score, candidate=c)
                for score, c in ranked]
     if not answers:
-        no_answer = decoded.no_answer
-        answers.append(Answer('', float(no_answer) if not math.isnan(no_answer) else 0.0, -1, -1))
+        answers.append(no_answer(decoded.no_answer))
     return answers
+
+
+def no_answer(score: float) -> Answer:
+    """The "no answer" result with this score (NaN counts as 0)."""
+    return Answer('', float(score) if not math.isnan(score) else 0.0, -1, -1)
 
 
 @dataclass

@@ -29,7 +29,12 @@ function: encode -> logits -> decode -> priors -> rank):
    such that
    ``contexts[i][answer.start:answer.end] == answer.answer``.
 
-"No answer": spans whose probability *within their window* (softmax over that window's ``[CLS]`` + context
+Confidence (:mod:`covidqa.reader.confidence`): with a calibrator (the shipped reader has one) every answer's score is
+the probability that it is right, and when the best is below ``confidence_threshold`` (default: the calibrator's)
+the result starts with the no-answer :class:`Answer` (score: 1 - the best's probability), the untrusted answers
+after it.
+
+"No answer" also when spans whose probability *within their window* (softmax over that window's ``[CLS]`` + context
 tokens) is below ``no_answer_threshold`` are dropped; when none is left the result is the single
 no-answer :class:`Answer` (``answer=''``, ``start=end=-1``) whose score is the model's no-answer probability, i.e.
 ``p_start[CLS] * p_end[CLS]`` of the window that is most confident that it holds an answer (the minimum over
@@ -62,15 +67,18 @@ import numpy as np
 
 from covidqa.models.loading import load_tokenizer
 from covidqa.paths import PathLike
+from covidqa.reader.confidence import Calibrator, answer_features, calibration_for
 from covidqa.reader.decoding import decode_spans, question_normalisers
-from covidqa.reader.options import ReadOptions
-from covidqa.reader.ranking import Answer, ReadResult, lexical_priors, rank
+from covidqa.reader.options import DEFAULT_NO_ANSWER_THRESHOLD, ReadOptions
+from covidqa.reader.ranking import Answer, ReadResult, lexical_priors, no_answer, rank
 from covidqa.reader.runners import BACKENDS, Runner, TorchQARunner, resolve_reader_model
 from covidqa.reader.windows import QAWindows, encode_pairs
 from covidqa.text.question_match import uses_question_word_type
 from covidqa.text.tokenization import length_sorted_batches, pad_batch
 
 __all__ = ['Answer', 'ExtractiveReader', 'ReadOptions', 'ReadResult']
+
+RERANKED = 10  # answers a calibrated reader ranks by confidence before it keeps top_k
 
 
 class ExtractiveReader:
@@ -80,6 +88,9 @@ class ExtractiveReader:
     :param backend: ``'torch'``, ``'onnx'`` or ``'onnx-int8'``.
     :param runner: optional ready span-model callable (overrides ``backend``), see :mod:`covidqa.reader.runners`.
     :param num_threads: torch / ONNX Runtime intra-op threads (None: library default).
+    :param calibrator: the confidence of this reader's answers (:class:`covidqa.reader.confidence.Calibrator`);
+        default the one fitted for the checkpoint (:func:`~covidqa.reader.confidence.calibration_for`) unless
+        ``runner`` is given or ``calibrate=False`` (then scores are the reader's span scores).
     :param options: the reading settings (:class:`~covidqa.reader.options.ReadOptions`); ``**settings`` (e.g.
         ``top_k=3``) override single ones. Raises :class:`covidqa.options.OptionsError` (a ``ValueError``) naming a
         bad or unknown setting.
@@ -88,7 +99,8 @@ class ExtractiveReader:
     """
 
     def __init__(self, model: Optional[PathLike] = None, backend: str = 'torch', *, runner: Optional[Runner] = None,
-                 num_threads: Optional[int] = None, options: Optional[ReadOptions] = None, **settings: Any):
+                 num_threads: Optional[int] = None, options: Optional[ReadOptions] = None,
+                 calibrator: Optional[Calibrator] = None, calibrate: bool = True, **settings: Any):
         if backend not in BACKENDS:
             raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
         if runner is not None and not callable(runner):
@@ -98,6 +110,8 @@ class ExtractiveReader:
         self.num_threads = num_threads
         self.options = (options or ReadOptions()).with_overrides(settings)
         self._runner: Optional[Runner] = runner
+        self.calibrator = calibrator
+        self._find_calibrator = calibrator is None and calibrate and runner is None
         self._tokenizer: Optional[Any] = None  # a transformers tokenizer, loaded by load()
         self._model_path: Optional[PathLike] = None
         self._marks_question_words: Optional[bool] = None
@@ -116,6 +130,8 @@ class ExtractiveReader:
         with self._lock:
             if self._tokenizer is None:
                 self._tokenizer = load_tokenizer(self.model_path)
+                if self._find_calibrator:
+                    self.calibrator = calibration_for(self.model_path)
             if self._runner is None:
                 if self.backend.startswith('onnx'):
                     from covidqa.models.onnx import OnnxQARunner
@@ -166,6 +182,8 @@ class ExtractiveReader:
     # ------------------------------------------------------------------ reading
     def read(self, questions: Sequence[str], contexts: Sequence[Sequence[str]],
              context_ids: Optional[Sequence[Optional[Sequence[Optional[str]]]]] = None,
+             context_titles: Optional[Sequence[Sequence[Optional[str]]]] = None,
+             context_cosines: Optional[Sequence[Sequence[Optional[float]]]] = None,
              **overrides: Any) -> ReadResult:
         """The ``top_k`` best answers of each question over its contexts, best first, with the windows and logits
         they came from.
@@ -174,6 +192,11 @@ class ExtractiveReader:
         :param contexts: ``contexts[i]``: the texts to search for ``questions[i]`` (any length: long ones are
             windowed; empty ones are skipped). Windows of all questions share batches.
         :param context_ids: optional ids aligned with ``contexts``, copied into :attr:`Answer.context_id`.
+        :param context_titles: optional, aligned with ``contexts``: what each is about (its title, or the FAQ
+            question it answers; ``None`` for none): evidence of whether the question is covered at all
+            (``title_coverage`` of :func:`covidqa.reader.confidence.answer_features`).
+        :param context_cosines: optional, aligned with ``contexts``: the retrieval cosine of each with the question
+            (``retrieval_cosine``; ``None`` for unknown).
         :param overrides: :class:`~covidqa.reader.options.ReadOptions` settings for this call (``None``: the
             reader's own).
         :returns: :class:`ReadResult`: ``answers[i]`` holds 1..top_k :class:`Answer` objects, or the single
@@ -196,6 +219,9 @@ class ExtractiveReader:
                                options.max_query_length, mark_question_words=self.marks_question_words)
         logits = self.window_logits(windows, options.batch_size)
 
+        no_answer_threshold = options.no_answer_threshold
+        if no_answer_threshold is None:
+            no_answer_threshold = 0.0 if self.calibrator is not None else DEFAULT_NO_ANSWER_THRESHOLD
         owners = [pair_owner[int(p)][0] for p in windows.pair]
         norm_start, norm_end = question_normalisers(logits, windows.context_mask, owners, len(questions))
         per_question: List[List[int]] = [[] for _ in questions]
@@ -206,15 +232,45 @@ class ExtractiveReader:
             decoded = decode_spans(
                 [logits[w] for w in ws], [windows.offsets[w] for w in ws], [windows.context_mask[w] for w in ws],
                 (norm_start[qi], norm_end[qi]), top_k=options.candidates(),
-                max_answer_length=options.max_answer_length, no_answer_threshold=options.no_answer_threshold,
+                max_answer_length=options.max_answer_length, no_answer_threshold=no_answer_threshold,
                 windows=ws, contexts=[pair_owner[int(windows.pair[w])][1] for w in ws])
             scores = [c.score for c in decoded.candidates]
             if options.lexical_weight > 0 and decoded.candidates:
                 scores = lexical_priors(questions[qi], contexts[qi], decoded.candidates, scores,
                                         options.lexical_weight)
             ids = context_ids[qi] if context_ids is not None else None
-            results.append(rank(decoded, scores, contexts[qi], ids, options.top_k, options.overlap_threshold))
+            # a calibrated reader re-ranks a few more by confidence (the source's coverage can change the order)
+            depth = max(options.top_k, RERANKED) if self.calibrator is not None else options.top_k
+            answers = rank(decoded, scores, contexts[qi], ids, depth, options.overlap_threshold)
+            titles = context_titles[qi] if context_titles is not None else None
+            cosines = context_cosines[qi] if context_cosines is not None else None
+            results.append(self._decide(questions[qi], contexts[qi], titles, cosines, decoded, answers, options))
         return ReadResult(results, windows, logits, pair_owner)
+
+    def _decide(self, question: str, contexts: Sequence[str], titles: Optional[Sequence[Optional[str]]],
+                cosines: Optional[Sequence[Optional[float]]], decoded, answers: List[Answer],
+                options: ReadOptions) -> List[Answer]:
+        """Each answer gets its :attr:`Answer.evidence` (:func:`covidqa.reader.confidence.answer_features`). With a
+        calibrator its score becomes its probability of being right, the answers are re-ranked by it and cut to
+        ``top_k``, and when the best is under the confidence threshold the result is "no answer" (scored 1 - that
+        probability) followed by the answers it did not trust. Without one: ``answers`` as ranked."""
+        for a in answers:
+            if a.candidate is not None:
+                title = titles[a.context_index] if titles is not None else None
+                cosine = cosines[a.context_index] if cosines is not None else None
+                a.evidence = answer_features(question, contexts, decoded, a.candidate, a.span_score, title, cosine)
+        calibrator = self.calibrator
+        if calibrator is None:
+            return answers
+        for a in answers:
+            if a.evidence is not None:
+                a.score = calibrator.probability(a.evidence)
+        answers = sorted(answers, key=lambda a: -a.score)[:options.top_k]
+        threshold = calibrator.threshold if options.confidence_threshold is None else options.confidence_threshold
+        best = answers[0]
+        if not best.is_no_answer and best.score < threshold:
+            return [no_answer(1.0 - best.score)] + answers
+        return answers
 
     @staticmethod
     def _pairs(questions, contexts, context_ids) -> Tuple[List[str], List[str], List[Tuple[int, int]]]:

@@ -87,9 +87,9 @@ def _cross_entropy(logits: np.ndarray, label: int) -> float:
 
 
 def _read(reader: ExtractiveReader, records: Sequence[QARecord]) -> ReadResult:
-    # threshold 0: the best span always answers
+    # thresholds 0: the best span always answers
     return reader.read([r.question for r in records], [[r.context] for r in records], top_k=1,
-                       no_answer_threshold=0.0)
+                       no_answer_threshold=0.0, confidence_threshold=0.0)
 
 
 def evaluate(reader: ExtractiveReader, inputs: Inputs) -> EvalResult:

@@ -13,7 +13,7 @@ from jina.excepts import BadServer
 
 from client.__main__ import legible_score
 from client.flowctl import REPO, FlowProcess
-from covidqa.docs import AnswerSpan, DocList, QADoc
+from covidqa.docs import AnswerReply, AnswerSpan, DocList, QADoc
 from covidqa.index.replies import indexer_reply
 from tests.helpers import shared_fraction
 from toydata import generate_qa
@@ -116,8 +116,9 @@ def test_answer_retrieves_hybrid_by_default_and_search_dense(flow, faq_docs):
     question = 'Can the virus be transmitted through mosquito bites?'
 
     def ranked(endpoint, **parameters):
+        extra = {'return_matches': True} if endpoint == '/answer' else {}
         docs = flow.client().post(endpoint, DocList[QADoc]([QADoc(text=question)]), return_type=DocList[QADoc],
-                                  parameters={'limit': 5, **parameters})
+                                  parameters={'limit': 5, **parameters, **extra})
         return [(m.id, round(m.score, 5)) for m in docs[0].matches]
 
     hybrid, dense = ranked('/search', retrieval='hybrid'), ranked('/search')
@@ -157,20 +158,24 @@ def test_reworded_faq_questions_mostly_find_their_entry(flow, faq_docs):
 def test_answer_spans_point_into_their_context(flow):
     questions = ['How does the virus spread?', 'What are the symptoms of COVID-19?', 'Should I wear a mask?']
     answered = flow.client().post('/answer', DocList[QADoc]([QADoc(text=q) for q in questions]),
-                                  parameters={'limit': 3, 'top_k': 3}, return_type=DocList[QADoc])
+                                  parameters={'limit': 3, 'top_k': 3, 'lexical_weight': 20, 'return_matches': True},
+                                  return_type=DocList[QADoc])
     for query in answered:
         assert query.matches and query.answers
         match_ids = {m.id for m in query.matches}
-        scores = [a.score for a in query.answers]
-        assert scores == sorted(scores, reverse=True)
-        for span in query.answers:
-            if span.answer:  # a "no answer" result has start == end == -1
-                assert span.context_id in match_ids
-                assert span.context[span.start:span.end] == span.answer
-        for i, a in enumerate(query.answers):  # top_k answers are distinct (overlap_threshold 0.01)
-            for b in query.answers[:i]:
+        spans = [a for a in query.answers if not a.no_answer]  # "no answer", when it comes, comes first
+        assert spans == list(query.answers)[len(query.answers) - len(spans):]
+        scores = [a.score for a in spans]
+        assert scores == sorted(scores, reverse=True) and all(0 < p < 1 for p in scores)
+        for span in spans:
+            assert span.context_id in match_ids
+            assert span.context[span.start:span.end] == span.answer
+            source = next(m for m in query.matches if m.id == span.context_id)
+            assert span.title == source.text  # the FAQ question whose answer was read
+        for i, a in enumerate(spans):  # top_k answers are distinct (overlap_threshold 0.01)
+            for b in spans[:i]:
                 assert a.context_id != b.context_id or shared_fraction(a, b) <= 0.01, (a, b)
-    # the lexical sentence prior only discounts scores: without it (lexical_weight 0) no span scores lower
+    # the lexical sentence prior only discounts: without it (lexical_weight 0) no span is less likely right
     plain = flow.client().post('/answer', DocList[QADoc]([QADoc(text=q) for q in questions]),
                                parameters={'limit': 3, 'top_k': 3, 'lexical_weight': 0}, return_type=DocList[QADoc])
     for query, unweighted in zip(answered, plain):
@@ -194,6 +199,68 @@ def test_http_search_and_answer(flow, faq_docs):
     with urllib.request.urlopen(f'{flow.http_url}/openapi.json', timeout=30) as response:
         spec = json.loads(response.read())
     assert {'/search', '/answer', '/index'} <= set(spec['paths'])
+
+
+QUESTIONS_WITHOUT_AN_ANSWER = ['What is the capital of France?', 'Who won the 2018 football world cup?',
+                               'asdf qwer zxcv', 'a' * 28]
+
+
+def test_no_answer_is_explicit_and_confidence_threshold_decides(flow):
+    """The shipped reader's calibrated confidence: a question the FAQ does not cover gets "no answer" (its
+    probability as the score) with the untrusted best candidate under it; an answer is never an empty string."""
+    client = flow.client()
+    ask = lambda question, **parameters: client.post(  # noqa: E731
+        '/answer', DocList[QADoc]([QADoc(text=question)]), parameters=parameters,
+        return_type=DocList[AnswerReply])[0].answers
+    france = ask('What is the capital of France?')
+    assert france[0].no_answer and france[0].answer is None and france[0].start == france[0].end == -1
+    assert france[0].context_id is None and 0.5 < france[0].score <= 1.0
+    assert len(france) == 2 and france[1].answer and 1 - france[1].score == pytest.approx(france[0].score)
+    forced = ask('What is the capital of France?', confidence_threshold=0)  # always answer
+    assert not forced[0].no_answer and (forced[0].answer, forced[0].score) == (france[1].answer, france[1].score)
+    assert ask('How does the virus spread?', confidence_threshold=1)[0].no_answer  # never trust
+    for question in QUESTIONS_WITHOUT_AN_ANSWER + ['How does the virus spread?', 'Should I wear a mask?']:
+        status, body = http_post(flow, '/answer', {'data': [{'text': question}], 'parameters': {'top_k': 3}})
+        assert status == 200
+        for span in body['data'][0]['answers']:
+            assert span['no_answer'] == (span['answer'] is None), span
+            assert span['answer'] is None or span['answer'].strip(), span  # never an empty string
+
+
+TRAINING_FIELDS = ('wrong_answer', 'embedding', 'input_ids', 'label')
+
+
+def test_replies_are_lean_over_http_and_grpc(flow, faq_docs):
+    """/answer returns the answers with their sources, matches only with return_matches; neither /answer nor
+    /search returns vectors, token ids or training fields (the FAQ's documents carry a wrong_answer)."""
+    assert faq_docs[5].wrong_answer
+    status, body = http_post(flow, '/answer', {'data': [{'text': faq_docs[5].text}]})
+    assert status == 200
+    (reply,) = body['data']
+    assert set(reply) <= {'id', 'text', 'model_version', 'answers', 'matches'} and reply['matches'] == []
+    assert not any(field in json.dumps(body) for field in TRAINING_FIELDS)
+    span = next(a for a in reply['answers'] if not a['no_answer'])
+    assert (span['context_id'], span['title']) == (faq_docs[5].id, faq_docs[5].text)
+    status, body = http_post(flow, '/answer', {'data': [{'text': faq_docs[5].text}],
+                                               'parameters': {'return_matches': True, 'limit': 3}})
+    assert status == 200 and len(body['data'][0]['matches']) == 3
+    assert not any(field in json.dumps(body) for field in TRAINING_FIELDS)
+    status, body = http_post(flow, '/search', {'data': [{'text': faq_docs[5].text}], 'parameters': {'limit': 3}})
+    assert status == 200 and body['data'][0]['matches'][0]['id'] == faq_docs[5].id
+    assert not any(field in json.dumps(body) for field in TRAINING_FIELDS)
+    for parameters in ({}, {'return_matches': True}):  # gRPC, read into the Flow's full document type
+        (doc,) = flow.client().post('/answer', DocList[QADoc]([QADoc(text=faq_docs[5].text)]),
+                                    parameters={'limit': 3, **parameters}, return_type=DocList[QADoc])
+        assert len(doc.matches) == (3 if parameters else 0) and doc.embedding is None and doc.input_ids is None
+        assert all(m.wrong_answer is None and m.cosine is not None for m in doc.matches)
+    (found,) = search(flow, [faq_docs[5].text])
+    assert found.matches[0].id == faq_docs[5].id and found.embedding is None
+    assert all(m.wrong_answer is None for m in found.matches)
+    with urllib.request.urlopen(f'{flow.http_url}/openapi.json', timeout=30) as response:
+        spec = json.loads(response.read())
+    schemas = spec['components']['schemas']
+    reply_schemas = [name for name, schema in schemas.items() if 'no_answer' in schema.get('properties', {})]
+    assert reply_schemas and all('wrong_answer' not in schemas[name]['properties'] for name in reply_schemas)
 
 
 def test_the_gateway_logs_every_search_before_its_reply_over_both_protocols(flow, faq_docs):
@@ -315,6 +382,9 @@ def test_bad_grpc_input_is_refused_clearly_and_the_flow_keeps_serving(flow, faq_
     ({'data': [{'text': 'ok'}], 'parameters': {'top_k': 0}}, 400, "parameter 'top_k' must be an integer"),
     ({'data': [{'text': 'ok'}], 'parameters': {'lexical_weight': -1}}, 400, "parameter 'lexical_weight' must be"),
     ({'data': [{'text': 'ok'}], 'parameters': {'overlap_threshold': 2}}, 400, "parameter 'overlap_threshold' must be"),
+    ({'data': [{'text': 'ok'}], 'parameters': {'confidence_threshold': 1.5}}, 400,
+     "parameter 'confidence_threshold' must be"),
+    ({'data': [{'text': 'ok'}], 'parameters': {'return_matches': 'yes'}}, 400, "parameter 'return_matches' must be"),
     ({'data': [{'text': 'ok'}], 'parameters': {'limt': 3}}, 400, "unknown parameter(s) ['limt'] for /answer"),
     # shards' answers are joined by query id: two queries with one id would get each other's matches
     ({'data': [{'id': 'q', 'text': 'a'}, {'id': 'q', 'text': 'b'}]}, 400, "documents 0 and 1 have the same id 'q'"),
@@ -340,9 +410,11 @@ def test_cli_client(flow, faq_docs):
     # the CLI shows what /answer gives for its defaults (5 FAQ entries read, 3 answers)
     best = flow.client().post('/answer', DocList[QADoc]([QADoc(text='How does the virus spread?')]),
                               parameters={'limit': 5, 'top_k': 3}, return_type=DocList[QADoc])[0].answers[0]
-    expected = (f'1. {best.answer}   [score {legible_score(best.score)}]' if best.answer else
-                f'1. (no answer above the threshold) [score {legible_score(best.score)}]')
+    expected = (f'1. {best.answer}   [{legible_score(best.score)} likely right]' if not best.no_answer else
+                f'no answer in the indexed documents ({legible_score(best.score)} sure)')
     assert out.stdout.splitlines()[0] == expected, out.stdout
+    out = run('ask', 'What is the capital of France?')
+    assert out.returncode == 0 and out.stdout.startswith('no answer in the indexed documents ('), out.stdout
     out = run('--port', '1', 'count')
     assert out.returncode == 2 and out.stderr.startswith('error: cannot reach the Flow at 127.0.0.1:1')
 
@@ -354,16 +426,18 @@ def reader_result(response) -> dict:
 
 
 def test_qa_test_and_eval_score_the_reader_that_answer_serves(flow):
-    """flow.yml serves an ONNX int8 reader: /qa/test gives exactly its spans and scores (a torch fp32 copy of the
-    model would differ in the scores), and /qa/eval scores it (its own answer as gold: exact match)."""
+    """flow.yml serves an ONNX int8 reader: /qa/test gives exactly its spans (a torch fp32 copy of the model could
+    differ), and /qa/eval scores it (its own answer as gold: exact match)."""
     question = 'How long does the virus survive on surfaces?'
     span = flow.client().post('/answer', DocList[QADoc]([QADoc(text=question)]),
-                              parameters={'limit': 1, 'no_answer_threshold': 0}, return_type=DocList[QADoc])[0].answers[0]
+                              parameters={'limit': 1, 'confidence_threshold': 0}, return_type=DocList[QADoc]
+                              )[0].answers[0]
     assert span.answer and span.context
     asked = DocList[QADoc]([QADoc(text=question, answers=DocList[AnswerSpan]([AnswerSpan(context=span.context)]))])
     (tested,) = reader_result(flow.client().post('/qa/test', asked, return_responses=True))['results']
     assert (tested['answer'], tested['start'], tested['end']) == (span.answer, span.start, span.end)
-    assert tested['score'] == pytest.approx(span.score, abs=1e-6)
+    # the same span; its confidence there lacks the evidence of the source (the FAQ question, its cosine)
+    assert 0 < tested['score'] < 1
     gold = DocList[QADoc]([QADoc(text=question, answers=DocList[AnswerSpan](
         [AnswerSpan(answer=span.answer, start=span.start, context=span.context)]))])
     scored = reader_result(flow.client().post('/qa/eval', gold, return_responses=True))

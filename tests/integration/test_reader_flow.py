@@ -65,7 +65,8 @@ def test_answer_endpoint_sets_answer_spans(flow):
 
 def test_answer_without_matches_is_no_answer(flow):
     docs = flow.post('/answer', inputs=DocList[QADoc]([QADoc(text='Anything?')]), return_type=DocList[QADoc])
-    assert len(docs[0].answers) == 1 and docs[0].answers[0].start == -1 and docs[0].answers[0].answer == ''
+    (none,) = docs[0].answers
+    assert none.no_answer and none.answer is None and none.start == none.end == -1 and none.score == 1.0
 
 
 def test_eval_file_and_docs_return_results(flow):

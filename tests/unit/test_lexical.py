@@ -64,7 +64,7 @@ def test_reader_discounts_spans_outside_the_best_sentence():
                               overlap_threshold=1.0)
     plain = read_one(reader, question, contexts, top_k=1000, span_candidates=20, lexical_weight=0)
     weighted = read_one(reader, question, contexts, top_k=1000, span_candidates=20, lexical_weight=3.0)
-    assert reader.options.lexical_weight > 0  # the default is on; per-call values do not stick
+    assert reader.options.lexical_weight == 0  # the default is off; per-call values do not stick
     matches = sentence_matches(question, contexts)
     raw = {(a.context_index, a.start, a.end): a.score for a in plain}
     assert len(weighted) == len(plain)
@@ -85,5 +85,5 @@ def test_question_answering_passes_the_weight_to_its_reader():
     from covidqa.qa.api import QuestionAnswering
     from covidqa.reader.options import DEFAULT_LEXICAL_WEIGHT
 
-    assert QuestionAnswering('base').reader.options.lexical_weight == DEFAULT_LEXICAL_WEIGHT > 0
-    assert QuestionAnswering('base', lexical_weight=0).reader.options.lexical_weight == 0.0
+    assert QuestionAnswering('base').reader.options.lexical_weight == DEFAULT_LEXICAL_WEIGHT == 0.0
+    assert QuestionAnswering('base', lexical_weight=20).reader.options.lexical_weight == 20.0
