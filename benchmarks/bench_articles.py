@@ -202,6 +202,8 @@ def ask_flow(flow, client, endpoint: str, params: dict, questions: List[ArticleQ
              passages: int, retrieval_only: bool) -> List[QuestionResult]:
     from covidqa.docs import DocList, QADoc
 
+    if endpoint == '/answer':  # the passages read, with the answers
+        params = {**params, 'return_matches': True}
     results = []
     for i, q in enumerate(questions):
         t0 = time.perf_counter()
@@ -355,8 +357,10 @@ def main(argv=None) -> int:
 
     settings = flow_reader_settings()
     # the same reading overrides for every row: /answer parameters for the Flow, read() arguments in-process
-    read_args = {k: v for k, v in (('lexical_weight', ns.lexical_weight),
-                                   ('no_answer_threshold', ns.no_answer_threshold)) if v is not None}
+    # (confidence_threshold 0: every row scores its best answer, even one the reader would not trust)
+    read_args = {'confidence_threshold': 0.0, **{k: v for k, v in (('lexical_weight', ns.lexical_weight),
+                                                                    ('no_answer_threshold', ns.no_answer_threshold))
+                                                 if v is not None}}
     reader_model = None if ns.retrieval_only else str(benchmark_reader(ns.reader))
     report: dict = {
         'data': ARTICLE_DEV, 'articles': len(articles), 'passages': len(passages), 'max_chars': ns.max_chars,

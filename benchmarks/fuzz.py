@@ -203,7 +203,7 @@ def random_json(rng: random.Random, depth: int = 0):
 
 
 FLOAT_RANGES = {'no_answer_threshold': (0.0, 1.0), 'lexical_weight': (0.0, 100.0), 'overlap_threshold': (0.0, 1.0),
-                'timeout': (1.0, 3600.0)}
+                'confidence_threshold': (0.0, 1.0), 'timeout': (1.0, 3600.0)}
 
 
 def _bad_value(rng: random.Random, name: str = ''):
@@ -219,7 +219,7 @@ def _bad_value(rng: random.Random, name: str = ''):
 
 TYPED_PARAMETERS = {'/search': ['limit', 'max_length', 'batch_size'],
                     '/answer': ['limit', 'top_k', 'max_answer_length', 'doc_stride', 'no_answer_threshold',
-                                'lexical_weight', 'overlap_threshold', 'context_field'],
+                                'lexical_weight', 'overlap_threshold', 'confidence_threshold', 'context_field'],
                     '/train': ['wait', 'timeout'], '/rollback': ['version'], '/index': ['max_length', 'batch_size']}
 
 

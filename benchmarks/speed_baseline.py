@@ -94,7 +94,8 @@ class InProcessBaseline:
             self.reader = None
         else:
             self.pipeline = None
-            self.reader = ExtractiveReader(reader_dir, backend='torch', top_k=1, batch_size=reader_batch).load()
+            self.reader = ExtractiveReader(reader_dir, backend='torch', top_k=1, batch_size=reader_batch,
+                                           confidence_threshold=0.0).load()
 
     def search(self, question: str) -> List[int]:
         q = self.embedder.embed_texts([question])[0]

@@ -1,7 +1,7 @@
 """Document schemas (docarray v2) that flow through the service.
 
-One schema, :class:`QADoc`, travels through every Executor of the Flow, so that any endpoint can be served by the
-chain without schema conversions:
+One schema, :class:`QADoc`, travels between the Executors of the Flow, so that any endpoint can be served by the
+chain without schema conversions (what leaves the Flow is leaner, below):
 
 - a FAQ entry / passage to index: ``text`` (what is embedded, e.g. the FAQ question) plus ``answer``, ``title``,
   ``source``, ``url``; a passage cut from a longer document (:mod:`covidqa.data.passages`) also names that document
@@ -29,9 +29,10 @@ class AnswerSpan(BaseDoc):
     ``title`` (its title, or the FAQ question whose answer was read), ``source`` and ``url`` come with it.
 
     ``score``: the probability that the answer is right (a calibrated reader; :mod:`covidqa.reader.confidence`).
-    The "no answer" result has ``no_answer=True``, ``answer=None``, ``start == end == -1`` and no source; its
-    ``score`` is the probability that none of the answers found is right. It comes first when the reader trusts
-    none of them, followed by the best of those (``top_k``), or alone when nothing was found.
+    The "no answer" result has ``no_answer=True``, ``answer=None``, ``start == end == -1`` and no source. It comes
+    first when the reader trusts none of the answers found, scored 1 - the best one's probability, followed by the
+    best of those (``top_k``); alone when nothing was found (score 1.0 without contexts, else the model's no-answer
+    probability).
     """
 
     answer: Optional[str] = None

@@ -1,7 +1,9 @@
 """Indexer Executor: stores documents with their embeddings and finds the top-K by cosine.
 
 Endpoints: ``/index`` (add, or replace by id), ``/update`` (replace; every id must exist), ``/search`` and
-``/answer`` (top-``limit`` matches, default 10, each with ``score``), ``/delete`` (by id), ``/count``.
+``/answer`` (top-``limit`` matches, default 10, each with ``score`` and its ``cosine`` with the query whatever ranked
+it; ``/search`` replies with :class:`covidqa.docs.SearchReply` documents: no vectors or training fields),
+``/delete`` (by id), ``/count``.
 Ranking (``retrieval``, per request or in ``uses_with``): ``dense`` (the score is the cosine), ``lexical`` (BM25
 over the stored text and answer) or ``hybrid`` (both fused, :mod:`covidqa.index.hybrid`; the score is the fused one, in
 [0, 1]). ``/search`` ranks ``dense`` by default (``retrieval``) and ``/answer`` ``hybrid`` (``answer_retrieval``): the

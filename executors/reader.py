@@ -106,8 +106,10 @@ class Reader(Executor):
         contexts = [[self._context_of(m, field) for m in doc.matches] for doc in docs]
         ids = [[m.id for m in doc.matches] for doc in docs]
         titles = [[self._title_of(m, field) for m in doc.matches] for doc in docs]
-        # the retrieval cosine is evidence where it compares two questions: an FAQ entry whose answer is read
-        cosines = [[m.cosine if self._reads_answer(m, field) else None for m in doc.matches] for doc in docs]
+        # the retrieval cosine is evidence where it compares two questions (an FAQ entry whose answer is read), in
+        # the embedder version the calibration knows (the base model, 0); unknown otherwise
+        cosines = [[m.cosine if self._reads_answer(m, field) and not doc.model_version else None
+                    for m in doc.matches] for doc in docs]
         try:  # None: the reader's configured default
             results = self._served().read([d.text for d in docs], contexts, ids, titles, cosines,
                                           **{name: getattr(params, name) for name in REQUEST_OPTIONS}).answers

@@ -94,7 +94,7 @@ class QuestionAnswering:
     :param num_threads: torch intra-op threads (None: torch's default).
     :param settings: reading settings for eval/test/answer_question (:class:`~covidqa.reader.options.ReadOptions`:
         ``max_seq_length``, ``doc_stride``, ``max_answer_length``, ``lexical_weight``, ...); here ``batch_size``
-        defaults to 32 windows and the reader always answers (``no_answer_threshold`` 0).
+        defaults to 32 windows and the reader always answers (``no_answer_threshold`` and ``confidence_threshold`` 0).
 
     Scores: a calibrated reader's (the shipped one, :func:`covidqa.reader.confidence.calibration_for`) are the
     probability that the answer is right until :meth:`train` changes the model; then its span scores.
@@ -112,7 +112,8 @@ class QuestionAnswering:
         self.last_train_args: Optional[QATrainArgs] = None
         self._reader = ExtractiveReader(
             model=self.model_path, runner=TorchQARunner(self.model), calibrator=calibration_for(self.model_path),
-            options=ReadOptions(top_k=1, no_answer_threshold=0.0, batch_size=32).with_overrides(settings))
+            options=ReadOptions(top_k=1, no_answer_threshold=0.0, confidence_threshold=0.0,
+                                batch_size=32).with_overrides(settings))
 
     @property
     def reader(self) -> ExtractiveReader:

@@ -22,8 +22,12 @@ The evidence of one answer (``span`` of ``context``; all logarithms are clipped 
 - ``log_rank``: log(1 + the context's position among the contexts read, best retrieved first);
 - ``retrieval_cosine``: the embedder's cosine of the question and the FAQ question whose answer the context is
   (``/answer`` gives it for FAQ entries; unknown elsewhere, and unknown evidence counts as average: the feature's
-  mean). Given for passages too it hurt calibration (ECE 0.068 against 0.054: benchmarks/TRUST_RESULTS.md);
-- ``log_contexts``: log(1 + the number of contexts read).
+  mean), and only for the base embedder (version 0) the calibration was fitted with. Given for passages too it
+  hurt calibration (docs/decisions.md).
+
+Not a feature: how many contexts were read (only the FAQ set reads several, so it would stand for "an FAQ
+question" and move every confidence with ``limit``).
+
 
 A calibrator belongs to one reader: its file names the reader's sha256 (:func:`calibration_for` finds it; a reader
 without one reports its raw scores and never abstains by confidence).
@@ -53,7 +57,7 @@ __all__ = ['CALIBRATION_FILE', 'FEATURES', 'Calibrator', 'answer_features', 'cal
 
 CALIBRATION_FILE = 'calibration.json'  # beside a reader's weights (the shipped one: models/reader/calibration.json)
 FEATURES = ('log_span', 'log_window', 'log_prior', 'log_no_answer_window', 'log_no_answer', 'agreement',
-            'context_coverage', 'sentence_coverage', 'title_coverage', 'log_rank', 'retrieval_cosine', 'log_contexts')
+            'context_coverage', 'sentence_coverage', 'title_coverage', 'log_rank', 'retrieval_cosine')
 # the features whose growth must never lower the confidence (checked when fitting; see Calibrator.fit)
 INCREASING = ('log_span', 'log_window', 'log_prior', 'agreement', 'context_coverage', 'sentence_coverage',
               'title_coverage', 'retrieval_cosine')
@@ -98,7 +102,6 @@ def answer_features(question: str, contexts: Sequence[str], decoded: DecodedSpan
         'sentence_coverage': _coverage(terms, _span_sentences(context, candidate.start, candidate.end)),
         'title_coverage': _coverage(terms, title) if title else _coverage(terms, context),
         'log_rank': math.log1p(candidate.context),
-        'log_contexts': math.log1p(sum(1 for c in contexts if c.strip())),
     }
     if cosine is not None and math.isfinite(cosine):
         evidence['retrieval_cosine'] = float(cosine)

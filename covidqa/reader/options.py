@@ -25,7 +25,8 @@ DEFAULT_NO_ANSWER_THRESHOLD = 0.01
 DEFAULT_LEXICAL_WEIGHT = 0.0
 # top_k answers are distinct: a span sharing more than this fraction of its own characters, or of a better answer's,
 # with a better answer of the same context is dropped (haystack's ExtractiveReader default); 1.0 keeps near-copies
-# ("from person-to-person." and "person-to-person"). The best answer is never dropped: top-1 EM/F1 do not depend on it.
+# ("from person-to-person." and "person-to-person"). The reader's best answer is never dropped (a calibrated reader
+# then re-ranks contexts, so which answer comes first can depend on it there).
 DEFAULT_OVERLAP_THRESHOLD = 0.01
 DEFAULT_MAX_ANSWER_LENGTH = 64
 DEFAULT_BATCH_SIZE = 16

@@ -17,7 +17,7 @@ function: encode -> logits -> decode -> priors -> rank):
    different windows and contexts compare; a span's score is ``p_start * p_end`` (in ``[0, 1]``); spans end at or
    after their start and are at most ``max_answer_length`` tokens long (a pure function of the logits:
    :func:`covidqa.reader.decoding.decode_spans`);
-4. with ``lexical_weight`` > 0 (the default) a span's score is multiplied by ``exp(-lexical_weight * (1 - match))``,
+4. with ``lexical_weight`` > 0 (off by default: docs/decisions.md) a span's score is multiplied by ``exp(-lexical_weight * (1 - match))``,
    where ``match`` (in [0, 1], 1 for the best) is how well the context sentences it touches match the question's
    words (BM25 over the sentences of the question's contexts, :mod:`covidqa.text.lexical`; BERTserini's interpolation of
    reader and BM25 scores, per sentence): on COVID-QA full articles it is the window choice that the model gets
@@ -25,14 +25,15 @@ function: encode -> logits -> decode -> priors -> rank):
 5. spans from all windows and contexts are merged, deduplicated by ``(context, start, end)`` (the best score wins),
    spans that overlap a better answer of the same context by more than ``overlap_threshold`` of their characters (or
    of the better answer's) are dropped (:func:`covidqa.reader.decoding.drop_overlapping`, as haystack's
-   ``ExtractiveReader``), and the ``top_k`` best returned (:func:`_rank`), best first, with **character** offsets
+   ``ExtractiveReader``), and the ``top_k`` best returned (a calibrated reader: of the 10 best, contexts re-ranked by
+   confidence, below), best first, with **character** offsets
    such that
    ``contexts[i][answer.start:answer.end] == answer.answer``.
 
 Confidence (:mod:`covidqa.reader.confidence`): with a calibrator (the shipped reader has one) every answer's score is
-the probability that it is right, and when the best is below ``confidence_threshold`` (default: the calibrator's)
-the result starts with the no-answer :class:`Answer` (score: 1 - the best's probability), the untrusted answers
-after it.
+the probability that it is right; the contexts are ordered by their most likely right answer (within a context the
+reader's order stays), and when the best is below ``confidence_threshold`` (default: the calibrator's) the result
+starts with the no-answer :class:`Answer` (score: 1 - the best's probability), the untrusted answers after it.
 
 "No answer" also when spans whose probability *within their window* (softmax over that window's ``[CLS]`` + context
 tokens) is below ``no_answer_threshold`` are dropped; when none is left the result is the single
@@ -61,7 +62,7 @@ Example::
 from __future__ import annotations
 
 import threading
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -199,8 +200,9 @@ class ExtractiveReader:
             (``retrieval_cosine``; ``None`` for unknown).
         :param overrides: :class:`~covidqa.reader.options.ReadOptions` settings for this call (``None``: the
             reader's own).
-        :returns: :class:`ReadResult`: ``answers[i]`` holds 1..top_k :class:`Answer` objects, or the single
-            no-answer when no span reaches ``no_answer_threshold`` (score 1.0 when there is no non-empty context).
+        :returns: :class:`ReadResult`: ``answers[i]`` holds 1..top_k :class:`Answer` objects (after the no-answer
+            when a calibrated reader trusts none of them), or the single no-answer when no span reaches
+            ``no_answer_threshold`` (score 1.0 when there is no non-empty context).
         :raises ValueError: for malformed inputs or a bad setting, naming it.
 
         The steps: :meth:`_pairs` (check the inputs, one pair per non-empty context) -> :func:`encode_pairs`
@@ -251,8 +253,8 @@ class ExtractiveReader:
                 cosines: Optional[Sequence[Optional[float]]], decoded, answers: List[Answer],
                 options: ReadOptions) -> List[Answer]:
         """Each answer gets its :attr:`Answer.evidence` (:func:`covidqa.reader.confidence.answer_features`). With a
-        calibrator its score becomes its probability of being right, the answers are re-ranked by it and cut to
-        ``top_k``, and when the best is under the confidence threshold the result is "no answer" (scored 1 - that
+        calibrator its score becomes its probability of being right, the contexts are re-ranked by their best
+        answer's (answers of one context keep the reader's order), the answers are cut to ``top_k``, and when the best is under the confidence threshold the result is "no answer" (scored 1 - that
         probability) followed by the answers it did not trust. Without one: ``answers`` as ranked."""
         for a in answers:
             if a.candidate is not None:
@@ -265,7 +267,12 @@ class ExtractiveReader:
         for a in answers:
             if a.evidence is not None:
                 a.score = calibrator.probability(a.evidence)
-        answers = sorted(answers, key=lambda a: -a.score)[:options.top_k]
+        # contexts by their most likely right answer (the source's evidence decides between contexts); within a
+        # context the reader's span order stays (re-ranked by confidence there, F1 fell: TRUST_RESULTS.md)
+        best_of: Dict[int, float] = {}
+        for a in answers:
+            best_of[a.context_index] = max(best_of.get(a.context_index, 0.0), a.score)
+        answers = sorted(answers, key=lambda a: -best_of[a.context_index])[:options.top_k]
         threshold = calibrator.threshold if options.confidence_threshold is None else options.confidence_threshold
         best = answers[0]
         if not best.is_no_answer and best.score < threshold:

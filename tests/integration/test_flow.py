@@ -165,8 +165,12 @@ def test_answer_spans_point_into_their_context(flow):
         match_ids = {m.id for m in query.matches}
         spans = [a for a in query.answers if not a.no_answer]  # "no answer", when it comes, comes first
         assert spans == list(query.answers)[len(query.answers) - len(spans):]
-        scores = [a.score for a in spans]
-        assert scores == sorted(scores, reverse=True) and all(0 < p < 1 for p in scores)
+        assert all(0 < a.score < 1 for a in spans)
+        best_of = {}  # contexts come best first (by their most likely right answer)
+        for a in spans:
+            best_of[a.context_id] = max(best_of.get(a.context_id, 0), a.score)
+        order = list(dict.fromkeys(a.context_id for a in spans))
+        assert [best_of[c] for c in order] == sorted(best_of.values(), reverse=True)
         for span in spans:
             assert span.context_id in match_ids
             assert span.context[span.start:span.end] == span.answer

@@ -22,7 +22,7 @@ README = REPO / 'README.md'
 SECTION = '### By hand: `jina flow --uses flow.yml`'
 PORTS = (54321, 8080)  # flow.yml's gRPC and HTTP ports, as the README's commands use them
 VENV_BIN = '.venv/bin/'
-SCORE = re.compile(r'\[score (\d+(\.\d+)?%|<0\.01%)\]$')
+SCORE = re.compile(r'\[(\d+(\.\d+)?%|<0\.01%) likely right\]$')
 
 
 def readme_commands() -> List[List[str]]:
@@ -110,7 +110,7 @@ def test_the_readme_commands_index_ask_search_and_curl(started, faq_csv):
     out = run(command(commands, '.venv/bin/python', '-m', 'client', 'ask'), cwd, grpc, http)
     assert out.returncode == 0 and no_warnings(out.stderr), out.stderr
     first = out.stdout.splitlines()[0]
-    assert first.startswith('1. ') and SCORE.search(first), out.stdout  # a score a person reads: '37%', '0.11%'
+    assert first.startswith('1. ') and SCORE.search(first), out.stdout  # a probability a person reads: '[37% likely right]'
 
     out = run(command(commands, '.venv/bin/python', '-m', 'client', 'search'), cwd, grpc, http)
     assert out.returncode == 0 and no_warnings(out.stderr), out.stderr

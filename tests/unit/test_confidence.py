@@ -89,3 +89,28 @@ def test_files_round_trip_and_a_bad_one_is_named(tmp_path):
     bad.write_text(json.dumps({'coef': [1.0], 'features': ['shoe_size']}))
     with pytest.raises(ValueError, match='bad.json: not a reader calibration file'):
         Calibrator.load(bad)
+
+
+def test_a_calibrated_reader_says_no_answer_below_its_threshold():
+    """The mechanics with the packaged base model (an untrained span head) and a one-feature calibrator:
+    p = sigmoid(log_span) <= 0.5, so a threshold of 0.6 never trusts an answer and 0 always does."""
+    import torch
+
+    from covidqa.reader.reader import ExtractiveReader
+    from covidqa.reader.runners import TorchQARunner
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        runner = TorchQARunner('base')
+    calibrator = Calibrator(coef=[1.0], intercept=0.0, mean=[0.0], scale=[1.0], threshold=0.6, features=('log_span',))
+    reader = ExtractiveReader('base', runner=runner, calibrator=calibrator, max_seq_length=64, doc_stride=16)
+    contexts = ['Bats are the most likely natural reservoir of the virus.', 'Masks reduce the spread of droplets.']
+    (answers,) = reader.read(['Where does the virus come from?'], [contexts], top_k=2).answers
+    assert answers[0].is_no_answer and answers[0].answer == '' and len(answers) == 3
+    trusted = answers[1:]
+    assert all(0 < a.score <= 0.5 and a.answer for a in trusted)
+    assert answers[0].score == pytest.approx(1 - trusted[0].score)
+    assert all(a.evidence and set(calibrator.features) <= set(a.evidence) for a in trusted)
+    (always,) = reader.read(['Where does the virus come from?'], [contexts], top_k=2, confidence_threshold=0).answers
+    assert [(a.answer, a.score) for a in always] == [(a.answer, a.score) for a in trusted]
+    assert ExtractiveReader('base', runner=runner).calibrator is None  # a runner of its own: raw span scores
