@@ -13,7 +13,7 @@ FAQ_CSV ?= $(if $(wildcard $(COVIDQA_DATA)/covid_faq_deepset/faq_covidbert.csv),
 COVIDQA_HOME ?= $(abspath workspace)
 export COVIDQA_HOME
 
-.PHONY: serve test test-fast test-compose compose-file lint venv reader reader-pretrain reader-no-answer reader-ship reader-calibrate browser bench bench-reader bench-abstain \
+.PHONY: serve test test-fast test-compose compose-file lint venv reader reader-pretrain reader-no-answer reader-ship reader-calibrate embedder embedder-ship browser bench bench-reader bench-abstain \
 	bench-articles bench-retrieval bench-curve bench-feedback bench-scale bench-scale-flow soak soak-kill clean
 
 .venv/.installed: requirements.txt pyproject.toml
@@ -52,6 +52,17 @@ reader-ship: .venv/.installed
 # ... and its confidence fitted on held-out questions (models/reader/calibration.json, the diagram in docs/; ~6 min)
 reader-calibrate: .venv/.installed
 	$(PY) -m covidqa.qa calibrate --data-dir $(COVIDQA_DATA) --plot docs/reliability.png
+
+# The shipped [CLS] embedder (embedder version 0): all-MiniLM-L6-v2's [CLS] taught to point where its mean pooling
+# does, on SQuAD/SQuADShifts/COVID-QA train questions and passages (45 minutes on 2 cores), then a contrastive step on
+# their (question, passage) pairs (25 minutes); each resumable like the reader (models/embedder/MODEL_CARD.md) ...
+embedder: .venv/.installed
+	$(PY) -m covidqa.feedback.distill --data-dir $(COVIDQA_DATA) --max-minutes 45
+	$(PY) -m covidqa.feedback.distill contrast --data-dir $(COVIDQA_DATA)
+
+# ... and packed into the one committed file (fp16 safetensors + sha256; update models/embedder/MODEL_CARD.md).
+embedder-ship: .venv/.installed
+	$(PY) -m covidqa.feedback.distill ship --model $(COVIDQA_HOME)/models/embedder-contrasted
 
 # Debian's chromium for the labeler browser test (never a downloaded browser build).
 browser:

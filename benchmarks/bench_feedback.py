@@ -9,9 +9,10 @@ Setup (xhlulu COVID-QA community, 642 StackExchange questions):
   are never labeled;
 - the simulated user searches each pool query, sees the top ``--top-k`` matches, accepts the one(s) whose answer is
   right and rejects the others (exactly what the labeler page sends to ``/feedback``);
-- after 10 / 25 / 50 labeled queries a round trains the embedder from the base model on every label so far
+- after 10 / 25 / 50 labeled queries a round trains the embedder from version 0 (``--model``, default the shipped
+  ``[CLS]`` embedder, as the service does; ``--model base`` for the packaged all-MiniLM-L6-v2) on every label so far
   (:func:`covidqa.feedback.finetune.train_encoder`), and it is evaluated on the held-out queries; as in the service, the
-  queries labeled after a round are searched with that round's model (``--static-labels``: all with the base model).
+  queries labeled after a round are searched with that round's model (``--static-labels``: all with version 0).
   Each loss runs its own labeling session.
 
 Metrics: hit@1, hit@3, MRR of body -> title on the held-out queries (all 642 titles indexed). Checks that nothing else
@@ -36,7 +37,7 @@ from covidqa.feedback.finetune import train_encoder
 from covidqa.feedback.options import FinetuneOptions
 from covidqa.feedback.store import TrainingExample
 from covidqa.index.evaluation import scores_of_ranks
-from covidqa.models.loading import load_encoder, load_tokenizer
+from covidqa.models.loading import DEFAULT_EMBEDDER, load_encoder, load_tokenizer
 from covidqa.paths import FAQ_FILE, data_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,6 +177,8 @@ def main(argv=None):
     p.add_argument('--static-labels', action='store_true',
                    help='collect every label with the base model (default: with the model of the previous round)')
     p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--model', default=DEFAULT_EMBEDDER,
+                   help=f'version 0, where the rounds start (default {DEFAULT_EMBEDDER}; base: all-MiniLM-L6-v2)')
     p.add_argument('--out', default=str(REPO / 'benchmarks' / 'out'))
     args = p.parse_args(argv)
 
@@ -188,15 +191,15 @@ def main(argv=None):
     bench = Bench(community, faq, pool_size=max(50, max(rounds)), heldout=args.heldout, top_k=args.top_k,
                   seed=args.seed)
     started = time.time()
-    base_vec = Vectors(load_encoder('base'), load_tokenizer('base'))
+    base_vec = Vectors(load_encoder(args.model), load_tokenizer(args.model))
     base, base_titles = bench.evaluate(base_vec)
     print(f'base: {json.dumps(base)}  ({time.time() - started:.0f}s)', flush=True)
-    results = {'setup': {'data': 'xhlulu community: query = question body, index = titles',
+    results = {'setup': {'data': 'xhlulu community: query = question body, index = titles', 'model': args.model,
                          'documents': len(bench.titles),
                          'heldout_queries': len(bench.heldout), 'top_k': args.top_k, 'rounds': rounds,
                          'epochs': {'mnr': args.epochs, 'cosine': args.cosine_epochs}, 'lr': args.lr,
                          'batch_size': args.batch_size, 'seed': args.seed,
-                         'labels_collected_with': 'the base model' if args.static_labels else
+                         'labels_collected_with': 'version 0' if args.static_labels else
                          'the model of the previous round (as while labeling in the service)'},
                'base': base, 'curves': {}}
     static = bench.simulate_labels(base_vec, base_titles, 0, max(rounds)) if args.static_labels else None
@@ -207,7 +210,7 @@ def main(argv=None):
             t0 = time.time()
             examples += static[len(examples):n] if static else bench.simulate_labels(vec, titles, len(examples), n)
             epochs = args.cosine_epochs if loss == 'cosine' else args.epochs
-            fit = train_encoder(examples, 'base', loss=loss, epochs=epochs, lr=args.lr, batch_size=args.batch_size,
+            fit = train_encoder(examples, args.model, loss=loss, epochs=epochs, lr=args.lr, batch_size=args.batch_size,
                                 seed=args.seed)
             vec = Vectors(fit.model, fit.tokenizer)
             metrics, titles = bench.evaluate(vec, control=n == max(rounds))

@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 from covidqa.data.records import read_qa_file
-from covidqa.models.shipped import shipped_reader_dir
+from covidqa.models.shipped import shipped_model_dir
 from covidqa.paths import data_dir
 from covidqa.qa.api import TRAINING_META_FILE, QuestionAnswering
 from covidqa.qa.pretrain import SQUAD_DEV
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         train_default_reader(model, force=True, epochs=ns.epochs, data_dir=root, max_minutes=ns.max_minutes,
                              args=json.loads(ns.train or '{}'), include_articles=not ns.no_articles,
                              article_fraction=ns.article_fraction,
-                             start_from=shipped_reader_dir() if ns.start_from == 'shipped' else ns.start_from)
+                             start_from=shipped_model_dir('reader') if ns.start_from == 'shipped' else ns.start_from)
     model_dir = Path(model) if model else Path(resolve_reader_model(None))
     meta_path = model_dir / TRAINING_META_FILE
     if meta_path.is_file():

@@ -41,14 +41,18 @@ from covidqa.index import hybrid
 from covidqa.index.evaluation import retrieval_scores
 from covidqa.index.hybrid import DEFAULT_CANDIDATES
 from covidqa.index.store import DocumentStore
+from covidqa.models.loading import DEFAULT_EMBEDDER
 from covidqa.paths import FAQ_FILE, data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def int8_embedder(max_length: int, threads: int) -> Embedder:
-    """The Flow's embedder (flow.yml: base model, ``[CLS]`` pooling, int8 ONNX)."""
-    return Embedder('base', backend='onnx-int8', num_threads=threads, max_length=max_length)
+def int8_embedder(spec: str, max_length: int, threads: int) -> Embedder:
+    """An int8 ONNX embedder from ``spec`` = ``MODEL[:POOLING]`` (default: the Flow's, the shipped ``[CLS]``
+    embedder; ``base:mean`` is all-MiniLM-L6-v2 as it was trained, ``base:cls`` its ``[CLS]`` vector)."""
+    model, _, pooling = spec.partition(':')
+    return Embedder(model or DEFAULT_EMBEDDER, backend='onnx-int8', pooling=pooling or None, num_threads=threads,
+                    max_length=max_length)
 
 
 class Task:
@@ -98,40 +102,61 @@ def main(argv=None) -> int:
     parser.add_argument('--weights', default='0.3,0.5,0.7,0.8', help='bm25_weight values of the hybrid rows')
     parser.add_argument('--candidates', type=int, default=DEFAULT_CANDIDATES)
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--embedders', default=DEFAULT_EMBEDDER,
+                        help='comma-separated MODEL[:POOLING] to compare, e.g. shipped-embedder,base:mean,base:cls '
+                             '(default: the Flow\'s)')
     parser.add_argument('--out', default=str(REPO / 'benchmarks' / 'out' / 'retrieval.json'))
     ns = parser.parse_args(argv)
     weights = [float(w) for w in ns.weights.split(',') if w.strip()]
-    queries_embedder, passages_embedder = int8_embedder(50, ns.threads), int8_embedder(256, ns.threads)
+    specs = [s.strip() for s in ns.embedders.split(',') if s.strip()]
     rows = []
-    for task in tasks(data_dir(ns.data_dir)):
-        store = DocumentStore(tempfile.mkdtemp(prefix='covidqa-retrieval-'), synchronous='NORMAL')
+    all_tasks = tasks(data_dir(ns.data_dir))
+    for number, spec in enumerate(specs):
+        queries_embedder, passages_embedder = (int8_embedder(spec, 50, ns.threads),
+                                               int8_embedder(spec, 256, ns.threads))
+        rankings = [('dense', None)] + [('lexical', None)] * (number == 0) + [('hybrid', w) for w in weights]
+        for task in all_tasks:
+            rows += run_task(task, spec, queries_embedder, passages_embedder, rankings, ns.candidates)
+    out = Path(ns.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({'candidates': ns.candidates, 'rows': rows}, indent=1))
+    print(f'wrote {out}')
+    return 0
+
+
+def run_task(task: Task, spec: str, queries_embedder: Embedder, passages_embedder: Embedder, rankings,
+             candidates: int) -> List[dict]:
+    """One task's rows: each ranking of ``rankings`` ((retrieval, bm25_weight) pairs) over one fresh store."""
+    rows = []
+    store = DocumentStore(tempfile.mkdtemp(prefix='covidqa-retrieval-'), synchronous='NORMAL')
+    try:
         vectors = passages_embedder.embed_texts(task.texts)
         store.upsert(DocList[StoredDoc]([
             StoredDoc(id=str(i), text=t, answer=task.answers[i] if task.answers else None, embedding=v)
             for i, (t, v) in enumerate(zip(task.texts, vectors))]))
         query_vectors = queries_embedder.embed_texts(task.queries)
         depth = max(task.ks)
-        for retrieval, weight in [('dense', None), ('lexical', None)] + [('hybrid', w) for w in weights]:
+        for retrieval, weight in rankings:
             options = {} if weight is None else {'bm25_weight': weight}
             started = time.perf_counter()
             found = hybrid.search(store, query_vectors, depth, texts=task.queries, retrieval=retrieval,
-                                  candidates=ns.candidates, **options)
+                                  candidates=candidates, **options)
             ms = 1000 * (time.perf_counter() - started) / len(task.queries)
             ranks = [[int(d.id) for d in docs] for docs, _ in found]
             scores = retrieval_scores(ranks, task.right, task.ks)
-            row = {'task': task.name, 'documents': len(task.texts), 'queries': len(task.queries),
-                   'retrieval': retrieval, 'bm25_weight': weight, 'ms_per_query': round(ms, 2),
+            row = {'task': task.name, 'embedder': None if retrieval == 'lexical' else spec,
+                   'documents': len(task.texts), 'queries': len(task.queries), 'retrieval': retrieval,
+                   'bm25_weight': weight, 'ms_per_query': round(ms, 2),
                    'mrr': round(scores.mrr, 3), **{f'recall@{k}': round(v, 3) for k, v in scores.hit_at.items()}}
             rows.append(row)
             recalls = ' '.join(f'R@{k} {row[f"recall@{k}"]:.3f}' for k in task.ks)
             label = retrieval if weight is None else f'{retrieval} {weight}'
-            print(f'{task.name:14s} {label:11s} {recalls}  MRR {row["mrr"]:.3f}  {ms:.2f} ms/query', flush=True)
+            who = '' if retrieval == 'lexical' else spec
+            print(f'{task.name:14s} {who:18s} {label:11s} {recalls}  MRR {row["mrr"]:.3f}  {ms:.2f} ms/query',
+                  flush=True)
+    finally:
         store.close()
-    out = Path(ns.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({'candidates': ns.candidates, 'rows': rows}, indent=1))
-    print(f'wrote {out}')
-    return 0
+    return rows
 
 
 if __name__ == '__main__':

@@ -65,6 +65,7 @@ from measure import (
 from speed_baseline import FAQ, bench_baseline_in_child, load_faq
 from speed_report import CONCURRENCY, compute_ratios, markdown, targets
 
+from covidqa.models.loading import DEFAULT_EMBEDDER
 from covidqa.paths import FAQ_FILE, data_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,11 +104,11 @@ def bench_embedding(texts: List[str], threads: int, reps: int, sweep: Sequence[i
     from covidqa.text.tokenization import pad_batch
 
     embedders = {
-        'torch': Embedder('base', backend='torch', num_threads=threads).load(),
-        'onnx': Embedder('base', backend='onnx', num_threads=threads).load(),
-        'onnx_int8': Embedder('base', backend='onnx', num_threads=threads),
+        'torch': Embedder(DEFAULT_EMBEDDER, backend='torch', num_threads=threads).load(),
+        'onnx': Embedder(DEFAULT_EMBEDDER, backend='onnx', num_threads=threads).load(),
+        'onnx_int8': Embedder(DEFAULT_EMBEDDER, backend='onnx', num_threads=threads),
     }
-    embedders['onnx_int8']._runner = OnnxEncoderRunner('base', num_threads=threads, quantize=True)
+    embedders['onnx_int8']._runner = OnnxEncoderRunner(DEFAULT_EMBEDDER, num_threads=threads, quantize=True)
     ids = embedders['torch'].tokenizer.encode(texts)  # tokenized once, shared by every variant
     pad_id = embedders['torch'].tokenizer.pad_id
 
@@ -186,10 +187,11 @@ def bench_quality(faq: FAQ, reader_dir: Path, threads: int, reader_batch: int) -
     para_truth = np.array([paragraphs.index(r.context) for r in records])
     tops = {}
     for name in ('torch', 'onnx', 'onnx_int8'):
-        emb = Embedder('base', backend='onnx' if name != 'torch' else 'torch', num_threads=threads)
-        para = Embedder('base', backend='onnx' if name != 'torch' else 'torch', num_threads=threads, max_length=128)
+        emb = Embedder(DEFAULT_EMBEDDER, backend='onnx' if name != 'torch' else 'torch', num_threads=threads)
+        para = Embedder(DEFAULT_EMBEDDER, backend='onnx' if name != 'torch' else 'torch', num_threads=threads,
+                        max_length=128)
         if name == 'onnx_int8':
-            emb._runner = para._runner = OnnxEncoderRunner('base', num_threads=threads, quantize=True)
+            emb._runner = para._runner = OnnxEncoderRunner(DEFAULT_EMBEDDER, num_threads=threads, quantize=True)
         top = cosine_top(emb.embed_texts(queries), emb.embed_texts(faq.questions), 10)
         tops[name] = top
         ptop = cosine_top(emb.embed_texts([r.question for r in records]), para.embed_texts(paragraphs), 10)
@@ -503,7 +505,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from covidqa.models.onnx import ensure_exported, export_info_dict
 
     exports = {}
-    for model, kind, quantize in (('base', 'encoder', False), ('base', 'encoder', True),
+    for model, kind, quantize in ((DEFAULT_EMBEDDER, 'encoder', False), (DEFAULT_EMBEDDER, 'encoder', True),
                                   (reader_dir, 'qa', False), (reader_dir, 'qa', True)):
         t0 = time.perf_counter()
         info, _ = ensure_exported(model, kind, quantize=quantize)

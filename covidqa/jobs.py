@@ -13,13 +13,13 @@ from typing import Dict
 
 TRAIN_READER = 'train-reader'      # /qa/train: the reader trained on documents or a file, saved as a version
 FEEDBACK_ROUND = 'feedback-round'  # a feedback round: the embedder finetuned on labels, saved as a new version
-UNPACK_READER = 'unpack-reader'    # the shipped fp16 reader unpacked into a model folder (needs torch)
+UNPACK_MODEL = 'unpack-model'      # a shipped fp16 reader or embedder unpacked into a model folder (needs torch)
 EXPORT_ONNX = 'export-onnx'        # an encoder or a reader exported to ONNX (fp32 / int8; needs torch)
 
 JOBS: Dict[str, str] = {
     TRAIN_READER: 'covidqa.qa.api:train_reader_paths',
     FEEDBACK_ROUND: 'covidqa.feedback.rounds:train_round',
-    UNPACK_READER: 'covidqa.models.shipped:unpack_reader_paths',
+    UNPACK_MODEL: 'covidqa.models.packing:unpack_model_paths',
     EXPORT_ONNX: 'covidqa.models.onnx:export_paths',
 }
 

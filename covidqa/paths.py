@@ -8,6 +8,9 @@ Layout of the service home (``$COVIDQA_HOME``, default ``./workspace``)::
       models/reader/             the reader you trained (save_pretrained format); takes the shipped one's place
       models/reader-pretrained/  stage 1 of the reader recipe (SQuAD-style data; covidqa.qa.pretrain)
       models/shipped-reader-*/   the reader shipped in the repository, unpacked (covidqa.models.shipped)
+      models/embedder-distilled/ the embedder recipe's [CLS] embedder (covidqa.feedback.distill) ...
+      models/embedder-contrasted/ ... after its contrastive step
+      models/shipped-embedder-*/ the embedder shipped in the repository, unpacked: version 0 (covidqa.models.shipped)
       models/embedder/v0001/     embedder versions written by the feedback finetuner
       checkpoints/<run>/         resumable training checkpoints (covidqa.training.checkpoint)
       index/                     the indexer's persisted document index
@@ -27,6 +30,7 @@ PathLike = Union[str, os.PathLike]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_READER_FILE = REPO_ROOT / 'models' / 'reader' / 'covidqa-reader.fp16.safetensors'
+SHIPPED_EMBEDDER_FILE = REPO_ROOT / 'models' / 'embedder' / 'covidqa-embedder.fp16.safetensors'
 # deepset's COVID-19 FAQ (question, answer), under the data root: data_dir() / FAQ_FILE
 FAQ_FILE = 'covid_faq_deepset/faq_covidbert.csv'
 
@@ -46,9 +50,20 @@ def pretrained_reader_dir(home: Optional[PathLike] = None) -> Path:
     return service_home(home) / 'models' / 'reader-pretrained'
 
 
-def shipped_reader_home(digest: str, home: Optional[PathLike] = None) -> Path:
-    """Where the shipped reader with checksum ``digest`` is unpacked (a changed file gets a directory of its own)."""
-    return service_home(home) / 'models' / f'shipped-reader-{digest[:12]}'
+def shipped_model_home(kind: str, digest: str, home: Optional[PathLike] = None) -> Path:
+    """Where the shipped ``kind`` (``'reader'``, ``'embedder'``) with checksum ``digest`` is unpacked (a changed file
+    gets a directory of its own)."""
+    return service_home(home) / 'models' / f'shipped-{kind}-{digest[:12]}'
+
+
+def distilled_embedder_dir(home: Optional[PathLike] = None) -> Path:
+    """Where the embedder recipe (:mod:`covidqa.feedback.distill`) saves its distilled ``[CLS]`` embedder."""
+    return service_home(home) / 'models' / 'embedder-distilled'
+
+
+def contrasted_embedder_dir(home: Optional[PathLike] = None) -> Path:
+    """Where the embedder recipe's contrastive step (:mod:`covidqa.feedback.distill`) saves its embedder."""
+    return service_home(home) / 'models' / 'embedder-contrasted'
 
 
 def embedder_versions_dir(home: Optional[PathLike] = None) -> Path:
@@ -97,6 +112,6 @@ def data_file(relative: PathLike, root: Optional[PathLike] = None) -> Path:
     return path
 
 
-__all__ = ['PathLike', 'REPO_ROOT', 'SHIPPED_READER_FILE', 'FAQ_FILE', 'service_home', 'default_reader_dir',
-           'pretrained_reader_dir', 'shipped_reader_home', 'embedder_versions_dir', 'checkpoint_dir', 'index_dir',
+__all__ = ['PathLike', 'REPO_ROOT', 'SHIPPED_READER_FILE', 'SHIPPED_EMBEDDER_FILE', 'FAQ_FILE', 'service_home', 'default_reader_dir',
+           'pretrained_reader_dir', 'shipped_model_home', 'distilled_embedder_dir', 'contrasted_embedder_dir', 'embedder_versions_dir', 'checkpoint_dir', 'index_dir',
            'feedback_dir', 'qa_files_dir', 'onnx_cache_root', 'data_dir', 'data_file']

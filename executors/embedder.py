@@ -15,18 +15,21 @@ from covidqa.docs import DocList, QADoc
 from covidqa.embedding.encoder import Embedder as EmbeddingModel
 from covidqa.embedding.options import EmbedOptions
 from covidqa.embedding.versions import ModelVersions
+from covidqa.models.loading import DEFAULT_EMBEDDER
 from executors._common import BadRequest, prepare_texts, refuse_unknown_settings, settings_of
 from executors.parameters import AnswerParameters, IndexParameters, SearchParameters, or_default
 
 
 @settings_of(EmbedOptions)
 class Embedder(Executor):
-    """``uses_with``: ``model`` (base model, default the packaged MiniLM), ``pooling`` ('cls' | 'mean'),
+    """``uses_with``: ``model`` (version 0: default ``'shipped-embedder'``, the shipped ``[CLS]`` embedder; ``'base'``
+    the packaged MiniLM), ``pooling`` ('cls' | 'mean'; the shipped embedder and the finetuner's versions take only
+    their own),
     ``backend`` ('torch' | 'onnx' | 'onnx-int8'), ``num_threads``, ``versions_dir`` (embedder versions written by the
     feedback finetuner; default ``$COVIDQA_HOME/models/embedder``), and the settings of
     :class:`covidqa.embedding.options.EmbedOptions` (``max_length`` of queries, ``batch_size``)."""
 
-    def __init__(self, model: str = 'base', pooling: str = 'cls', backend: str = 'torch', num_threads: int = 0,
+    def __init__(self, model: str = DEFAULT_EMBEDDER, pooling: str = 'cls', backend: str = 'torch', num_threads: int = 0,
                  versions_dir: str = '', **kwargs):
         options = EmbedOptions.pop_from(kwargs)
         refuse_unknown_settings('Embedder', kwargs)

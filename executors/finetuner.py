@@ -15,7 +15,8 @@ reads it from there. Endpoints:
 - ``/train``: start a round now (``{'wait': true, 'timeout': s}`` waits for it to finish).
 - ``/save_model``: make sure every label gets into a saved model version (starts a round if some are not trained
   on yet; ``{'wait': true}`` waits for it), and export the labels as a training set (CSV) next to the store.
-- ``/rollback``: ``{'version': N}`` moves ``TARGET`` back to an existing version N (0 = the base model).
+- ``/rollback``: ``{'version': N}`` moves ``TARGET`` back to an existing version N (0 = the shipped ``[CLS]``
+  embedder unless ``model`` names another).
 - ``/status``: model versions (ACTIVE/TARGET/available), label counts, training state, last loss.
 
 Endpoint results are dicts: clients read them in ``response.parameters['__results__'][<executor name>]``.
@@ -36,6 +37,7 @@ from covidqa.embedding.versions import ModelVersions
 from covidqa.feedback.options import FinetuneOptions
 from covidqa.feedback.rounds import FeedbackRounds, RoundsError
 from covidqa.feedback.store import FeedbackError, FeedbackStore
+from covidqa.models.loading import DEFAULT_EMBEDDER
 from covidqa.paths import feedback_dir
 from executors._common import BadRequest, refuse_unknown_settings, settings_of
 from executors.parameters import NoParameters, RollbackParameters, RoundParameters, or_default
@@ -48,14 +50,14 @@ RESULTS = dict(request_schema=DocList[QADoc], response_schema=DocList[QADoc])
 
 @settings_of(FinetuneOptions)
 class Finetuner(Executor):
-    """``uses_with``: ``model`` (base model of version 0), ``store_dir`` (label store, default
+    """``uses_with``: ``model`` (version 0, where every round starts: default ``'shipped-embedder'``), ``store_dir`` (label store, default
     ``$COVIDQA_HOME/feedback``), ``versions_dir`` (default ``$COVIDQA_HOME/models/embedder``), ``train_every``
     (start a round after this many new labels, default 8), ``auto_train`` (default true), ``init`` ('base' | 'target'),
     ``num_threads`` (torch threads for training, default 1 so that search keeps a core) and the settings of
     :class:`covidqa.feedback.options.FinetuneOptions` (``loss``, ``epochs``, ``lr``, ``batch_size``, ...).
     The gateway logs searches into ``$COVIDQA_HOME/feedback``: a ``store_dir`` elsewhere sees no searches."""
 
-    def __init__(self, model: str = 'base', store_dir: str = '', versions_dir: str = '', train_every: int = 8,
+    def __init__(self, model: str = DEFAULT_EMBEDDER, store_dir: str = '', versions_dir: str = '', train_every: int = 8,
                  auto_train: bool = True, init: str = 'base', num_threads: int = 1, **kwargs):
         options = FinetuneOptions.pop_from(kwargs)
         refuse_unknown_settings('Finetuner', kwargs)

@@ -35,6 +35,7 @@ from covidqa.docs import STORED_FIELDS, DocList, MatchDoc, QADoc, SearchReply, s
 from covidqa.embedding.versions import ModelVersions
 from covidqa.index.options import REQUEST_OPTIONS, SearchOptions
 from covidqa.index.versioned import VersionedIndex
+from covidqa.models.loading import DEFAULT_EMBEDDER
 from covidqa.paths import index_dir as default_index_dir
 from executors._common import BadRequest, refuse_unknown_settings, settings_of
 from executors.parameters import AnswerParameters, IndexParameters, NoParameters, SearchParameters
@@ -56,7 +57,8 @@ def _ids(docs: DocList[QADoc], endpoint: str) -> List[str]:
 
 @settings_of(SearchOptions)
 class Indexer(Executor):
-    """``uses_with``: ``model``, ``pooling``, ``backend``, ``num_threads`` (the embedder's, for re-embedding),
+    """``uses_with``: ``model`` (version 0, default ``'shipped-embedder'``), ``pooling``, ``backend``, ``num_threads``
+    (the embedder's, for re-embedding),
     ``index_dir`` (default ``$COVIDQA_HOME/index``), ``versions_dir``, ``watch_interval`` (seconds between checks of
     ``TARGET``), ``index`` (``exact`` | ``hnsw``), ``M``, ``ef_construction``, ``ef_search``, ``index_threads`` (HNSW
     build threads), ``snapshot_every`` (HNSW: changes between snapshots), the settings of
@@ -64,7 +66,7 @@ class Indexer(Executor):
     ``candidates``) and ``answer_retrieval`` (``/answer``'s ranking, default ``hybrid``); per request: the
     ``limit``, ``retrieval`` and ``bm25_weight`` parameters."""
 
-    def __init__(self, model: str = 'base', pooling: str = 'cls', backend: str = 'torch', index_dir: str = '',
+    def __init__(self, model: str = DEFAULT_EMBEDDER, pooling: str = 'cls', backend: str = 'torch', index_dir: str = '',
                  versions_dir: str = '', watch_interval: float = 1.0, num_threads: int = 0, index: str = 'exact',
                  M: int = 16, ef_construction: int = 100, ef_search: int = 256, index_threads: int = 1,
                  snapshot_every: int = 50000, answer_retrieval: str = 'hybrid', **kwargs):

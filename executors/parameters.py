@@ -162,7 +162,7 @@ class RollbackParameters(Parameters):
 
     endpoints: ClassVar[Tuple[str, ...]] = ('/rollback',)
     version: Annotated[Optional[int],
-                       integer(0, 10 ** 6, 'an existing embedder version (0 = the base model)')] = None
+                       integer(0, 10 ** 6, 'an existing embedder version (0 = the shipped embedder)')] = None
 
 
 class QATrainParameters(Parameters):

@@ -107,7 +107,7 @@ class Reader(Executor):
         ids = [[m.id for m in doc.matches] for doc in docs]
         titles = [[self._title_of(m, field) for m in doc.matches] for doc in docs]
         # the retrieval cosine is evidence where it compares two questions (an FAQ entry whose answer is read), in
-        # the embedder version the calibration knows (the base model, 0); unknown otherwise
+        # the embedder version the calibration was fitted with (version 0); unknown otherwise
         cosines = [[m.cosine if self._reads_answer(m, field) and not doc.model_version else None
                     for m in doc.matches] for doc in docs]
         try:  # None: the reader's configured default

@@ -6,13 +6,15 @@ Layout under ``root`` (default ``$COVIDQA_HOME/models/embedder``)::
     TARGET              the version the service should use (set by training or rollback)
     ACTIVE              the version the index currently holds (set by the indexer once re-embedding is done)
 
-Version 0 is the packaged base model and has no directory. The protocol keeps queries and stored documents on one
+Version 0 is the shipped ``[CLS]`` embedder (``'shipped-embedder'``, :mod:`covidqa.models.loading`; the packaged
+all-MiniLM-L6-v2 stays reachable as ``base_model='base'``) and has no directory here. The protocol keeps queries and stored documents on one
 model version: the finetuner only ever moves ``TARGET``; the indexer re-embeds every stored document with ``TARGET``
 and then moves ``ACTIVE``; the embedder embeds with ``ACTIVE``.
 
 Each version directory holds ``version.json``: its number, the training summary and the ``pooling`` (``'cls'`` or
 ``'mean'``) it was trained with, which is how it must embed (:func:`saved_pooling`; :class:`covidqa.embedding.encoder.Embedder`
-uses it and refuses another). Version 0 has none: it embeds with the configured pooling.
+uses it and refuses another). Version 0's is its model's: ``cls`` for the shipped embedder (written when it is
+unpacked), none for the base model, which embeds with the configured pooling.
 
 Example::
 
@@ -29,7 +31,13 @@ from pathlib import Path
 from typing import List, Optional
 
 from covidqa.embedding.pooling import check_pooling
-from covidqa.models.loading import BASE_MODEL_NAME, atomic_save_pretrained
+from covidqa.models.loading import (
+    BASE_MODEL_NAME,
+    DEFAULT_EMBEDDER,
+    SHIPPED_EMBEDDER_NAME,
+    atomic_save_pretrained,
+    resolve_model_path,
+)
 from covidqa.paths import PathLike, embedder_versions_dir
 from covidqa.runtime.atomic import atomic_write_text
 
@@ -38,8 +46,9 @@ VERSION_FILE = 'version.json'
 
 
 def saved_pooling(model: Optional[PathLike]) -> Optional[str]:
-    """The pooling saved with the embedder version in directory ``model`` (``None``: not a version directory, e.g.
-    the base model, or a version saved before the pooling was recorded and without a training config).
+    """The pooling saved with the embedder version in directory ``model``, or with the shipped embedder
+    (``'shipped-embedder'``: ``'cls'``); ``None``: not a version directory, e.g. the base model, or a version saved
+    before the pooling was recorded and without a training config.
 
     Reads ``<model>/version.json``: its ``pooling``, else the ``pooling`` of its training ``config`` (what the
     finetuner wrote before). Raises ``ValueError`` naming the file when it is unreadable.
@@ -47,6 +56,8 @@ def saved_pooling(model: Optional[PathLike]) -> Optional[str]:
     """
     if model is None or str(model) == BASE_MODEL_NAME:
         return None
+    if str(model) == SHIPPED_EMBEDDER_NAME:
+        model = resolve_model_path(model)
     path = Path(model) / VERSION_FILE
     if not path.is_file():
         return None
@@ -64,12 +75,15 @@ def saved_pooling(model: Optional[PathLike]) -> Optional[str]:
 
 
 class ModelVersions:
+    """The embedder's versions under ``root`` (default :func:`covidqa.paths.embedder_versions_dir`); version 0 is
+    ``base_model`` (default :data:`covidqa.models.loading.DEFAULT_EMBEDDER`, the shipped ``[CLS]`` embedder)."""
+
     def __init__(self, root: Optional[PathLike] = None, base_model: Optional[PathLike] = None):
         self.root = Path(root) if root else embedder_versions_dir()
-        self.base_model = base_model or BASE_MODEL_NAME
+        self.base_model = base_model or DEFAULT_EMBEDDER
 
     def versions(self) -> List[int]:
-        """All available versions, 0 (the base model) included, ascending."""
+        """All available versions, 0 (``base_model``) included, ascending."""
         found = [0]
         if self.root.is_dir():
             for child in self.root.iterdir():
@@ -100,9 +114,10 @@ class ModelVersions:
         return version
 
     def pooling(self, version: int) -> Optional[str]:
-        """The pooling saved with ``version`` (:func:`saved_pooling`); ``None`` for version 0 (the base model
-        embeds with the configured pooling). Raises ``KeyError`` for unknown versions."""
-        return None if version == 0 else saved_pooling(self.model_path(version))
+        """The pooling saved with ``version`` (:func:`saved_pooling`): ``'cls'`` for the shipped embedder, ``None``
+        when version 0 is the base model (it embeds with the configured pooling). Raises ``KeyError`` for unknown
+        versions."""
+        return saved_pooling(self.model_path(version))
 
     def meta(self, version: int) -> dict:
         if version == 0:

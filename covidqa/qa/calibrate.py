@@ -130,10 +130,12 @@ def faq_questions(root: Path, part: str) -> List[Tuple[str, Optional[str], str]]
 
 
 def _flow_embedder(threads: int = 2):
-    """The embedder as the Flow runs it (flow.yml: the base model's ``[CLS]``, ONNX int8, 50 tokens a text)."""
+    """The embedder as the Flow runs it (flow.yml: version 0, the shipped ``[CLS]`` embedder, ONNX int8, 50 tokens
+    a text)."""
     from covidqa.embedding.encoder import Embedder
+    from covidqa.models.loading import DEFAULT_EMBEDDER
 
-    return Embedder('base', backend='onnx-int8', pooling='cls', num_threads=threads, max_length=50)
+    return Embedder(DEFAULT_EMBEDDER, backend='onnx-int8', pooling='cls', num_threads=threads, max_length=50)
 
 
 def _faq_set(root: Path, part: str, embedder_threads: int = 2) -> HeldOutSet:

@@ -26,15 +26,16 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from covidqa.data.records import QADataError
 from covidqa.models.loading import BASE_MODEL_NAME
-from covidqa.models.shipped import ShippedReaderError
+from covidqa.models.shipped import ShippedModelError
 from covidqa.options import add_arguments
 from covidqa.paths import default_reader_dir
 from covidqa.qa.api import TRAINING_META_FILE, QuestionAnswering
 from covidqa.qa.args import QATrainArgsError
 from covidqa.qa.recipe import train_default_reader
 from covidqa.reader.options import ReadOptions
+from covidqa.runtime import commands
 
-__all__ = ['main', 'stop_on_signals']
+__all__ = ['main', 'run_command']
 
 
 def _json_arg(text: Optional[str]) -> Dict[str, Any]:
@@ -119,7 +120,8 @@ def _training_summary(model_dir: Path) -> Dict[str, Any]:
 
 
 def _cmd_ship(ns) -> int:
-    from covidqa.models.shipped import SHIPPED_READER_FILE, pack_reader
+    from covidqa.models.packing import pack_model
+    from covidqa.models.shipped import SHIPPED_READER_FILE
 
     source = Path(ns.model) if ns.model else default_reader_dir()
     meta = _training_summary(source)
@@ -127,7 +129,7 @@ def _cmd_ship(ns) -> int:
     if (start / TRAINING_META_FILE).is_file():  # the stage the reader was fine-tuned from, for the model card
         meta['start_from_training'] = _training_summary(start)
     target = Path(ns.output) if ns.output else SHIPPED_READER_FILE
-    digest = pack_reader(source, target, meta)
+    digest = pack_model(source, target, meta, kind='reader')
     print(f'packed {source} into {target} ({target.stat().st_size / 2**20:.1f} MiB, sha256 {digest})')
     return 0
 
@@ -138,10 +140,10 @@ def _cmd_calibrate(ns) -> int:
     model = ns.model
     sha = ''
     if model is None:  # the shipped reader: its calibration goes beside its file, named by its checksum
-        from covidqa.models.shipped import SHIPPED_READER_FILE, expected_sha256, shipped_reader_dir
+        from covidqa.models.shipped import SHIPPED_READER_FILE, expected_sha256, shipped_model_dir
         from covidqa.reader.confidence import CALIBRATION_FILE
 
-        model = str(shipped_reader_dir())
+        model = str(shipped_model_dir('reader'))
         sha = expected_sha256(SHIPPED_READER_FILE)
         output = ns.output or str(SHIPPED_READER_FILE.parent / CALIBRATION_FILE)
     else:
@@ -149,19 +151,6 @@ def _cmd_calibrate(ns) -> int:
     fit_calibration(model, data_dir=ns.data_dir, output=output, reader_sha256=sha, squad2_limit=ns.squad2_limit or None,
                     plot=ns.plot)
     return 0
-
-
-def raise_keyboard_interrupt(signum, frame):
-    """SIGTERM (and SIGINT, which a shell's background job ignores) stop training the way Ctrl-C does: the
-    training loop saves its checkpoint before it exits."""
-    raise KeyboardInterrupt(f'signal {signum}')
-
-
-def stop_on_signals() -> None:
-    import signal
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, raise_keyboard_interrupt)
 
 
 CLI_READ_OPTIONS = ('max_seq_length', 'doc_stride', 'max_answer_length', 'lexical_weight')
@@ -239,21 +228,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return run_command(lambda: ns.func(ns))
 
 
-USER_ERRORS = (QADataError, QATrainArgsError, FileNotFoundError, ValueError, ShippedReaderError)
+USER_ERRORS = (QADataError, QATrainArgsError, FileNotFoundError, ValueError, ShippedModelError)
 
 
 def run_command(command: Callable[[], Optional[int]], stopped: str = 'stopped') -> int:
-    """Run a command-line command: its status (0 for None); a user error (:data:`USER_ERRORS`) printed as one line
-    ``error: ...`` with status 2; Ctrl-C or SIGTERM (:func:`stop_on_signals`) ``stopped`` with status 130."""
-    stop_on_signals()
-    try:
-        return command() or 0
-    except USER_ERRORS as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(stopped, file=sys.stderr)
-        return 130
+    """:func:`covidqa.runtime.commands.run_command` with the reader's user errors (:data:`USER_ERRORS`)."""
+    return commands.run_command(command, USER_ERRORS, stopped)
 
 
 if __name__ == '__main__':

@@ -33,7 +33,8 @@ import numpy as np
 from covidqa.data.records import QARecord, read_qa_file
 from covidqa.paths import PathLike, default_reader_dir
 from covidqa.paths import data_dir as default_data_dir
-from covidqa.qa.recipe import DEFAULT_READER_ARGS, build_default_training_data, cpu_has_native_bf16
+from covidqa.qa.recipe import DEFAULT_READER_ARGS, build_default_training_data
+from covidqa.training.optim import cpu_has_native_bf16
 
 __all__ = [
     'NO_ANSWER_ARGS',

@@ -37,7 +37,7 @@ from covidqa.paths import data_dir as default_data_dir
 from covidqa.qa.api import QuestionAnswering, TrainResult
 from covidqa.qa.args import QATrainArgs, QATrainArgsError
 from covidqa.qa.cli import run_command
-from covidqa.qa.recipe import cpu_has_native_bf16
+from covidqa.training.optim import cpu_has_native_bf16
 
 SQUAD_TRAIN = 'squad_v1.1/derived/train-v1.1.from_explorer.json'
 SQUAD_DEV = 'squad_v1.1/derived/dev-v1.1.from_explorer.json'

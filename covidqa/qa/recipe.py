@@ -7,7 +7,8 @@
   (:data:`PARAGRAPH_TRAIN`, :data:`ARTICLE_TRAIN`), without any question of either dev set (:data:`PARAGRAPH_DEV`,
   :data:`ARTICLE_DEV`) nor any paragraph of a full-article dev article -> :class:`DefaultTrainingData`;
 - :func:`train_default_reader`: trains the recipe on that data and saves the reader (default
-  :func:`covidqa.paths.default_reader_dir`); :func:`cpu_has_native_bf16` decides whether bf16 pays here.
+  :func:`covidqa.paths.default_reader_dir`); :func:`covidqa.training.optim.cpu_has_native_bf16` decides whether bf16
+  pays here.
 
 Example::
 
@@ -31,6 +32,7 @@ from covidqa.paths import PathLike, default_reader_dir
 from covidqa.paths import data_dir as default_data_dir
 from covidqa.qa.api import QuestionAnswering, TrainResult
 from covidqa.qa.args import QATrainArgs
+from covidqa.training.optim import cpu_has_native_bf16
 
 __all__ = [
     'ADAPT_ARGS',
@@ -41,7 +43,6 @@ __all__ = [
     'PARAGRAPH_TRAIN',
     'DefaultTrainingData',
     'build_default_training_data',
-    'cpu_has_native_bf16',
     'train_default_reader',
 ]
 
@@ -170,17 +171,6 @@ def build_default_training_data(data_dir: Optional[PathLike] = None, include_art
         excluded_article_in_article_dev=excluded_a_adev, files=files,
     )
 
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when this CPU runs bfloat16 matmuls natively (AVX512-BF16 or AMX); elsewhere bf16 autocast is emulated
-    and slower than fp32, so the default reader trains in fp32 there."""
-    try:
-        import torch
-
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except Exception:  # an older/newer torch without these probes: stay in fp32
-        return False
 
 
 def train_default_reader(output: Optional[PathLike] = None, force: bool = False, epochs: Optional[float] = None,

@@ -22,7 +22,7 @@ The evidence of one answer (``span`` of ``context``; all logarithms are clipped 
 - ``log_rank``: log(1 + the context's position among the contexts read, best retrieved first);
 - ``retrieval_cosine``: the embedder's cosine of the question and the FAQ question whose answer the context is
   (``/answer`` gives it for FAQ entries; unknown elsewhere, and unknown evidence counts as average: the feature's
-  mean), and only for the base embedder (version 0) the calibration was fitted with. Given for passages too it
+  mean), and only for the embedder version the calibration was fitted with (version 0, the shipped embedder). Given for passages too it
   hurt calibration (docs/decisions.md).
 
 Not a feature: how many contexts were read (only the FAQ set reads several, so it would stand for "an FAQ
@@ -246,10 +246,10 @@ def calibration_for(model_path: PathLike) -> Optional[Calibrator]:
     if not shipped.is_file():
         return None
     calibrator = Calibrator.load(shipped)
-    from covidqa.paths import shipped_reader_home
+    from covidqa.paths import shipped_model_home
 
     try:
-        if Path(str(model_path)).resolve() == shipped_reader_home(calibrator.reader_sha256).resolve():
+        if Path(str(model_path)).resolve() == shipped_model_home('reader', calibrator.reader_sha256).resolve():
             return calibrator
     except OSError:
         pass

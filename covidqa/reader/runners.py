@@ -27,16 +27,16 @@ Runner = Callable[[np.ndarray, np.ndarray, np.ndarray], Tuple[np.ndarray, np.nda
 def resolve_reader_model(model: Optional[PathLike]) -> PathLike:
     """``None`` -> the reader trained into the service home if there is one, else the reader shipped in the
     repository (checksum verified, unpacked once: :mod:`covidqa.models.shipped`), else ``'base'`` (with a warning);
-    anything else as is. A damaged shipped file raises :class:`covidqa.models.shipped.ShippedReaderError`."""
+    anything else as is. A damaged shipped file raises :class:`covidqa.models.shipped.ShippedModelError`."""
     if model is not None:
         return model
     reader_dir = default_reader_dir()
     if (reader_dir / 'config.json').is_file():
         return reader_dir
-    from covidqa.models.shipped import has_shipped_reader, shipped_reader_dir
+    from covidqa.models.shipped import has_shipped_model, shipped_model_dir
 
-    if has_shipped_reader():
-        return shipped_reader_dir()
+    if has_shipped_model('reader'):
+        return shipped_model_dir('reader')
     logger.warning(
         'no trained reader in %s and no shipped reader: using the base all-MiniLM-L6-v2 with an UNTRAINED span head '
         '(answers are noise); train one with `make reader-pretrain reader`', reader_dir,

@@ -17,7 +17,7 @@ does not hand that memory back), and it had to import torch, which the serving p
 
 The child's own prints and logs go to its stderr (the parent's stderr: the Flow's log); stdout carries only the
 protocol lines. :func:`with_torch` runs a function here when this process may import torch and in a child when it
-may not (ONNX exports, unpacking the shipped reader).
+may not (ONNX exports, unpacking a shipped model).
 
 Example::
 

@@ -11,7 +11,7 @@ imported, each child has: the block must happen there, before jina is imported. 
 The block is ``sys.modules['torch'] = None``: ``import torch`` then raises ``ImportError`` and
 ``importlib.util.find_spec('torch')`` answers ``None``, so docarray (``NdArray`` is numpy) and transformers (the
 tokenizers) carry on without it. Work that needs torch runs in a child process, a fresh interpreter without the
-block (:mod:`covidqa.runtime.child`): feedback training rounds, ``/qa/train``, ONNX exports, unpacking the shipped reader.
+block (:mod:`covidqa.runtime.child`): feedback training rounds, ``/qa/train``, ONNX exports, unpacking a shipped model.
 A torch backend in a blocked process fails with :func:`require_torch`'s message naming the fix.
 
 ``COVIDQA_TORCH=1`` in the environment lets torch in; so does a Flow YAML with ``backend: torch``

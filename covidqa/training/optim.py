@@ -27,6 +27,17 @@ if TYPE_CHECKING:
 NO_DECAY = ('bias', 'LayerNorm.weight', 'layer_norm.weight')
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU runs bfloat16 matmuls natively (AVX512-BF16 or AMX); elsewhere bf16 autocast is emulated
+    and slower than fp32, so training stays in fp32 there."""
+    try:
+        import torch
+
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except Exception:  # an older/newer torch without these probes: stay in fp32
+        return False
+
+
 def decays(name: str) -> bool:
     """Whether the parameter ``name`` gets weight decay (``'encoder.layer.0.output.dense.weight'`` -> True)."""
     return not any(k in name for k in NO_DECAY)
@@ -79,4 +90,4 @@ def set_lr(optimizer: 'torch.optim.Optimizer', lr: float) -> None:
         group['lr'] = lr
 
 
-__all__ = ['NO_DECAY', 'adamw', 'decays', 'parameter_groups', 'schedule_point', 'set_lr', 'warmup_decay']
+__all__ = ['NO_DECAY', 'adamw', 'cpu_has_native_bf16', 'decays', 'parameter_groups', 'schedule_point', 'set_lr', 'warmup_decay']

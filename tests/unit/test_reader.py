@@ -269,10 +269,13 @@ def test_bad_inputs(reader):
 def test_default_model_falls_back_to_base_with_warning(tmp_path, monkeypatch, caplog):
     """No reader trained into the home and no shipped reader (a checkout without models/reader/): the base model
     with a loud warning."""
+    import dataclasses
+
     from covidqa.models import shipped
 
     monkeypatch.setenv('COVIDQA_HOME', str(tmp_path))
-    monkeypatch.setattr(shipped, 'SHIPPED_READER_FILE', tmp_path / 'no-such-reader.safetensors')
+    missing = dataclasses.replace(shipped.KINDS['reader'], file=tmp_path / 'no-such-reader.safetensors')
+    monkeypatch.setitem(shipped.KINDS, 'reader', missing)
     with caplog.at_level(logging.WARNING, logger='covidqa.reader.runners'):
         r = ExtractiveReader(max_seq_length=64)
         assert str(r.model_path) == 'base'

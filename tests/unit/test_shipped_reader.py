@@ -1,4 +1,5 @@
 """The reader shipped in the repository (covidqa.models.shipped): one verified file that answers without any training."""
+import dataclasses
 import shutil
 
 import numpy as np
@@ -6,16 +7,15 @@ import pytest
 import torch
 
 from covidqa.data.records import read_qa_file
-from covidqa.models import shipped
+from covidqa.models import packing, shipped
 from covidqa.models.loading import atomic_save_pretrained, load_qa_model, load_tokenizer
+from covidqa.models.packing import pack_model, unpack_model
 from covidqa.models.shipped import (
     SHIPPED_READER_FILE,
-    ShippedReaderError,
+    ShippedModelError,
     checksum_file,
-    pack_reader,
     read_metadata,
-    shipped_reader_dir,
-    unpack_reader,
+    shipped_model_dir,
     verify,
 )
 from covidqa.qa.api import QuestionAnswering
@@ -31,7 +31,7 @@ def packed(tmp_path_factory):
     root = tmp_path_factory.mktemp('packed')
     torch.manual_seed(0)
     atomic_save_pretrained(load_qa_model('base'), load_tokenizer('base'), root / 'reader')
-    digest = pack_reader(root / 'reader', root / 'reader.fp16.safetensors', {'recipe': 'test'})
+    digest = pack_model(root / 'reader', root / 'reader.fp16.safetensors', {'recipe': 'test'})
     return root, digest
 
 
@@ -49,7 +49,7 @@ def test_pack_and_unpack_keep_the_reader(packed):
     assert packed_file.stat().st_size < 50 * 2**20
     assert checksum_file(packed_file).read_text().split() == [digest, packed_file.name]
     assert read_metadata(packed_file)['meta'] == {'recipe': 'test'}
-    unpack_reader(packed_file, root / 'unpacked')
+    unpack_model(packed_file, root / 'unpacked')
     for original, restored in zip(logits(root / 'reader'), logits(root / 'unpacked')):
         np.testing.assert_allclose(original, restored, atol=0.05)  # fp16 weights
 
@@ -63,13 +63,13 @@ def test_a_damaged_file_is_refused_by_name(packed, tmp_path):
     data = bytearray(damaged.read_bytes())
     data[len(data) // 2] ^= 0xFF
     damaged.write_bytes(bytes(data))
-    with pytest.raises(ShippedReaderError, match=r'is damaged: sha256 [0-9a-f]{64} does not match'):
-        unpack_reader(damaged, tmp_path / 'out')
+    with pytest.raises(ShippedModelError, match=r'is damaged: sha256 [0-9a-f]{64} does not match'):
+        unpack_model(damaged, tmp_path / 'out')
     assert not (tmp_path / 'out').exists()
     checksum_file(damaged).unlink()
-    with pytest.raises(ShippedReaderError, match='no checksum for'):
+    with pytest.raises(ShippedModelError, match='no checksum for'):
         verify(damaged)
-    with pytest.raises(ShippedReaderError, match='not found'):
+    with pytest.raises(ShippedModelError, match='not found'):
         verify(tmp_path / 'missing.safetensors')
 
 
@@ -78,9 +78,9 @@ def test_the_service_never_falls_back_to_an_untrained_reader_over_a_damaged_file
     damaged = tmp_path / 'reader.fp16.safetensors'
     damaged.write_bytes((root / 'reader.fp16.safetensors').read_bytes()[:-100])  # a cut-off copy
     shutil.copy(checksum_file(root / 'reader.fp16.safetensors'), checksum_file(damaged))
-    monkeypatch.setattr(shipped, 'SHIPPED_READER_FILE', damaged)
+    monkeypatch.setitem(shipped.KINDS, 'reader', dataclasses.replace(shipped.KINDS['reader'], file=damaged))
     monkeypatch.setenv('COVIDQA_HOME', str(tmp_path / 'home'))  # no reader trained into this home
-    with pytest.raises(ShippedReaderError, match='damaged'):
+    with pytest.raises(ShippedModelError, match='damaged'):
         resolve_reader_model(None)
 
 
@@ -88,9 +88,9 @@ def test_a_lost_file_whose_checksum_remains_is_named(packed, tmp_path, monkeypat
     root, _ = packed
     lost = tmp_path / 'reader.fp16.safetensors'
     shutil.copy(checksum_file(root / 'reader.fp16.safetensors'), checksum_file(lost))  # the weights are gone
-    monkeypatch.setattr(shipped, 'SHIPPED_READER_FILE', lost)
+    monkeypatch.setitem(shipped.KINDS, 'reader', dataclasses.replace(shipped.KINDS['reader'], file=lost))
     monkeypatch.setenv('COVIDQA_HOME', str(tmp_path / 'home'))
-    with pytest.raises(ShippedReaderError, match='not found'):
+    with pytest.raises(ShippedModelError, match='not found'):
         resolve_reader_model(None)
 
 
@@ -98,8 +98,8 @@ def test_the_shipped_reader_is_verified_unpacked_once_and_used_by_default(tmp_pa
     monkeypatch.setenv('COVIDQA_HOME', str(tmp_path))
     verify(SHIPPED_READER_FILE)
     model_dir = resolve_reader_model(None)
-    assert model_dir == shipped_reader_dir() and model_dir.parent == tmp_path / 'models'
-    monkeypatch.setattr(shipped, 'unpack_reader', lambda *a, **k: pytest.fail('unpacked a second time'))
+    assert model_dir == shipped_model_dir('reader') and model_dir.parent == tmp_path / 'models'
+    monkeypatch.setattr(packing, 'unpack_model', lambda *a, **k: pytest.fail('unpacked a second time'))
     assert resolve_reader_model(None) == model_dir
     assert read_metadata(SHIPPED_READER_FILE)['meta']['args']['question_word_type'] is True
 
