@@ -87,7 +87,7 @@ def mean_versions(tmp_path_factory):
 def test_a_version_embeds_with_its_saved_pooling_and_refuses_another(mean_versions):
     path = mean_versions.model_path(1)
     assert json.loads((path / 'version.json').read_text())['pooling'] == 'mean'
-    assert mean_versions.pooling(1) == saved_pooling(path) == 'mean' and mean_versions.pooling(0) is None
+    assert mean_versions.pooling(1) == saved_pooling(path) == 'mean' and mean_versions.pooling(0) == 'cls'
     texts = [e.query for e in EXAMPLES]
     by_version = Embedder(path)  # pooling not given: the version's own
     assert by_version.pooling == 'mean'
@@ -96,7 +96,7 @@ def test_a_version_embeds_with_its_saved_pooling_and_refuses_another(mean_versio
     assert Embedder(path, pooling='mean').pooling == 'mean'
     with pytest.raises(ValueError, match=r"trained with pooling='mean' .* cannot embed with pooling='cls'"):
         Embedder(path, pooling='cls')  # what the Embedder/Indexer Executors do when configured otherwise
-    # the base model (version 0) has no saved pooling: the configured one, 'cls' by default
+    # version 0, the shipped embedder, embeds with its saved 'cls'
     assert Embedder(mean_versions.model_path(0)).pooling == 'cls'
     assert Embedder(mean_versions.model_path(0), pooling='mean').pooling == 'mean'
 
