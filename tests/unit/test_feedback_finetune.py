@@ -98,7 +98,8 @@ def test_a_version_embeds_with_its_saved_pooling_and_refuses_another(mean_versio
         Embedder(path, pooling='cls')  # what the Embedder/Indexer Executors do when configured otherwise
     # version 0, the shipped embedder, embeds with its saved 'cls'
     assert Embedder(mean_versions.model_path(0)).pooling == 'cls'
-    assert Embedder(mean_versions.model_path(0), pooling='mean').pooling == 'mean'
+    with pytest.raises(ValueError, match=r"shipped-embedder was trained with pooling='cls' .* pooling='mean'"):
+        Embedder(mean_versions.model_path(0), pooling='mean')
 
 
 def test_finetuning_from_a_version_refuses_another_pooling(mean_versions):
