@@ -2,9 +2,10 @@
 
     python -m client ask "How does the virus spread?"          # answers with scores and sources
     python -m client search "How does the virus spread?" -k 5  # the closest FAQ entries
-    python -m client index faq.csv [--question-column title]  # CSV with question, answer[, wrong_answer]
+    python -m client index faq.csv docs/ 'papers/*.json'      # FAQ tables, PDF, HTML, Markdown, text, CORD-19, SQuAD
+    python -m client index faq.csv --question-column Question --answer-column Answer
     python -m client count
-    python -m client delete ID [ID ...]
+    python -m client delete ID [ID ...] [--documents]         # --documents: whole documents, every passage
 
 ``--host``/``--port`` (default 127.0.0.1:54321, or $COVIDQA_HOST / $COVIDQA_GRPC_PORT) select the Flow.
 
@@ -19,6 +20,7 @@ import sys
 import textwrap
 
 from client.quiet import quiet_jina_client, quiet_library_warnings
+from covidqa.index.options import COLLECTIONS
 from covidqa.index.replies import indexer_reply
 
 
@@ -86,7 +88,8 @@ def _short(text: str, width: int = 300) -> str:
 def cmd_search(args):
     from covidqa.docs import DocList, QADoc
 
-    result = _post(args, '/search', DocList[QADoc]([QADoc(text=args.question)]), {'limit': args.limit})
+    result = _post(args, '/search', DocList[QADoc]([QADoc(text=args.question)]),
+                   {'limit': args.limit, 'collection': args.collection})
     for rank, match in enumerate(result[0].matches, 1):
         print(f'{rank:>2}. [{match.score:.3f}] {match.text}')
         if match.answer:
@@ -99,7 +102,8 @@ def cmd_ask(args):
     from covidqa.docs import AnswerReply, DocList, QADoc
 
     result = _post(args, '/answer', DocList[QADoc]([QADoc(text=args.question)]),
-                   {'limit': args.limit, 'top_k': args.top_k}, return_type=DocList[AnswerReply])
+                   {'limit': args.limit, 'top_k': args.top_k, 'collection': args.collection},
+                   return_type=DocList[AnswerReply])
     answers = list(result[0].answers)
     if not answers or answers[0].no_answer:
         sure = f' ({legible_score(answers[0].score)} sure)' if answers else ''
@@ -109,8 +113,10 @@ def cmd_ask(args):
     for rank, span in enumerate((a for a in answers if not a.no_answer), 1):
         print(f'{rank}. {span.answer}   [{legible_score(span.score)} likely right]')
         if span.title or span.source or span.url:
-            where = ' '.join(x for x in (span.source or 'FAQ', span.url or '') if x)
-            print(f'   from: {span.title or ""}  ({where})')
+            kind = 'FAQ' if span.kind == 'faq' else 'document'
+            where = ' '.join(x for x in (span.source or kind, span.url or '') if x)
+            section = f' / {span.section}' if span.section else ''
+            print(f'   from {kind}: {span.title or ""}{section}  ({where})')
         if span.context:
             before = span.context[max(0, span.start - 80):span.start]
             after = span.context[span.end:span.end + 80]
@@ -125,10 +131,13 @@ def user_errors_of_faq(call, *args, **kwargs):
     try:
         return call(*args, **kwargs)
     except QADataError as exc:
-        hint = ' (name them with --question-column / --answer-column)' if 'missing column' in str(exc) else ''
-        raise UserError(f'{exc}{hint}') from None
+        raise UserError(_with_column_hint(str(exc))) from None
     except OSError as exc:
         raise UserError(str(exc)) from None
+
+
+def _with_column_hint(problem: str) -> str:
+    return problem + (' (name them with --question-column / --answer-column)' if 'missing column' in problem else '')
 
 
 def load_faq(source, question_column: str, answer_column: str, skip_bad: bool):
@@ -139,11 +148,53 @@ def load_faq(source, question_column: str, answer_column: str, skip_bad: bool):
                               skip_bad=skip_bad)
 
 
+def read_documents(args):
+    """The documents of ``args.paths`` (:func:`covidqa.data.documents.load_documents`), with a progress bar of the
+    files read. A bad file or row is named on stderr and skipped (``--strict``: the first one stops everything, as a
+    :class:`UserError`); :class:`UserError` too when nothing could be read."""
+    from tqdm import tqdm
+
+    from covidqa.data.documents import load_documents
+    from covidqa.data.records import QADataError
+
+    with tqdm(desc='reading', unit=' files', disable=None, file=sys.stderr) as bar:
+        def progress(done: int, total: int, passages: int) -> None:
+            bar.total = total
+            bar.set_postfix_str(f'{passages} passages', refresh=False)
+            bar.update(done - bar.n)
+        try:
+            loaded = load_documents(args.paths, question_column=args.question_column,
+                                    answer_column=args.answer_column, strict=args.strict, progress=progress)
+        except QADataError as exc:
+            raise UserError(_with_column_hint(str(exc))) from None
+    if not len(loaded.docs):
+        if loaded.problems:
+            more = f' (and {len(loaded.problems) - 1} more problems)' if len(loaded.problems) > 1 else ''
+            raise UserError(_with_column_hint(loaded.problems[0]) + more)
+        raise UserError(f'nothing to index in {" ".join(args.paths)}: no file of a known format '
+                        f'(FAQ tables .csv .tsv .jsonl; .json SQuAD or CORD-19; .txt .md .html .pdf)')
+    for problem in loaded.problems:
+        print(f'skipped: {_with_column_hint(problem)}', file=sys.stderr)
+    return loaded
+
+
 def cmd_index(args):
-    docs = load_faq(args.file, args.question_column, args.answer_column, args.skip_bad)
+    import time
+
+    from covidqa.docs import DocList, QADoc
+
+    loaded = read_documents(args)
+    docs = loaded.docs
+    # a document indexed before is replaced whole: its old passages go first (a shorter new version leaves none)
+    parents = list(dict.fromkeys(d.parent_id for d in docs if d.parent_id))
+    if parents:
+        _post(args, '/delete', DocList[QADoc]([QADoc(id=p) for p in parents]), {'documents': True})
+    started = time.perf_counter()
     _post(args, '/index', docs)
-    print(f'indexed {len(docs)} documents from {args.file}' + (f' ({docs.skipped} bad rows skipped)'
-                                                              if docs.skipped else ''))
+    seconds = time.perf_counter() - started
+    print(f'{loaded.summary()}; indexed at {len(docs) / max(seconds, 1e-9):.1f} documents a second')
+    problems = f' ({len(loaded.problems)} skipped, named above)' if loaded.problems else ''
+    print(f'indexed {len(docs)} documents from {" ".join(args.paths)}{problems}')
 
 
 def cmd_count(args):
@@ -156,12 +207,13 @@ def cmd_count(args):
 def cmd_delete(args):
     from covidqa.docs import DocList, QADoc
 
-    response = _post(args, '/delete', DocList[QADoc]([QADoc(id=i) for i in args.ids]), return_responses=True)
-    deleted = indexer_reply(response[0].parameters.get('__results__', {}))['deleted']
+    response = _post(args, '/delete', DocList[QADoc]([QADoc(id=i) for i in args.ids]),
+                     {'documents': True} if args.documents else None, return_responses=True)
+    reply = indexer_reply(response[0].parameters.get('__results__', {}))
+    deleted = reply['deleted']
     print(f'deleted {len(deleted)}: {" ".join(deleted)}')
-    missing = set(args.ids) - set(deleted)
-    if missing:
-        print(f'not found: {" ".join(sorted(missing))}')
+    if reply['missing']:
+        print(f'not found: {" ".join(sorted(reply["missing"]))}')
 
 
 def main(argv=None):
@@ -170,25 +222,31 @@ def main(argv=None):
     parser.add_argument('--port', type=int, default=int(os.environ.get('COVIDQA_GRPC_PORT', 54321)))
     parser.add_argument('--batch-size', type=int, default=64, help='documents per request')
     sub = parser.add_subparsers(dest='command', required=True)
-    p = sub.add_parser('ask', help='answer a question from the indexed FAQ')
+    p = sub.add_parser('ask', help='answer a question from the indexed FAQ and documents')
     p.add_argument('question')
     p.add_argument('-k', '--top-k', type=int, default=3, help='answers to show')
-    p.add_argument('-l', '--limit', type=int, default=5, help='FAQ entries to read')
+    p.add_argument('-l', '--limit', type=int, default=5, help='FAQ entries (and passages) to read')
+    p.add_argument('-c', '--collection', choices=COLLECTIONS, default='auto',
+                   help="'faq', 'literature', 'all', or 'auto': the FAQ when it answers, else the literature")
     p.set_defaults(func=cmd_ask)
     p = sub.add_parser('search', help='find the closest FAQ entries')
     p.add_argument('question')
     p.add_argument('-l', '--limit', '-k', type=int, default=5)
+    p.add_argument('-c', '--collection', choices=COLLECTIONS, default='all', help="'faq', 'literature' or 'all'")
     p.set_defaults(func=cmd_search)
-    p = sub.add_parser('index', help='index a CSV with question, answer[, wrong_answer] columns')
-    p.add_argument('file')
-    p.add_argument('--question-column', default='question')
-    p.add_argument('--answer-column', default='answer')
-    p.add_argument('--skip-bad', action='store_true', help='skip rows with empty fields (counted) instead of failing')
+    p = sub.add_parser('index', help='index FAQ tables and documents: files, folders, globs (.csv .tsv .jsonl '
+                                     'FAQ tables; .json SQuAD or CORD-19; .txt .md .html .pdf)')
+    p.add_argument('paths', nargs='+', metavar='PATH')
+    p.add_argument('--question-column', default='question', help="an FAQ table's question column")
+    p.add_argument('--answer-column', default='answer', help="an FAQ table's answer column")
+    p.add_argument('--strict', action='store_true', help='stop at the first bad file or row (default: name it on '
+                                                          'stderr, skip it and index the rest)')
     p.set_defaults(func=cmd_index)
     p = sub.add_parser('count', help='number of stored documents')
     p.set_defaults(func=cmd_count)
     p = sub.add_parser('delete', help='delete documents by id')
     p.add_argument('ids', nargs='+')
+    p.add_argument('--documents', action='store_true', help='the ids are document ids: delete every passage of each')
     p.set_defaults(func=cmd_delete)
     args = parser.parse_args(argv)
     quiet_library_warnings()  # before jina is imported (the commands import it)

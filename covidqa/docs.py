@@ -4,9 +4,11 @@ One schema, :class:`QADoc`, travels between the Executors of the Flow, so that a
 chain without schema conversions (what leaves the Flow is leaner, below):
 
 - a FAQ entry / passage to index: ``text`` (what is embedded, e.g. the FAQ question) plus ``answer``, ``title``,
-  ``source``, ``url``; a passage cut from a longer document (:mod:`covidqa.data.passages`) also names that document
-  (``parent_id``) and where it sits in it (``offset_start``/``offset_end``, characters: the passage is
-  ``document[offset_start:offset_end]``); all optional, returned with the matches of ``/search`` and ``/answer``;
+  ``source``, ``url`` and its ``kind`` (:data:`KINDS`: ``'faq'`` or ``'literature'``; unstated, an entry with an
+  ``answer`` is FAQ, see :func:`kind_of`); a passage cut from a longer document (:mod:`covidqa.data.passages`) also
+  names that document (``parent_id``), the ``section`` it sits in and where (``offset_start``/``offset_end``,
+  characters: the passage is ``document[offset_start:offset_end]``); all optional, returned with the matches of
+  ``/search`` and ``/answer``;
 - a query: ``text`` is the question; after ``/search`` it carries ``matches`` (best first, each with ``score``);
   after ``/answer`` it also carries ``answers`` (:class:`AnswerSpan`, best first).
 
@@ -26,7 +28,8 @@ from pydantic import Field
 
 class AnswerSpan(BaseDoc):
     """One extracted answer: ``context[start:end] == answer`` for the indexed document with id ``context_id``, whose
-    ``title`` (its title, or the FAQ question whose answer was read), ``source`` and ``url`` come with it.
+    ``title`` (its title, or the FAQ question whose answer was read), ``source``, ``url``, ``kind`` (``'faq'`` or
+    ``'literature'``) and, for a passage, its document (``parent_id``) and ``section`` come with it.
 
     ``score``: the probability that the answer is right (a calibrated reader; :mod:`covidqa.reader.confidence`).
     The "no answer" result has ``no_answer=True``, ``answer=None``, ``start == end == -1`` and no source. It comes
@@ -45,6 +48,9 @@ class AnswerSpan(BaseDoc):
     title: Optional[str] = None
     source: Optional[str] = None
     url: Optional[str] = None
+    kind: Optional[str] = None  # 'faq' | 'literature': what the answer was read from
+    parent_id: Optional[str] = None  # a passage's document
+    section: Optional[str] = None  # and its section
 
 
 class SourceFields(BaseDoc):
@@ -58,6 +64,8 @@ class SourceFields(BaseDoc):
     parent_id: Optional[str] = None  # a passage: the id of the document it was cut from
     offset_start: Optional[int] = None  # a passage: its character offsets in that document
     offset_end: Optional[int] = None
+    section: Optional[str] = None  # a passage: the section of its document it was cut from (e.g. 'Abstract')
+    kind: Optional[str] = None  # 'faq' (a question with its answer) or 'literature' (a passage); None: unstated
 
 
 class StoredFields(SourceFields):
@@ -66,6 +74,15 @@ class StoredFields(SourceFields):
     ``generate_qa`` negative)."""
 
     wrong_answer: Optional[str] = None
+
+
+KINDS = ('faq', 'literature')
+
+
+def kind_of(doc) -> str:
+    """The kind of an indexed document: its ``kind`` when set, else ``'faq'`` when it has an ``answer`` (an FAQ entry
+    indexed before documents had kinds), else ``'literature'``."""
+    return doc.kind or ('faq' if doc.answer else 'literature')
 
 
 REPLY_FIELDS = tuple(name for name in SourceFields.model_fields if name != 'id')
@@ -135,5 +152,5 @@ class StoredDoc(StoredFields):
 
 
 __all__ = ['AnswerReply', 'AnswerSpan', 'MatchDoc', 'QADoc', 'REPLY_FIELDS', 'ReplyMatch', 'SearchReply',
-           'SourceFields', 'StoredDoc', 'StoredFields', 'STORED_FIELDS', 'DocList', 'reply_match',
+           'SourceFields', 'StoredDoc', 'StoredFields', 'STORED_FIELDS', 'DocList', 'reply_match', 'KINDS', 'kind_of',
            'search_replies']

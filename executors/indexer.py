@@ -3,7 +3,12 @@
 Endpoints: ``/index`` (add, or replace by id), ``/update`` (replace; every id must exist), ``/search`` and
 ``/answer`` (top-``limit`` matches, default 10, each with ``score`` and its ``cosine`` with the query whatever ranked
 it; ``/search`` replies with :class:`covidqa.docs.SearchReply` documents: no vectors or training fields),
-``/delete`` (by id), ``/count``.
+``/delete`` (by id; with ``documents: true`` whole documents: every passage cut from each), ``/count``.
+Collections (``collection``): each stored document is an FAQ entry or a literature passage
+(:func:`covidqa.docs.kind_of`; every match says its ``kind``); ``faq`` or ``literature`` searches one kind, ``all``
+ranks both together; ``auto`` (the default) is ``all`` for ``/search``, and for ``/answer`` the top ``limit`` of
+each kind (FAQ first), so that the reader can answer from the FAQ when it trusts an entry and read the literature
+otherwise.
 Ranking (``retrieval``, per request or in ``uses_with``): ``dense`` (the score is the cosine), ``lexical`` (BM25
 over the stored text and answer) or ``hybrid`` (both fused, :mod:`covidqa.index.hybrid`; the score is the fused one, in
 [0, 1]). ``/search`` ranks ``dense`` by default (``retrieval``) and ``/answer`` ``hybrid`` (``answer_retrieval``): the
@@ -31,14 +36,14 @@ from typing import List
 
 from jina import Executor, requests
 
-from covidqa.docs import STORED_FIELDS, DocList, MatchDoc, QADoc, SearchReply, search_replies
+from covidqa.docs import KINDS, STORED_FIELDS, DocList, MatchDoc, QADoc, SearchReply, kind_of, search_replies
 from covidqa.embedding.versions import ModelVersions
-from covidqa.index.options import REQUEST_OPTIONS, SearchOptions
+from covidqa.index.options import REQUEST_OPTIONS, SearchOptions, kinds_of
 from covidqa.index.versioned import VersionedIndex
 from covidqa.models.loading import DEFAULT_EMBEDDER
 from covidqa.paths import index_dir as default_index_dir
 from executors._common import BadRequest, refuse_unknown_settings, settings_of
-from executors.parameters import AnswerParameters, IndexParameters, NoParameters, SearchParameters
+from executors.parameters import AnswerParameters, DeleteParameters, IndexParameters, NoParameters, SearchParameters
 
 # endpoints that answer a dict (in response.parameters['__results__']): no return annotation, the schemas given
 RESULTS = dict(request_schema=DocList[QADoc], response_schema=DocList[QADoc])
@@ -123,13 +128,17 @@ class Indexer(Executor):
         if len(docs) == 0:
             return docs
         options = self.options[endpoint].with_overrides({name: getattr(params, name) for name in REQUEST_OPTIONS})
-        results = self._checked(lambda: self.index.search(docs, options.limit, retrieval=options.retrieval,
-                                                          bm25_weight=options.bm25_weight,
-                                                          candidates=options.candidates, with_cosines=True), endpoint)
-        for doc, (found, scores, cosines) in zip(docs, results):
+        # /answer's 'auto': the FAQ and the literature ranked each on its own (the reader reads the FAQ first)
+        rankings = [frozenset([kind]) for kind in KINDS] if endpoint == '/answer' and options.collection == 'auto' \
+            else [kinds_of(options.collection)]
+        found_by_kinds = [self._checked(lambda: self.index.search(
+            docs, options.limit, retrieval=options.retrieval, bm25_weight=options.bm25_weight,
+            candidates=options.candidates, with_cosines=True, kinds=kinds), endpoint) for kinds in rankings]
+        for position, doc in enumerate(docs):
             doc.matches = DocList[MatchDoc]([
-                MatchDoc(id=m.id, score=float(s), cosine=float(c), **{f: getattr(m, f) for f in STORED_FIELDS})
-                for m, s, c in zip(found, scores, cosines)
+                MatchDoc(id=m.id, score=float(s), cosine=float(c),
+                         **{f: getattr(m, f) for f in STORED_FIELDS if f != 'kind'}, kind=kind_of(m))
+                for found in found_by_kinds for m, s, c in zip(*found[position])
             ])
             doc.embedding = None
         return docs
@@ -144,12 +153,18 @@ class Indexer(Executor):
 
     @requests(on='/delete', **RESULTS)
     def delete(self, docs: DocList[QADoc], parameters: dict, **kwargs):
-        NoParameters.parse(parameters, '/delete')
+        whole = bool(DeleteParameters.parse(parameters, '/delete').documents)
         if len(docs) == 0:
             raise BadRequest('/delete: send the documents to delete (only their ids are used)')
-        deleted, missing = self.store.delete([i for i in _ids(docs, '/delete') if self._mine(i)])
-        return {'deleted': deleted, 'missing': missing, 'count': self.store.count(), 'shard': self.shard_id,
-                'shards': self.shards}
+        ids = _ids(docs, '/delete')
+        if not whole:
+            deleted, missing = self.store.delete([i for i in ids if self._mine(i)])
+            return {'deleted': deleted, 'missing': missing, 'count': self.store.count(), 'shard': self.shard_id,
+                    'shards': self.shards}
+        # a document's passages hash to every shard: each deletes those it holds
+        deleted, missing = self.store.delete(ids, documents=True)
+        return {'deleted': deleted, 'missing': missing, 'documents': [i for i in ids if i not in missing],
+                'count': self.store.count(), 'shard': self.shard_id, 'shards': self.shards}
 
     @requests(on='/count', **RESULTS)
     def count(self, docs: DocList[QADoc], parameters: dict, **kwargs):

@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional, TypeVar
 
 from jina import Executor, requests
 
-from covidqa.docs import DocList, QADoc, SearchReply
+from covidqa.docs import KINDS, DocList, QADoc, SearchReply, kind_of
 from covidqa.index.options import SearchOptions
 from executors._common import refuse_unknown_settings, settings_of
 from executors.parameters import AnswerParameters, SearchParameters, or_default
@@ -25,25 +25,30 @@ from executors.parameters import AnswerParameters, SearchParameters, or_default
 D = TypeVar('D', DocList[QADoc], DocList[SearchReply])
 
 
-def merge_matches(docs: D, limit: int) -> D:
+def merge_matches(docs: D, limit: int, per_kind: bool = False) -> D:
     """Each query's best ``limit`` matches, highest score first, one per id (in place; returns ``docs``, of
-    :class:`~covidqa.docs.QADoc` or :class:`~covidqa.docs.SearchReply`)."""
+    :class:`~covidqa.docs.QADoc` or :class:`~covidqa.docs.SearchReply`); with ``per_kind``, the best ``limit`` of
+    each kind (:data:`covidqa.docs.KINDS`, in that order: ``/answer``'s ``collection: auto``)."""
     for doc in docs:
         best: Dict[Optional[str], Any] = {}
         for match in doc.matches:
             if match.id not in best or (match.score or 0) > (best[match.id].score or 0):
                 best[match.id] = match
-        ranked = sorted(best.values(), key=lambda m: -(m.score or 0.0))[:limit]
-        doc.matches = type(doc.matches)(ranked)
+        ranked = sorted(best.values(), key=lambda m: -(m.score or 0.0))
+        if per_kind:
+            ranked = [m for kind in KINDS for m in [m for m in ranked if kind_of(m) == kind][:limit]]
+        doc.matches = type(doc.matches)(ranked if per_kind else ranked[:limit])
     return docs
 
 
 @settings_of(SearchOptions)
 class MatchMerger(Executor):
-    """``uses_with``: ``limit`` (:class:`covidqa.index.options.SearchOptions`, as the indexer's)."""
+    """``uses_with``: ``limit`` and ``collection`` (:class:`covidqa.index.options.SearchOptions`, as the
+    indexer's)."""
 
     def __init__(self, **kwargs):
-        self.default_limit = SearchOptions.pop_from(kwargs).limit
+        options = SearchOptions.pop_from(kwargs)
+        self.default_limit, self.default_collection = options.limit, options.collection
         refuse_unknown_settings('MatchMerger', kwargs)
         super().__init__(**kwargs)
 
@@ -54,6 +59,7 @@ class MatchMerger(Executor):
 
     @requests(on='/answer')
     def answer(self, docs: DocList[QADoc], parameters: dict, **kwargs) -> DocList[QADoc]:
-        return merge_matches(docs, or_default(AnswerParameters.parse(parameters, '/answer').limit,
-                                              self.default_limit))
+        params = AnswerParameters.parse(parameters, '/answer')
+        return merge_matches(docs, or_default(params.limit, self.default_limit),
+                             per_kind=or_default(params.collection, self.default_collection) == 'auto')
 

@@ -17,7 +17,7 @@ Example::
     3
     >>> SearchParameters.parse({'limt': 3})
     Traceback (most recent call last):
-    executors._common.BadRequest: unknown parameter(s) ['limt'] for /search; known parameters: ['batch_size', 'bm25_weight', 'limit', 'max_length', 'retrieval']
+    executors._common.BadRequest: unknown parameter(s) ['limt'] for /search; known parameters: ['batch_size', 'bm25_weight', 'collection', 'limit', 'max_length', 'retrieval']
 """
 from __future__ import annotations
 
@@ -117,6 +117,7 @@ class SearchParameters(Parameters):
     batch_size: BatchSize = None
     retrieval: Annotated[Optional[str], optional(SearchOptions, 'retrieval')] = None
     bm25_weight: Annotated[Optional[float], optional(SearchOptions, 'bm25_weight')] = None
+    collection: Annotated[Optional[str], optional(SearchOptions, 'collection')] = None
 
 
 class AnswerParameters(SearchParameters):
@@ -144,9 +145,17 @@ class AnswerParameters(SearchParameters):
 
 
 class NoParameters(Parameters):
-    """``/delete``, ``/count``, ``/feedback``, ``/status``: no parameters."""
+    """``/count``, ``/feedback``, ``/status``: no parameters."""
 
-    endpoints: ClassVar[Tuple[str, ...]] = ('/delete', '/count', '/feedback', '/status', '/qa/status')
+    endpoints: ClassVar[Tuple[str, ...]] = ('/count', '/feedback', '/status', '/qa/status')
+
+
+class DeleteParameters(Parameters):
+    """``/delete``: by document id or by whole document."""
+
+    endpoints: ClassVar[Tuple[str, ...]] = ('/delete',)
+    documents: Annotated[Optional[bool], flag('the ids are document ids: delete each document with every passage '
+                                              'cut from it (parent_id); default false: by document id')] = None
 
 
 class RoundParameters(Parameters):
@@ -186,7 +195,8 @@ class QAFileParameters(Parameters):
     file: Annotated[Optional[str], _file('CSV or SQuAD JSON file under the reader data directory')] = None
 
 
-ENDPOINT_MODELS: Tuple[Type[Parameters], ...] = (IndexParameters, SearchParameters, AnswerParameters, RoundParameters,
+ENDPOINT_MODELS: Tuple[Type[Parameters], ...] = (IndexParameters, SearchParameters, AnswerParameters, DeleteParameters,
+                                                 RoundParameters,
                                                  RollbackParameters, QATrainParameters, QAFileParameters)
 
 

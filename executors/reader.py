@@ -6,7 +6,9 @@ Endpoints:
   ``match.answer`` when set, else ``match.text``; ``context_id`` = ``match.id``) and replies with one
   :class:`covidqa.docs.AnswerReply` a question: its ``answers`` (:class:`covidqa.docs.AnswerSpan`, best first,
   ``context`` filled, ``context[start:end] == answer``, the source's ``title`` (its title, or the FAQ question),
-  ``source`` and ``url``; ``score`` the calibrated probability that the answer is right). When the reader trusts
+  ``source``, ``url`` and ``kind``; ``score`` the calibrated probability that the answer is right). With
+  ``collection: auto`` (the default) it reads a question's FAQ matches first and answers from them when it trusts
+  one, else reads all its matches, FAQ and literature (:func:`covidqa.reader.faq_first.read_faq_first`). When the reader trusts
   none (best below ``confidence_threshold``), the no-answer span comes first (``no_answer=True``,
   ``answer=None``, ``start=end=-1``), followed by the best of the untrusted; a question without matches gets it
   alone. ``matches`` (without training fields) only with ``return_matches``. Parameters: the request settings of
@@ -53,11 +55,12 @@ from pathlib import Path
 from jina import Executor, requests
 
 from covidqa.data.records import QADataError, QARecord
-from covidqa.docs import AnswerReply, AnswerSpan, DocList, QADoc, ReplyMatch, reply_match
+from covidqa.docs import AnswerReply, AnswerSpan, DocList, QADoc, ReplyMatch, kind_of, reply_match
 from covidqa.jobs import TRAIN_READER
 from covidqa.models.loading import BASE_MODEL_NAME
 from covidqa.paths import default_reader_dir, qa_files_dir
 from covidqa.qa.api import QATrainArgs, QATrainArgsError
+from covidqa.reader.faq_first import read_faq_first
 from covidqa.reader.options import REQUEST_OPTIONS, ReadOptions
 from covidqa.reader.reader import ExtractiveReader
 from covidqa.reader.scoring import evaluate, predict, records_of
@@ -110,9 +113,15 @@ class Reader(Executor):
         # the embedder version the calibration was fitted with (version 0); unknown otherwise
         cosines = [[m.cosine if self._reads_answer(m, field) and not doc.model_version else None
                     for m in doc.matches] for doc in docs]
-        try:  # None: the reader's configured default
-            results = self._served().read([d.text for d in docs], contexts, ids, titles, cosines,
-                                          **{name: getattr(params, name) for name in REQUEST_OPTIONS}).answers
+        kinds = [[kind_of(m) for m in doc.matches] for doc in docs]
+        read_options = {name: getattr(params, name) for name in REQUEST_OPTIONS}  # None: the reader's own
+        try:
+            if or_default(params.collection, 'auto') == 'auto':  # an FAQ answer when one is trusted
+                results = read_faq_first(self._served(), [d.text for d in docs], contexts, kinds, ids, titles,
+                                         cosines, **read_options)
+            else:
+                results = self._served().read([d.text for d in docs], contexts, ids, titles, cosines,
+                                              **read_options).answers
         except ValueError as error:
             raise BadRequest(f'/answer: {error}') from None
         replies = DocList[AnswerReply]()
@@ -130,7 +139,8 @@ class Reader(Executor):
         match = matches[a.context_index]
         return AnswerSpan(answer=a.answer, score=a.score, start=a.start, end=a.end, context_id=a.context_id,
                           context=contexts[a.context_index], title=Reader._title_of(match, field),
-                          source=match.source, url=match.url)
+                          source=match.source, url=match.url, kind=kind_of(match), parent_id=match.parent_id,
+                          section=match.section)
 
     @staticmethod
     def _reads_answer(match, field: str) -> bool:

@@ -10,10 +10,17 @@ Splitting (:func:`split_article`): the article's lines (paragraphs; COVID-QA sep
 units; a line longer than ``max_size`` is cut into sentences (:func:`covidqa.text.lexical.sentence_bounds`), a sentence
 longer than that at word boundaries (a word longer than that by characters). Consecutive units are then packed
 greedily into passages of at most ``max_size``. Sizes are measured by ``size`` (default ``len``: characters; pass a
-tokenizer's token count to cut by tokens). Passages are trimmed of surrounding whitespace, ordered, do not overlap,
-and together hold every non-whitespace character of the article. The default of 1,000 characters makes passages of
-195 WordPiece tokens (median; 99th percentile 295 on the COVID-QA dev articles), so a passage and its question fit
-one 384-token reader window; the rare denser passage (3 of 651 over 317 tokens, at most 401) is read in two windows.
+tokenizer's token count to cut by tokens). Passages are trimmed of surrounding whitespace, ordered, do not overlap
+(unless ``overlap`` is asked for, below) and together hold every non-whitespace character of the article. The
+default of 1,000 characters makes passages of 195 WordPiece tokens (median; 99th percentile 295 on the COVID-QA dev
+articles), so a passage and its question fit one 384-token reader window; the rare denser passage (3 of 651 over 317
+tokens, at most 401) is read in two windows.
+
+With ``overlap`` > 0 (default 0) a passage after the first starts with the last whole sentences of the passage before
+it (as many as fit ``overlap`` and, with the passage's own first unit, ``max_size``), so that a fact cut at a passage
+boundary is whole in one of the two. The repeated sentences are never the whole previous passage and come only from
+that passage's own (not repeated) part; when its last sentence is longer than ``overlap`` nothing is repeated.
+Offsets stay exact; passages are then ordered (by start, and by end) but overlap.
 
 Example::
 
@@ -26,6 +33,7 @@ Example::
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import os
 import re
@@ -211,20 +219,24 @@ def _units(text: str, max_size: int, size: Callable[[str], int]) -> List[Tuple[i
 
 
 def split_article(text: str, article_id: str = '', title: Optional[str] = None, max_size: int = DEFAULT_MAX_CHARS,
-                  size: Callable[[str], int] = len) -> List[Passage]:
+                  size: Callable[[str], int] = len, overlap: int = 0) -> List[Passage]:
     """Cut ``text`` into passages of at most ``max_size`` (measured by ``size``), each ``text[start:end]``.
 
     Inputs: the article ``text`` (non-empty), its ``article_id`` and ``title`` (copied into every passage),
     ``max_size`` (>= 1) and ``size`` (a function of a string; default ``len``, i.e. characters; e.g.
     ``lambda s: len(tokenizer(s, add_special_tokens=False)['input_ids'])`` to cut by tokens).
-    Output: passages in article order, not overlapping, trimmed of whitespace, covering every non-whitespace
-    character; ``size(p.text) <= max_size`` for each. Raises ``ValueError`` on an empty text, a ``max_size`` below 1
-    or a ``size`` that is not callable.
+    ``overlap`` (>= 0, measured by ``size``; default 0): how much of the end of a passage, in whole sentences, the
+    next one repeats at its start (see the module docstring).
+    Output: passages in article order, not overlapping (with ``overlap`` 0), trimmed of whitespace, covering every
+    non-whitespace character; ``size(p.text) <= max_size`` for each. Raises ``ValueError`` on an empty text, a
+    ``max_size`` below 1, a negative ``overlap`` or a ``size`` that is not callable.
 
     Example::
 
         >>> [(p.start, p.end, p.text) for p in split_article('One two.\\n\\nThree four five.', 'a1', max_size=10)]
         [(0, 8, 'One two.'), (10, 20, 'Three four'), (21, 26, 'five.')]
+        >>> [p.text for p in split_article('One. Two. Three. Four.', 'a2', max_size=12, overlap=6)]
+        ['One. Two.', 'Two. Three.', 'Three. Four.']
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f'article {article_id!r}: the text must be a non-empty string, got {text!r:.60}')
@@ -232,22 +244,56 @@ def split_article(text: str, article_id: str = '', title: Optional[str] = None, 
         raise ValueError(f'max_size must be a positive integer, got {max_size!r}')
     if not callable(size):
         raise ValueError(f'size must be a function of a string (e.g. len), got {size!r}')
-    passages: List[Tuple[int, int]] = []
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
+        raise ValueError(f'overlap must be a non-negative integer, got {overlap!r}')
+    starts = _sentence_starts(text) if overlap else []
+    passages: List[Tuple[int, int, int]] = []  # (start, end, start of the passage's own part after the overlap)
     for start, end in _units(text, max_size, size):
         if passages and size(text[passages[-1][0]:end]) <= max_size:
-            passages[-1] = (passages[-1][0], end)
+            passages[-1] = (passages[-1][0], end, passages[-1][2])
         else:
-            passages.append((start, end))
+            first = start
+            if overlap and passages:
+                first = _overlap_start(text, starts, passages[-1], start, end, max_size, overlap, size)
+            passages.append((first, end, start))
     return [Passage(id=f'{article_id}:{i}', article_id=article_id, title=title, index=i, start=a, end=b,
-                    text=text[a:b]) for i, (a, b) in enumerate(passages)]
+                    text=text[a:b]) for i, (a, b, _) in enumerate(passages)]
+
+
+def _sentence_starts(text: str) -> List[int]:
+    """Ascending offsets where a (trimmed) sentence of ``text`` starts: every line's sentences
+    (:func:`covidqa.text.lexical.sentence_bounds`)."""
+    starts = []
+    for line in _LINE.finditer(text):
+        for a, b in sentence_bounds(line.group()):
+            span = _trim(text, line.start() + a, line.start() + b)
+            if span is not None:
+                starts.append(span[0])
+    return starts
+
+
+def _overlap_start(text: str, starts: Sequence[int], previous: Tuple[int, int, int], start: int, end: int,
+                   max_size: int, overlap: int, size: Callable[[str], int]) -> int:
+    """Where the passage whose own part is ``[start, end)`` starts when it repeats the last whole sentences of
+    ``previous`` (that passage's start, end and own part's start): the earliest sentence start ``s`` in the previous
+    passage's own part, after that passage's start, with ``size(text[s:previous end]) <= overlap`` and
+    ``size(text[s:end]) <= max_size``; ``start`` (no overlap) when there is none."""
+    prev_start, prev_end, own_start = previous
+    i = bisect.bisect_left(starts, max(prev_start + 1, own_start))
+    while i < len(starts) and starts[i] < prev_end:
+        s = starts[i]
+        if size(text[s:prev_end]) <= overlap and size(text[s:end]) <= max_size:
+            return s
+        i += 1
+    return start
 
 
 def split_articles(articles: Iterable[Article], max_size: int = DEFAULT_MAX_CHARS,
-                   size: Callable[[str], int] = len) -> List[Passage]:
+                   size: Callable[[str], int] = len, overlap: int = 0) -> List[Passage]:
     """:func:`split_article` of every article, concatenated in article order."""
     out: List[Passage] = []
     for article in articles:
-        out.extend(split_article(article.text, article.id, article.title, max_size, size))
+        out.extend(split_article(article.text, article.id, article.title, max_size, size, overlap))
     return out
 
 

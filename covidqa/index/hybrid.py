@@ -23,7 +23,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, cast
+from typing import Any, Collection, Dict, List, Optional, Protocol, Sequence, Tuple, cast
 
 import numpy as np
 
@@ -71,23 +71,26 @@ def fuse(dense: Sequence[Tuple[int, float]], lexical: Sequence[Tuple[int, float]
 class Rankings(Protocol):
     """What :func:`search` needs of a store (:class:`covidqa.index.store.DocumentStore` has it)."""
 
-    def dense(self, vectors: Any, depth: int, version: Optional[int] = None) -> List[List[Tuple[int, float]]]: ...
+    def dense(self, vectors: Any, depth: int, version: Optional[int] = None,
+              kinds: Optional[Collection[str]] = None) -> List[List[Tuple[int, float]]]: ...
 
-    def lexical(self, texts: Sequence[str], depth: int) -> List[List[Tuple[int, float]]]: ...
+    def lexical(self, texts: Sequence[str], depth: int,
+                kinds: Optional[Collection[str]] = None) -> List[List[Tuple[int, float]]]: ...
 
     def documents(self, rankings: Sequence[Sequence[Tuple[int, float]]]) -> List[Tuple[Any, Any]]: ...
 
 
 def search(store: Rankings, vectors: Any, limit: int, version: Optional[int] = None,
            texts: Optional[Sequence[str]] = None, retrieval: str = 'dense', bm25_weight: float = DEFAULT_BM25_WEIGHT,
-           candidates: int = DEFAULT_CANDIDATES) -> List[Tuple[Any, Any]]:
+           candidates: int = DEFAULT_CANDIDATES, kinds: Optional[Collection[str]] = None) -> List[Tuple[Any, Any]]:
     """Top-``limit`` documents of ``store`` for each query (a row of ``vectors`` and the same query's ``texts``),
     best first, as ``(DocList[StoredDoc], scores)``.
 
     ``retrieval``: ``'dense'`` (cosine of the vectors; the score is the cosine), ``'lexical'`` (BM25 of ``texts``
     over the documents' text and answer; the score is BM25) or ``'hybrid'`` (both rankings' top ``candidates``
     fused, :func:`fuse`; the score in [0, 1]). ``version``: the embedder version of ``vectors`` (the store refuses
-    another). Raises ``ValueError`` for an unknown ``retrieval`` or, for lexical and hybrid, texts missing.
+    another). ``kinds``: only documents of these kinds (:func:`covidqa.docs.kind_of`), e.g. ``{'faq'}``; ``None``:
+    all. Raises ``ValueError`` for an unknown ``retrieval`` or, for lexical and hybrid, texts missing.
     """
     if retrieval not in RETRIEVALS:
         raise ValueError(f'retrieval must be one of {RETRIEVALS}, not {retrieval!r}')
@@ -97,8 +100,8 @@ def search(store: Rankings, vectors: Any, limit: int, version: Optional[int] = N
     depth = max(limit, candidates) if retrieval == 'hybrid' else limit  # fusion looks deeper
     if limit <= 0:
         return store.documents([[] for _ in range(count)])
-    dense = store.dense(vectors, depth, version) if retrieval != 'lexical' else None
-    words = store.lexical(list(texts or ()), depth) if retrieval != 'dense' else None
+    dense = store.dense(vectors, depth, version, kinds) if retrieval != 'lexical' else None
+    words = store.lexical(list(texts or ()), depth, kinds) if retrieval != 'dense' else None
     if dense is None:
         ranked = cast(List[List[Tuple[int, float]]], words)
     elif words is None:

@@ -12,6 +12,16 @@ from covidqa.index.hybrid import DEFAULT_BM25_WEIGHT, DEFAULT_CANDIDATES, RETRIE
 from covidqa.options import Options, choice, integer, number
 
 DEFAULT_LIMIT = 10
+COLLECTIONS = ('auto', 'all', 'faq', 'literature')
+
+
+def kinds_of(collection: str):
+    """The document kinds (:data:`covidqa.docs.KINDS`) one ranking of ``collection`` searches: ``None`` (every
+    kind, ranked together) for ``'all'`` and ``'auto'``, else that kind alone. (``'auto'`` on ``/answer`` ranks the
+    FAQ and the literature each on its own: :class:`executors.indexer.Indexer`.)"""
+    if collection not in COLLECTIONS:
+        raise ValueError(f'collection must be one of {COLLECTIONS}, not {collection!r}')
+    return None if collection in ('all', 'auto') else frozenset([collection])
 
 
 class SearchOptions(Options):
@@ -23,6 +33,10 @@ class SearchOptions(Options):
     bm25_weight: Annotated[float, number(0.0, 1.0, "BM25's share of the hybrid score (the cosine's: 1 - bm25_weight)")
                            ] = DEFAULT_BM25_WEIGHT
     candidates: Annotated[int, integer(1, 1000, "each ranking's depth before hybrid fusion")] = DEFAULT_CANDIDATES
+    collection: Annotated[str, choice(COLLECTIONS, "which documents: 'faq' entries, 'literature' passages, 'all' "
+                                                   "ranked together, or 'auto' (/answer: from an FAQ entry when the "
+                                                   "reader trusts one, else from the literature; /search: all)")
+                          ] = 'auto'
 
 
-REQUEST_OPTIONS = ('limit', 'retrieval', 'bm25_weight')
+REQUEST_OPTIONS = ('limit', 'retrieval', 'bm25_weight', 'collection')

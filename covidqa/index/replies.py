@@ -15,13 +15,14 @@ from typing import Dict, List, Mapping
 
 ALL = 'all'  # the ``shard`` of a combined reply
 SUMMED = ('count', 'stored', 'new')
-JOINED = ('deleted', 'missing')
+JOINED = ('deleted', 'missing', 'documents')
 
 
 def combine(replies: List[Mapping]) -> Dict:
     """The combined reply of shard replies (dicts with ``shard`` and any of ``count``, ``stored``, ``new``,
     ``deleted``, ``missing``, ``model_version``, ``reembedding``). ``replied`` lists the shards that answered, so a
-    client can tell a missing shard from an empty one. Raises ``ValueError`` on shards that disagree on the model
+    client can tell a missing shard from an empty one; ``documents`` (a ``/delete`` of whole documents: the document
+    ids a shard found) joins too. Raises ``ValueError`` on shards that disagree on the model
     version (never expected: they follow the same ``TARGET``) or on an empty list."""
     if not replies:
         raise ValueError('no shard replies to combine')
@@ -34,8 +35,10 @@ def combine(replies: List[Mapping]) -> Dict:
         if any(key in r for r in replies):
             combined[key] = sorted({i for r in replies for i in r.get(key, [])})
     if 'missing' in combined and 'deleted' in combined:
-        # an id is missing only if no shard deleted it (each shard reports the ids it owns)
-        combined['missing'] = [i for i in combined['missing'] if i not in set(combined['deleted'])]
+        # an id is missing only if no shard deleted it (each shard reports the ids it owns) nor, deleting whole
+        # documents, found passages of it (``documents``: the document ids a shard found)
+        found = set(combined['deleted']) | set(combined.get('documents', ()))
+        combined['missing'] = [i for i in combined['missing'] if i not in found]
     versions = {r['model_version'] for r in replies if 'model_version' in r}
     if len(versions) > 1:
         raise ValueError(f'shards serve different embedder versions: {sorted(versions)}')

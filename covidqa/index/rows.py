@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Dict, List, Sequence, Tuple, cast
+from typing import Any, Collection, Dict, List, Optional, Sequence, Set, Tuple, cast
 
 import numpy as np
 from docarray import DocList
@@ -13,6 +13,10 @@ from docarray import DocList
 from covidqa.docs import StoredDoc
 from covidqa.index.hybrid import fts_query
 from covidqa.index.schema import ANSWER_WEIGHT, FIELDS, chunks, meta, set_meta
+
+# a row's kind, as covidqa.docs.kind_of decides it: its stated kind, else 'faq' with an answer, else 'literature'
+KIND_SQL = ("coalesce(nullif(json_extract({row}.fields, '$.kind'), ''), CASE WHEN "
+            "coalesce(json_extract({row}.fields, '$.answer'), '') != '' THEN 'faq' ELSE 'literature' END)")
 
 
 class StaleVersion(Exception):
@@ -85,12 +89,46 @@ def read_docs(db: sqlite3.Connection, column: str, keys: Sequence) -> Dict:
     return out
 
 
-def lexical_rank(db: sqlite3.Connection, text: str, limit: int) -> List[Tuple[int, float]]:
+def labels_of_kinds(db: sqlite3.Connection, labels: Sequence[int], kinds: Collection[str]) -> Set[int]:
+    """Those of ``labels`` whose document is of one of ``kinds`` (:data:`KIND_SQL`)."""
+    out: Set[int] = set()
+    wanted = sorted(kinds)
+    for part in chunks(list(labels)):
+        out.update(label for (label,) in db.execute(
+            f'SELECT label FROM docs d WHERE label IN ({",".join("?" * len(part))}) '
+            f'AND {KIND_SQL.format(row="d")} IN ({",".join("?" * len(wanted))})', [*part, *wanted]))
+    return out
+
+
+def ids_of_documents(db: sqlite3.Connection, document_ids: Sequence[str]) -> Tuple[List[str], Set[str]]:
+    """``(ids, matched)``: the ids of the stored documents that are, or were cut from (``parent_id``), one of
+    ``document_ids``, in storage order, and those of ``document_ids`` that matched any."""
+    out: List[str] = []
+    matched: Set[str] = set()
+    for part in chunks(list(document_ids)):
+        marks = ",".join("?" * len(part))
+        for doc_id, parent in db.execute(
+                f"SELECT id, json_extract(fields, '$.parent_id') FROM docs WHERE id IN ({marks}) "
+                f"OR json_extract(fields, '$.parent_id') IN ({marks}) ORDER BY label", [*part, *part]):
+            out.append(doc_id)
+            matched.update({doc_id, parent} & set(part))
+    return list(dict.fromkeys(out)), matched
+
+
+def lexical_rank(db: sqlite3.Connection, text: str, limit: int,
+                 kinds: Optional[Collection[str]] = None) -> List[Tuple[int, float]]:
     """``(label, BM25)`` of the ``limit`` best documents for the words of ``text`` (FTS5's ``bm25()``,
-    k1 1.2, b 0.75, Porter stems), best first."""
+    k1 1.2, b 0.75, Porter stems), best first; only documents of ``kinds`` when given (:data:`KIND_SQL`)."""
     query = fts_query(text)
     if query is None:
         return []
-    rows = db.execute('SELECT rowid, -bm25(lexical, 1.0, ?) AS score FROM lexical WHERE lexical MATCH ? '
-                            'ORDER BY score DESC LIMIT ?', (ANSWER_WEIGHT, query, limit)).fetchall()
+    if kinds is None:
+        rows = db.execute('SELECT rowid, -bm25(lexical, 1.0, ?) AS score FROM lexical WHERE lexical MATCH ? '
+                          'ORDER BY score DESC LIMIT ?', (ANSWER_WEIGHT, query, limit)).fetchall()
+    else:
+        wanted = sorted(kinds)
+        rows = db.execute(f'SELECT lexical.rowid, -bm25(lexical, 1.0, ?) AS score FROM lexical JOIN docs d '
+                          f'ON d.label = lexical.rowid WHERE lexical MATCH ? AND {KIND_SQL.format(row="d")} '
+                          f'IN ({",".join("?" * len(wanted))}) ORDER BY score DESC LIMIT ?',
+                          (ANSWER_WEIGHT, query, *wanted, limit)).fetchall()
     return [(int(label), float(score)) for label, score in rows]

@@ -43,7 +43,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple, cast
+from typing import Callable, Collection, Dict, List, Optional, Protocol, Sequence, Tuple, cast
 
 import numpy as np
 from docarray import DocList
@@ -52,7 +52,16 @@ from covidqa.docs import StoredDoc
 from covidqa.index import snapshots
 from covidqa.index.ann import INDEX_KINDS, VectorIndex, load_hnsw, make_index
 from covidqa.index.reembed import reembed_store
-from covidqa.index.rows import StaleVersion, kill, labels_of, lexical_rank, read_docs, write
+from covidqa.index.rows import (
+    StaleVersion,
+    ids_of_documents,
+    kill,
+    labels_of,
+    labels_of_kinds,
+    lexical_rank,
+    read_docs,
+    write,
+)
 from covidqa.index.schema import (
     CHUNK,
     DB_FILE,
@@ -67,6 +76,7 @@ from covidqa.paths import PathLike
 from covidqa.runtime.locks import file_lock
 
 log = logging.getLogger(__name__)
+KIND_SEARCH_DEPTH = 64  # a dense search for one kind looks at least this deep before it goes deeper
 
 
 class TextEmbedder(Protocol):
@@ -287,8 +297,11 @@ class DocumentStore:
         (BM25 and fused rankings: :func:`covidqa.index.hybrid.search`.)"""
         return self.documents(self.dense(vectors, limit, version))
 
-    def dense(self, vectors: np.ndarray, depth: int, version: Optional[int] = None) -> List[List[Tuple[int, float]]]:
-        """``(label, cosine)`` of the ``depth`` nearest documents of each row of ``vectors``, best first.
+    def dense(self, vectors: np.ndarray, depth: int, version: Optional[int] = None,
+              kinds: Optional[Collection[str]] = None) -> List[List[Tuple[int, float]]]:
+        """``(label, cosine)`` of the ``depth`` nearest documents of each row of ``vectors``, best first; only
+        documents of ``kinds`` (:func:`covidqa.docs.kind_of`) when given (the index is searched deeper until
+        ``depth`` of them are found or it has no more).
 
         ``version``: the embedder version of ``vectors``; raises :class:`StaleVersion` when the index holds another
         (checked under the lock that swaps versions, so a query never meets vectors of another model); a
@@ -304,15 +317,27 @@ class DocumentStore:
                 return [[] for _ in range(len(queries))]
             if queries.shape[1] != self._ann.dim:
                 raise ValueError(f'query vectors have {queries.shape[1]} dimensions, the store {self._ann.dim}')
-            labels, scores = self._ann.search(queries, depth)
-        return [[(int(a), float(b)) for a, b in zip(row_labels, row_scores)]
-                for row_labels, row_scores in zip(labels, scores)]
+            size = len(self._ann)
+            reach = depth if kinds is None else min(size, max(4 * depth, KIND_SEARCH_DEPTH))
+            while True:
+                labels, scores = self._ann.search(queries, reach)
+                rows = [[(int(a), float(b)) for a, b in zip(row_labels, row_scores)]
+                        for row_labels, row_scores in zip(labels, scores)]
+                if kinds is None:
+                    return rows
+                allowed = labels_of_kinds(self._db, sorted({label for row in rows for label, _ in row}), kinds)
+                rows = [[(label, score) for label, score in row if label in allowed][:depth] for row in rows]
+                if reach >= size or all(len(row) >= depth for row in rows):
+                    return rows
+                reach = min(size, 4 * reach)
 
-    def lexical(self, texts: Sequence[str], depth: int) -> List[List[Tuple[int, float]]]:
-        """``(label, BM25)`` of the ``depth`` best documents for the words of each of ``texts``, best first (read
-        from SQLite, which every write updates: no catch-up of the in-memory index)."""
+    def lexical(self, texts: Sequence[str], depth: int,
+                kinds: Optional[Collection[str]] = None) -> List[List[Tuple[int, float]]]:
+        """``(label, BM25)`` of the ``depth`` best documents for the words of each of ``texts``, best first; only
+        documents of ``kinds`` when given (read from SQLite, which every write updates: no catch-up of the
+        in-memory index)."""
         with self._lock:
-            return [lexical_rank(self._db, text, depth) for text in texts]
+            return [lexical_rank(self._db, text, depth, kinds) for text in texts]
 
     def documents(self, rankings: Sequence[Sequence[Tuple[int, float]]]
                   ) -> List[Tuple[DocList[StoredDoc], np.ndarray]]:
@@ -346,12 +371,17 @@ class DocumentStore:
             self._catch_up()
             return new
 
-    def delete(self, ids: Sequence[str]) -> Tuple[List[str], List[str]]:
-        """Delete by id. Returns ``(deleted, missing)``; missing ids are not an error here."""
-        wanted = list(dict.fromkeys(ids))
+    def delete(self, ids: Sequence[str], documents: bool = False) -> Tuple[List[str], List[str]]:
+        """Delete by id; with ``documents``, ``ids`` are document ids: every stored document with that id or cut
+        from it (``parent_id``: all the passages of a document) goes, in one transaction. Returns ``(deleted,
+        missing)``: the ids deleted, and those of ``ids`` that matched nothing (not an error here).
+
+        Example: ``store.delete(['cord-123'], documents=True)`` -> ``(['cord-123:0', 'cord-123:1'], [])``."""
+        given = list(dict.fromkeys(ids))
         with self._lock:
             self._db.execute('BEGIN IMMEDIATE')
             try:
+                wanted, matched = ids_of_documents(self._db, given) if documents else (given, set())
                 found = labels_of(self._db, wanted)
                 if found:
                     meta = self._meta(self._db)
@@ -362,7 +392,8 @@ class DocumentStore:
                 raise
             self._db.execute('COMMIT')
             self._catch_up()
-        return [i for i in wanted if i in found], [i for i in wanted if i not in found]
+        missing = [i for i in given if i not in (matched if documents else found)]
+        return [i for i in wanted if i in found], missing
 
     # ---- model versions ----------------------------------------------------------------------------------------
     def reembed(self, version: int, batch_size: int = 64, progress: Optional[Callable[[int, int], None]] = None):

@@ -13,6 +13,7 @@ from jina.excepts import BadServer
 
 from client.__main__ import legible_score
 from client.flowctl import REPO, FlowProcess
+from covidqa.data.documents import load_documents
 from covidqa.docs import AnswerReply, AnswerSpan, DocList, QADoc
 from covidqa.index.replies import indexer_reply
 from tests.helpers import shared_fraction
@@ -421,6 +422,74 @@ def test_cli_client(flow, faq_docs):
     assert out.returncode == 0 and out.stdout.startswith('no answer in the indexed documents ('), out.stdout
     out = run('--port', '1', 'count')
     assert out.returncode == 2 and out.stderr.startswith('error: cannot reach the Flow at 127.0.0.1:1')
+
+
+DOCUMENTS = REPO / 'tests' / 'fixtures' / 'documents'  # one small file of each format, made by hand
+
+
+def test_documents_of_every_format_are_indexed_answered_reindexed_in_place_and_deleted_whole(flow, faq_docs):
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, '-m', 'client', '--port', str(flow.grpc_port), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    client, before = flow.client(), count(flow)
+    out = run('index', str(DOCUMENTS), '--question-column', 'Question', '--answer-column', 'Answer')
+    try:
+        assert out.returncode == 0, out.stderr
+        # the damaged PDF and the FAQ row without an answer are named and skipped; the rest is indexed
+        skipped = [line for line in out.stderr.splitlines() if line.startswith('skipped: ')]
+        assert len(skipped) == 2 and 'damaged.pdf: not a readable PDF' in skipped[0], out.stderr
+        assert "faq.csv: row 3 (line 4): empty 'Answer'" in skipped[1], out.stderr
+        indexed = int(out.stdout.strip().splitlines()[-1].split()[1])
+        assert indexed == count(flow) - before == 14, out.stdout  # 3 FAQ entries, 11 passages of 5 documents
+
+        def ask(question, **parameters):
+            reply = client.post('/answer', DocList[QADoc]([QADoc(text=question)]),
+                                parameters={'top_k': 3, 'return_matches': True, **parameters},
+                                return_type=DocList[AnswerReply])[0]
+            return reply, [a for a in reply.answers if not a.no_answer]
+
+        # one question per format, answered from its passage (the span inside it, with document, section, offsets)
+        for question, source, expected in [
+            ('How long is the incubation period of COVID-19?', 'paper.json', '5 days'),      # CORD-19
+            ('How long should I wash my hands with soap?', 'page.html', '20'),               # HTML
+            ('What kind of mask should I wear indoors?', 'guideline.pdf', 'well-fitting'),   # PDF, second page
+            ('How quickly does a rapid antigen test give a result?', 'notes.txt', '15 minutes'),
+        ]:
+            reply, spans = ask(question, collection='literature')
+            assert all(m.kind == 'literature' for m in reply.matches) and reply.matches
+            best = spans[0]
+            assert expected in best.answer and best.kind == 'literature' and best.source == source, (question, spans)
+            passage = next(m for m in reply.matches if m.id == best.context_id)
+            assert passage.parent_id == best.parent_id and passage.id.startswith(f'{passage.parent_id}:')
+            assert best.context[best.start:best.end] == best.answer and best.context == passage.text
+            assert passage.offset_end - passage.offset_start == len(passage.text)
+        # nothing of a script, style or template in any passage
+        reply, _ = ask('zebrafalcon quokka tracking stylerulemarker templatemarker', collection='literature',
+                       retrieval='lexical')
+        assert not any(w in m.text for m in reply.matches for w in ('zebrafalcon', 'quokka', 'templatemarker'))
+        # the FAQ of other column names: 'auto' answers from the FAQ entry when the reader trusts it
+        reply, spans = ask('What are the most common symptoms of COVID-19?')
+        faq_kinds = [m.kind for m in reply.matches]
+        assert 'faq' in faq_kinds and 'literature' in faq_kinds  # both collections retrieved
+        assert spans and spans[0].kind == 'faq' and 'Fever' in spans[0].answer + spans[0].context, spans
+        found = search(flow, ['What are the most common symptoms of COVID-19?'], limit=3)[0].matches
+        assert found[0].kind == 'faq' and found[0].answer.startswith('Fever, a dry cough')
+
+        # indexing the same files again replaces, never duplicates
+        again = run('index', str(DOCUMENTS), '--question-column', 'Question', '--answer-column', 'Answer')
+        assert again.returncode == 0 and count(flow) - before == 14, again.stderr
+        # a whole document goes with every passage cut from it
+        paper = '3f2c1d0e9b8a7f6e5d4c3b2a19087f6e5d4c3b2a'  # the CORD-19 paper_id
+        out = run('delete', '--documents', paper, 'no-such-document')
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines() == [f'deleted 3: {paper}:0 {paper}:1 {paper}:2', 'not found: no-such-document']
+        assert count(flow) - before == 11
+        reply, _ = ask('How long is the incubation period of COVID-19?', collection='literature')
+        assert all(m.parent_id != paper for m in reply.matches)
+    finally:  # the other tests of this module see the FAQ alone again
+        ids = [d.id for d in load_documents([DOCUMENTS], question_column='Question', answer_column='Answer').docs]
+        client.post('/delete', DocList[QADoc]([QADoc(id=i) for i in ids]))
+    assert count(flow) == before
 
 
 def reader_result(response) -> dict:

@@ -126,11 +126,11 @@ def test_the_readme_commands_index_ask_search_and_curl(started, faq_csv):
 def test_user_errors_are_one_line_and_exit_2(started, tmp_path):
     commands, cwd, grpc, http, process = started
     index = command(commands, '.venv/bin/python', '-m', 'client', 'index')
-    (tmp_path / 'faq.csv').write_text('ID,Category,Question,Answer\n1,a,What is it?,A virus.\n2,b,Where?,Here.\n')
+    (tmp_path / 'faq.csv').write_text('ID,Category,Frage,Antwort\n1,a,Was ist es?,Ein Virus.\n2,b,Wo?,Hier.\n')
     cases = [
         ([*index[:-1], str(tmp_path / 'faq.csv')], "missing column(s) ['question', 'answer']; the file has "
-                                                   "['ID', 'Category', 'Question', 'Answer'] (name them with"),
-        ([*index[:-1], str(tmp_path / 'missing.csv')], 'no such data file'),
+                                                   "['ID', 'Category', 'Frage', 'Antwort'] (name them with"),
+        ([*index[:-1], str(tmp_path / 'missing.csv')], 'missing.csv: no such file or folder'),
         (['.venv/bin/python', '-m', 'client', '--port', str(free_ports(1)[0]), 'count'], 'cannot reach the Flow'),
     ]
     for argv, message in cases:
@@ -138,7 +138,7 @@ def test_user_errors_are_one_line_and_exit_2(started, tmp_path):
         assert out.returncode == 2, (argv, out)
         assert out.stderr.startswith('error: ') and message in out.stderr and out.stderr.count('\n') == 1, out.stderr
         assert 'Traceback' not in out.stdout + out.stderr
-    out = run([*index[:-1], '--question-column', 'Question', '--answer-column', 'Answer', str(tmp_path / 'faq.csv')],
+    out = run([*index[:-1], '--question-column', 'Frage', '--answer-column', 'Antwort', str(tmp_path / 'faq.csv')],
               cwd, grpc, http)
     assert out.returncode == 0 and out.stdout.strip().endswith('indexed 2 documents from ' + str(tmp_path / 'faq.csv'))
 

@@ -5,6 +5,7 @@ from covidqa.docs import DocList, QADoc
 from executors._common import MAX_TEXT_CHARS, BadRequest, check_texts
 from executors.parameters import (
     AnswerParameters,
+    DeleteParameters,
     IndexParameters,
     NoParameters,
     QATrainParameters,
@@ -26,7 +27,7 @@ def test_values_are_checked_and_converted():
 
 @pytest.mark.parametrize('model, parameters, message', [
     (SearchParameters, {'limt': 3}, "unknown parameter(s) ['limt'] for /x; known parameters: ['batch_size', 'bm25_weight', "
-                                    "'limit', 'max_length', 'retrieval']"),
+                                    "'collection', 'limit', 'max_length', 'retrieval']"),
     (SearchParameters, {'retrieval': 'sparse'}, "parameter 'retrieval' must be one of ('dense', 'lexical', 'hybrid'), "
                                                 "got 'sparse'"),
     (SearchParameters, {'bm25_weight': 1.5}, "parameter 'bm25_weight' must be a number between 0.0 and 1.0, got 1.5"),
@@ -42,6 +43,9 @@ def test_values_are_checked_and_converted():
     (AnswerParameters, {'context_field': 'body'}, "parameter 'context_field' must be one of ('auto', 'answer', "
                                                   "'text'), got 'body'"),
     (NoParameters, {'foo': 1}, "unknown parameter(s) ['foo'] for /x; known parameters: none"),
+    (SearchParameters, {'collection': 'papers'}, "parameter 'collection' must be one of ('auto', 'all', 'faq', "
+                                                 "'literature'), got 'papers'"),
+    (DeleteParameters, {'documents': 'all'}, "parameter 'documents' must be true or false, got 'all'"),
     (RoundParameters, {'wait': 'yes'}, "parameter 'wait' must be true or false, got 'yes'"),
     (RoundParameters, {'timeout': 0}, "parameter 'timeout' must be a number between 1 and 3600, got 0"),
     (RollbackParameters, {'version': -1}, "parameter 'version' must be an integer between 0 and 1000000"),

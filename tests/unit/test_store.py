@@ -194,3 +194,53 @@ def test_a_query_embedded_before_the_version_moved_is_embedded_again(tmp_path):
     found, scores = index.search(DocList[QADoc]([QADoc(text='query')]), 1)[0]
     # the old ordering (vectors swapped, then the version moved) compared the v0 query with v1 vectors
     assert index.version == 1 and found[0].id == 'q' and scores[0] == pytest.approx(1.0, abs=1e-5)
+
+
+# ---- collections: FAQ entries and literature passages in one store ----------------------------------------------
+def mixed_docs():
+    emb = FakeVersionedEmbedder(0)
+    rows = [dict(id='faq-1', text='How long is the incubation period?', answer='About five days.'),
+            dict(id='faq-2', text='Should I wear a mask?', answer='Yes, in crowded places.', kind='faq'),
+            dict(id='old', text='An entry indexed before kinds', answer=''),  # no answer, no kind: literature
+            *[dict(id=f'paper:{i}', text=f'passage {i} on the incubation period of coronaviruses', parent_id='paper',
+                   kind='literature', offset_start=100 * i, offset_end=100 * i + 50) for i in range(40)],
+            dict(id='note:0', text='incubation notes', parent_id='note', kind='literature')]
+    return DocList[StoredDoc]([StoredDoc(model_version=0, embedding=emb.embed_texts([r['text']])[0], **r)
+                               for r in rows])
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_search_by_kind_finds_enough_of_that_kind_in_both_rankings(tmp_path, kind):
+    from covidqa.docs import kind_of
+    from covidqa.index import hybrid
+
+    store = DocumentStore(tmp_path, index=kind)
+    store.upsert(mixed_docs())
+    query = FakeVersionedEmbedder(0).embed_texts(['How long is the incubation period?'])
+    for kinds, expected in ((frozenset({'faq'}), {'faq-1', 'faq-2'}), (frozenset({'literature'}), None)):
+        for retrieval in ('dense', 'lexical', 'hybrid'):
+            found, _ = hybrid.search(store, query, 3, version=0, texts=['incubation period'], retrieval=retrieval,
+                                     kinds=kinds)[0]
+            assert found and {kind_of(d) for d in found} == set(kinds), (kinds, retrieval, found.id)
+            if expected is not None and retrieval != 'lexical':  # 'Should I wear a mask?' has no query word
+                assert set(found.id) == expected, (retrieval, found.id)
+    # a dense search for the rare kind reaches past the first few dozen neighbours (40 passages in front of it)
+    far, _ = store.documents(store.dense(FakeVersionedEmbedder(0).embed_texts(['passage 3 on the incubation period '
+                                                                               'of coronaviruses']), 2, 0,
+                                         frozenset({'faq'})))[0]
+    assert set(far.id) == {'faq-1', 'faq-2'}
+    assert len(store.dense(query, 100, 0)[0]) == 44 and store.dense(query, 100, 0, frozenset({'faq'}))[0][0][0] > 0
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_delete_whole_documents_removes_every_passage_and_names_unknown_ones(tmp_path, kind):
+    store = DocumentStore(tmp_path, index=kind)
+    store.upsert(mixed_docs())
+    deleted, missing = store.delete(['paper', 'faq-1', 'no-such-document'], documents=True)
+    assert set(deleted) == {f'paper:{i}' for i in range(40)} | {'faq-1'} and missing == ['no-such-document']
+    assert store.count() == 3 and sorted(store.ids()) == ['faq-2', 'note:0', 'old']
+    reopened = DocumentStore(tmp_path, index=kind)  # durable
+    assert sorted(reopened.ids()) == ['faq-2', 'note:0', 'old']
+    assert all(d.parent_id != 'paper' for d in reopened.search(FakeVersionedEmbedder(0).embed_texts(['passage 1']),
+                                                                10)[0][0])
+    assert store.delete(['paper'], documents=True) == ([], ['paper'])
