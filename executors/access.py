@@ -25,10 +25,11 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-OPEN_ENDPOINTS = frozenset({'/search', '/answer', '/count', '/status', '/qa/status'})
+OPEN_ENDPOINTS = frozenset({'/search', '/answer', '/count', '/status', '/qa/status', '/eval_feedback'})
 WRITE_ENDPOINTS = frozenset({'/index', '/update', '/delete', '/qa/train', '/train', '/rollback', '/save_model',
-                             '/feedback'})
-ENDPOINTS = OPEN_ENDPOINTS | WRITE_ENDPOINTS | {'/qa/eval', '/qa/test'}
+                             '/feedback', '/answer_feedback'})
+# reads that need the token too: a file on the service's disk, or what people asked (/export_feedback)
+ENDPOINTS = OPEN_ENDPOINTS | WRITE_ENDPOINTS | {'/qa/eval', '/qa/test', '/export_feedback'}
 TOKEN_ENV = 'COVIDQA_TOKEN'
 LOOPBACK = '127.0.0.1'
 

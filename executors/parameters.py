@@ -54,6 +54,14 @@ def _file(description: str) -> Any:
     return declare(check, description)
 
 
+def _text(description: str) -> Any:
+    def check(value, info: ValidationInfo):
+        if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 1000):
+            raise ValueError(f'parameter {info.field_name!r} must be a non-empty id, got {value!r:.80}')
+        return value
+    return declare(check, description)
+
+
 def _object(description: str) -> Any:
     def check(value, info: ValidationInfo):
         if value is not None and not isinstance(value, dict):
@@ -65,6 +73,7 @@ def _object(description: str) -> Any:
 MaxLength = Annotated[Optional[int], optional(EmbedOptions, 'max_length')]
 BatchSize = Annotated[Optional[int], optional(EmbedOptions, 'batch_size')]
 ContextField = Literal['auto', 'answer', 'text']  # AnswerParameters.context_field
+Verdict = Literal['right', 'wrong']  # AnswerFeedbackParameters.verdict
 StartFrom = Literal['current', 'base']  # QATrainParameters.start_from
 
 
@@ -147,7 +156,8 @@ class AnswerParameters(SearchParameters):
 class NoParameters(Parameters):
     """``/count``, ``/feedback``, ``/status``: no parameters."""
 
-    endpoints: ClassVar[Tuple[str, ...]] = ('/count', '/feedback', '/status', '/qa/status')
+    endpoints: ClassVar[Tuple[str, ...]] = ('/count', '/feedback', '/status', '/qa/status', '/export_feedback',
+                                            '/eval_feedback')
 
 
 class DeleteParameters(Parameters):
@@ -156,6 +166,22 @@ class DeleteParameters(Parameters):
     endpoints: ClassVar[Tuple[str, ...]] = ('/delete',)
     documents: Annotated[Optional[bool], flag('the ids are document ids: delete each document with every passage '
                                               'cut from it (parent_id); default false: by document id')] = None
+
+
+class AnswerFeedbackParameters(Parameters):
+    """``/answer_feedback``: the verdict on one answer of an ``/answer`` reply (the request's one document: the
+    answered question's id), optionally with the right span (:mod:`covidqa.feedback.answers`)."""
+
+    endpoints: ClassVar[Tuple[str, ...]] = ('/answer_feedback',)
+    answer: Annotated[Optional[int], integer(0, 1000, "the answer's position in the reply's answers (default 0)")
+                      ] = None
+    verdict: Annotated[Optional[Verdict], choice(get_args(Verdict), "whether that answer is 'right' or 'wrong' "
+                                                                    '(required)')] = None
+    correct_context_id: Annotated[Optional[str], _text('the passage (a match id read for the question) that holds '
+                                                       'the right answer')] = None
+    correct_start: Annotated[Optional[int], integer(0, 10 ** 7, "the right answer's first character in that "
+                                                                'passage')] = None
+    correct_end: Annotated[Optional[int], integer(1, 10 ** 7, "the character after the right answer's last")] = None
 
 
 class RoundParameters(Parameters):
@@ -196,7 +222,7 @@ class QAFileParameters(Parameters):
 
 
 ENDPOINT_MODELS: Tuple[Type[Parameters], ...] = (IndexParameters, SearchParameters, AnswerParameters, DeleteParameters,
-                                                 RoundParameters,
+                                                 AnswerFeedbackParameters, RoundParameters,
                                                  RollbackParameters, QATrainParameters, QAFileParameters)
 
 

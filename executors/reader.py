@@ -8,13 +8,19 @@ Endpoints:
   ``context`` filled, ``context[start:end] == answer``, the source's ``title`` (its title, or the FAQ question),
   ``source``, ``url`` and ``kind``; ``score`` the calibrated probability that the answer is right). With
   ``collection: auto`` (the default) it reads a question's FAQ matches first and answers from them when it trusts
-  one, else reads all its matches, FAQ and literature (:func:`covidqa.reader.faq_first.read_faq_first`). When the reader trusts
+  one, else its literature matches (:func:`covidqa.reader.faq_first.read_faq_first`). When the reader trusts
   none (best below ``confidence_threshold``), the no-answer span comes first (``no_answer=True``,
   ``answer=None``, ``start=end=-1``), followed by the best of the untrusted; a question without matches gets it
   alone. ``matches`` (without training fields) only with ``return_matches``. Parameters: the request settings of
   :class:`covidqa.reader.options.ReadOptions` (``top_k``, ``confidence_threshold``, ...:
   :data:`covidqa.reader.options.REQUEST_OPTIONS`), ``context_field`` (``'auto'`` | ``'answer'`` | ``'text'``) and
   ``return_matches``; the Flow-wide ``limit``/``max_length`` belong to other Executors.
+- ``/answer_feedback``: a person's verdict on one answer shown (the document: the answered question's id;
+  parameters ``answer`` (its position), ``verdict`` ``'right'``/``'wrong'``, optionally ``correct_context_id``,
+  ``correct_start``, ``correct_end``: the right span in a passage read), checked against the answer log that
+  ``/answer`` writes and stored durably (:mod:`covidqa.feedback.answers`; a bad label is a 400 naming the problem,
+  nothing stored); ``/export_feedback``: the labels as SQuAD JSON (``squad``; a wrong answer without a
+  correction is an unanswerable question for its passage); ``/eval_feedback``: answer accuracy from the labels.
 - ``/qa/train``: fine-tune on ``parameters['file']`` (CSV or SQuAD JSON under ``data_dir``) or on the request's
   labelled documents (below); optional ``eval_file``, ``args`` (QATrainArgs keys), ``start_from``
   (``'current'`` | ``'base'``), ``wait`` (false), ``timeout``. Everything is checked at once (a bad request is a
@@ -43,9 +49,10 @@ outside it is refused. Parameters: :mod:`executors.parameters`. Every client err
 :class:`executors._common.BadRequest` with a message naming the problem; the Flow keeps serving.
 
 ``uses_with``: ``model`` ('' = the trained default reader, else the base model with a warning), ``backend``
-('torch' | 'onnx' | 'onnx-int8'), ``max_seq_length`` (384), ``doc_stride`` (128), ``max_answer_length`` (64), ``top_k`` (1),
-``num_threads`` (0 = library default), ``data_dir`` ('' = ``$COVIDQA_HOME/data``), ``model_dir`` (where ``/qa/train``
-saves; '' = ``$COVIDQA_HOME/models/reader``), and any setting of :class:`covidqa.reader.options.ReadOptions` (defaults
+('torch' | 'onnx' | 'onnx-int8'), ``max_seq_length`` (384), ``doc_stride`` (128), ``max_answer_length`` (64),
+``top_k`` (1), ``num_threads`` (0 = library default), ``data_dir`` ('' = ``$COVIDQA_HOME/data``), ``feedback_dir``
+(the answer log and labels; '' = ``$COVIDQA_HOME/feedback``), ``model_dir`` (where ``/qa/train`` saves; '' =
+``$COVIDQA_HOME/models/reader``), and any setting of :class:`covidqa.reader.options.ReadOptions` (defaults
 and bounds there: ``max_seq_length``, ``doc_stride``, ``top_k``, ...; a bad one stops the start naming it).
 """
 import dataclasses
@@ -56,6 +63,7 @@ from jina import Executor, requests
 
 from covidqa.data.records import QADataError, QARecord
 from covidqa.docs import AnswerReply, AnswerSpan, DocList, QADoc, ReplyMatch, kind_of, reply_match
+from covidqa.feedback.answers import AnswerFeedback, AnswerFeedbackError
 from covidqa.jobs import TRAIN_READER
 from covidqa.models.loading import BASE_MODEL_NAME
 from covidqa.paths import default_reader_dir, qa_files_dir
@@ -67,11 +75,19 @@ from covidqa.reader.scoring import evaluate, predict, records_of
 from covidqa.runtime.background import BackgroundJob
 from covidqa.runtime.child import run_in_child
 from executors._common import BadRequest, check_texts, refuse_unknown_settings, settings_of
-from executors.parameters import AnswerParameters, NoParameters, QAFileParameters, QATrainParameters, or_default
+from executors.parameters import (
+    AnswerFeedbackParameters,
+    AnswerParameters,
+    NoParameters,
+    QAFileParameters,
+    QATrainParameters,
+    or_default,
+)
 
 # endpoints that answer a dict (in response.parameters['__results__']): no return annotation, the schemas given
 RESULTS = dict(request_schema=DocList[QADoc], response_schema=DocList[QADoc])
 DEFAULT_TRAIN_WAIT_S = 3600.0
+SHOWN = ('answer', 'start', 'end', 'context_id', 'no_answer', 'score')  # what the answer log keeps of an answer
 
 
 @settings_of(ReadOptions)
@@ -79,7 +95,7 @@ class Reader(Executor):
     """Extractive QA over search matches (``/answer``) and the reader's ``/qa/train``, ``/qa/eval``, ``/qa/test``."""
 
     def __init__(self, model: str = '', backend: str = 'torch', num_threads: int = 0, data_dir: str = '',
-                 model_dir: str = '', **kwargs):
+                 model_dir: str = '', feedback_dir: str = '', **kwargs):
         self.options = ReadOptions.pop_from(kwargs)  # the reading settings of uses_with
         refuse_unknown_settings('Reader', kwargs)
         super().__init__(**kwargs)
@@ -90,6 +106,7 @@ class Reader(Executor):
         self._swap_lock = threading.Lock()  # guards the reader swap
         self._training = BackgroundJob('qa-train')  # one training at a time, off the request path
         self._closing = threading.Event()  # set on close: a training child process is terminated
+        self.feedback = AnswerFeedback(feedback_dir or None)  # the answers given, and people's verdicts on them
         self.reader = self._new_reader(model or None)  # ready means ready
 
     def _new_reader(self, model) -> ExtractiveReader:
@@ -130,7 +147,47 @@ class Reader(Executor):
             matches = [reply_match(m) for m in doc.matches] if params.return_matches else []
             replies.append(AnswerReply(id=doc.id, text=doc.text, model_version=doc.model_version,
                                        answers=DocList[AnswerSpan](spans), matches=DocList[ReplyMatch](matches)))
+            self._log_answers(doc, ctxs, spans)
         return replies
+
+    def _log_answers(self, doc, contexts, spans) -> None:
+        """What was shown for ``doc``, so that a verdict on it can be checked (never fails the answer)."""
+        try:
+            self.feedback.record(doc.id, doc.text, [{k: getattr(s, k) for k in SHOWN} for s in spans],
+                                 {m.id: c for m, c in zip(doc.matches, contexts)})
+        except Exception as error:  # a full disk: the answer still goes out, its label will be refused
+            self.logger.error(f'could not log the answers of {doc.id} in {self.feedback.answers_path}: {error!r}')
+
+    # ------------------------------------------------------------------------------------------ answer feedback
+    @requests(on='/answer_feedback', **RESULTS)
+    def answer_feedback(self, docs: DocList[QADoc], parameters: dict, **kwargs):
+        """One verdict on one answer given: the request's document is the answered question (its id), the
+        parameters say which answer, ``right`` or ``wrong``, and optionally the right span. Stored durably before
+        the reply; returns the label counts."""
+        params = AnswerFeedbackParameters.parse(parameters, '/answer_feedback')
+        if len(docs) != 1 or docs[0].id is None:
+            raise BadRequest(f'/answer_feedback: send exactly one document, the answered question (its id from the '
+                             f'/answer reply); got {len(docs)}')
+        if params.verdict is None:
+            raise BadRequest("/answer_feedback: parameter 'verdict' is required: 'right' or 'wrong'")
+        try:
+            return self.feedback.add(docs[0].id, answer=or_default(params.answer, 0), verdict=params.verdict,
+                                     correct_context_id=params.correct_context_id,
+                                     correct_start=params.correct_start, correct_end=params.correct_end)
+        except AnswerFeedbackError as error:
+            raise BadRequest(f'/answer_feedback: {error}') from None
+
+    @requests(on='/export_feedback', **RESULTS)
+    def export_feedback(self, docs: DocList[QADoc], parameters: dict, **kwargs):
+        """The answer labels as SQuAD JSON (haystack's ``/export-feedback``), under ``squad``."""
+        NoParameters.parse(parameters, '/export_feedback')
+        return {'squad': self.feedback.squad(), **self.feedback.counts()}
+
+    @requests(on='/eval_feedback', **RESULTS)
+    def eval_feedback(self, docs: DocList[QADoc], parameters: dict, **kwargs):
+        """Answer accuracy from the labels so far: ``{'labels', 'right', 'wrong', 'corrected', 'accuracy'}``."""
+        NoParameters.parse(parameters, '/eval_feedback')
+        return self.feedback.accuracy()
 
     @staticmethod
     def _span(a, contexts, matches, field: str) -> AnswerSpan:

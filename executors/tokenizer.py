@@ -1,5 +1,6 @@
-"""Tokenizer Executor: text -> unpadded ``input_ids`` (truncated to ``max_length``) for ``/index`` and ``/update``;
-the embedder pads per batch.
+"""Tokenizer Executor: text -> unpadded ``input_ids`` for ``/index`` and ``/update`` (truncated to ``max_length``,
+default 50 tokens, or ``passage_max_length`` for a literature passage, default 256: :func:`covidqa.docs.kind_of`;
+the request's ``max_length`` for every document); the embedder pads per batch.
 
 It binds only ``/index`` and ``/update`` (batches of documents: tokenizing them here overlaps with the embedder's
 work on the previous batch). ``/search`` and ``/answer`` carry one or a few short questions whose tokenization
@@ -9,11 +10,11 @@ and does these same checks (:func:`executors._common.prepare_texts`).
 """
 from jina import Executor, requests
 
-from covidqa.docs import DocList, QADoc
+from covidqa.docs import DocList, QADoc, kind_of
 from covidqa.embedding.options import EmbedOptions
 from covidqa.text.tokenization import TextTokenizer
 from executors._common import prepare_texts, refuse_unknown_settings, settings_of
-from executors.parameters import IndexParameters, or_default
+from executors.parameters import IndexParameters
 
 
 @settings_of(EmbedOptions)
@@ -26,15 +27,19 @@ class Tokenizer(Executor):
     """
 
     def __init__(self, model: str = 'base', **kwargs):
-        max_length = EmbedOptions.pop_from(kwargs).max_length
+        options = EmbedOptions.pop_from(kwargs)
         refuse_unknown_settings('Tokenizer', kwargs)
         super().__init__(**kwargs)
-        self.tokenizer = TextTokenizer(model, max_length=max_length)
+        self.tokenizer = TextTokenizer(model, max_length=options.max_length)
+        self.passage_max_length = options.passage_max_length
         self.tokenizer.tokenizer  # load now: the Flow is ready only when its Executors are
 
     def _tokenize(self, endpoint: str, docs: DocList[QADoc], max_length) -> DocList[QADoc]:
         prepare_texts(docs, endpoint)
-        ids = self.tokenizer.encode(docs.text, max_length=or_default(max_length, self.tokenizer.max_length))
+        if max_length is not None:  # the request's, for every document
+            ids = self.tokenizer.encode(docs.text, max_length=max_length)
+        else:  # a literature passage embedded whole (up to passage_max_length), an FAQ entry's question as a query
+            ids = self.tokenizer.encode_documents(docs.text, [kind_of(d) for d in docs], self.passage_max_length)
         for doc, row in zip(docs, ids):
             doc.input_ids = row  # type: ignore[assignment]  # docarray validates the ndarray into NdArray
         return docs

@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Union
 
+from covidqa.data.formats import faq_id
 from covidqa.data.records import QADataError
 from covidqa.docs import DocList, QADoc
 from covidqa.paths import FAQ_FILE, data_dir
@@ -87,10 +88,6 @@ def check_faq_columns(source: PathLike, question_column: str = 'question', answe
     if missing:
         raise QADataError(f'{path}: missing column(s) {missing}; the file has {columns}')
     return path
-
-
-def _doc_id(question: str, answer: str) -> str:
-    return hashlib.sha1(f'{question}\x1f{answer}'.encode()).hexdigest()[:16]
 
 
 def generate_qa(
@@ -154,7 +151,7 @@ def generate_qa(
                     break
         url = next((row[c] for c in URL_COLUMNS if row.get(c)), None)
         docs.append(QADoc(
-            id=_doc_id(question, answer), text=question, answer=answer, wrong_answer=wrong or None,  # type: ignore[arg-type]
+            id=faq_id(question, answer), text=question, answer=answer, wrong_answer=wrong or None,  # type: ignore[arg-type]
             title=row.get('title') or None, source=row.get('source') or None, url=url,
         ))
     if num_train is not None:

@@ -31,7 +31,13 @@ from covidqa.embedding.versions import saved_pooling
 from covidqa.models.loading import load_encoder, resolve_model_path
 from covidqa.paths import PathLike
 from covidqa.runtime.torch_gate import require_torch
-from covidqa.text.tokenization import TextTokenizer, length_sorted_batches, pad_batch
+from covidqa.text.tokenization import (
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_PASSAGE_MAX_LENGTH,
+    TextTokenizer,
+    length_sorted_batches,
+    pad_batch,
+)
 
 BACKENDS = ('torch', 'onnx', 'onnx-int8')
 
@@ -94,8 +100,9 @@ class Embedder:
         pooling: Optional[str] = None,
         backend: str = 'torch',
         batch_size: int = 32,
-        max_length: int = 50,
+        max_length: int = DEFAULT_MAX_LENGTH,
         num_threads: Optional[int] = None,
+        passage_max_length: int = DEFAULT_PASSAGE_MAX_LENGTH,
     ):
         if backend not in BACKENDS:
             raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
@@ -107,6 +114,7 @@ class Embedder:
         self.batch_size = batch_size
         self.num_threads = num_threads
         self.tokenizer = TextTokenizer(model, max_length=max_length)
+        self.passage_max_length = passage_max_length
         self._runner: Optional[EncoderRunner] = None
 
     def load(self) -> 'Embedder':
@@ -142,4 +150,15 @@ class Embedder:
         return np.stack(cast(List[np.ndarray], out)).astype(np.float32)  # every position filled above
 
     def embed_texts(self, texts: Sequence[str], batch_size: Optional[int] = None) -> np.ndarray:
+        """(n, dim) vectors of ``texts`` (queries; each truncated to ``max_length`` tokens)."""
         return self.embed_ids(self.tokenizer.encode(texts), batch_size=batch_size)
+
+    def embed_documents(self, texts: Sequence[str], kinds: Sequence[str], batch_size: Optional[int] = None
+                        ) -> np.ndarray:
+        """(n, dim) vectors of stored documents: a literature passage (``kinds[i] == 'literature'``) truncated to
+        ``passage_max_length`` tokens, anything else (an FAQ entry's question) to ``max_length``, as the tokenizer
+        Executor cuts them at ``/index`` (:meth:`TextTokenizer.encode_documents`)."""
+        if len(kinds) != len(texts):
+            raise ValueError(f'{len(texts)} texts but {len(kinds)} kinds')
+        return self.embed_ids(self.tokenizer.encode_documents(texts, kinds, self.passage_max_length),
+                              batch_size=batch_size)

@@ -15,16 +15,26 @@ from typing import Any, Callable, Optional, cast
 import numpy as np
 
 from covidqa.index import snapshots
-from covidqa.index.schema import CHUNK, blob, set_meta
+from covidqa.index.schema import CHUNK, KIND_SQL, blob, set_meta
 from covidqa.index.schema import meta as read_meta
 
 log = logging.getLogger(__name__)
 
 
 def missing_vectors(db: sqlite3.Connection, version: int, after: int, upto: int, limit: int):
-    return db.execute('SELECT d.label, d.text FROM docs d WHERE d.label > ? AND d.label <= ? AND NOT EXISTS '
-                      '(SELECT 1 FROM vectors v WHERE v.label = d.label AND v.version = ?) '
-                      'ORDER BY d.label LIMIT ?', (after, upto, version, limit)).fetchall()
+    """``(label, text, kind)`` of the documents in ``(after, upto]`` without a vector of ``version``."""
+    return db.execute(f'SELECT d.label, d.text, {KIND_SQL.format(row="d")} FROM docs d WHERE d.label > ? AND '
+                      'd.label <= ? AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.label = d.label AND '
+                      'v.version = ?) ORDER BY d.label LIMIT ?', (after, upto, version, limit)).fetchall()
+
+
+def embed_rows(embedder: Any, rows) -> np.ndarray:
+    """The vectors of ``rows`` (:func:`missing_vectors`), each embedded as the document it is (a literature
+    passage longer: ``embed_documents``; an embedder with only ``embed_texts`` embeds all alike)."""
+    texts = [text for _, text, _ in rows]
+    if hasattr(embedder, 'embed_documents'):
+        return np.asarray(embedder.embed_documents(texts, [kind for _, _, kind in rows]), dtype=np.float32)
+    return np.asarray(embedder.embed_texts(texts), dtype=np.float32)
 
 # ``store``: the DocumentStore whose internals this module shares (it imports no store: the store imports it)
 def reembed_store(store: Any, embedder: Any, version: int, batch_size: int,
@@ -38,12 +48,12 @@ def reembed_store(store: Any, embedder: Any, version: int, batch_size: int,
             rows = missing_vectors(db, version, after, start_seq, batch_size)
             if not rows:
                 break
-            vectors = np.asarray(embedder.embed_texts([text for _, text in rows]), dtype=np.float32)
+            vectors = embed_rows(embedder, rows)
             db.execute('BEGIN IMMEDIATE')
             # rows deleted meanwhile are skipped (their label is gone from docs)
             db.executemany('INSERT OR REPLACE INTO vectors (label, version, vector) '
                            'SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM docs WHERE label = ?)',
-                           [(label, version, blob(v), label) for (label, _), v in zip(rows, vectors)])
+                           [(label, version, blob(v), label) for (label, _, _), v in zip(rows, vectors)])
             db.execute('COMMIT')
             after = rows[-1][0]
             done += len(rows)
@@ -64,10 +74,10 @@ def reembed_store(store: Any, embedder: Any, version: int, batch_size: int,
                 # documents written during the run are left
                 touched = missing_vectors(store._db, version, start_seq, meta['seq'], meta['seq'] + 1)
                 if touched:
-                    vectors = np.asarray(embedder.embed_texts([text for _, text in touched]), dtype=np.float32)
+                    vectors = embed_rows(embedder, touched)
                     store._db.executemany('INSERT OR REPLACE INTO vectors (label, version, vector) '
                                          'VALUES (?, ?, ?)',
-                                         [(label, version, blob(v)) for (label, _), v in zip(touched, vectors)])
+                                         [(label, version, blob(v)) for (label, _, _), v in zip(touched, vectors)])
                 set_meta(store._db, version=version)
             except BaseException:
                 store._db.execute('ROLLBACK')
@@ -76,7 +86,7 @@ def reembed_store(store: Any, embedder: Any, version: int, batch_size: int,
             if fresh is None:
                 store._load_ann()
             else:
-                old_part = [(label, v) for (label, _), v in zip(touched, vectors)
+                old_part = [(label, v) for (label, _, _), v in zip(touched, vectors)
                             if label <= start_seq] if touched else []
                 if old_part:
                     fresh.add(np.array([label for label, _ in old_part], np.int64),

@@ -12,11 +12,7 @@ from docarray import DocList
 
 from covidqa.docs import StoredDoc
 from covidqa.index.hybrid import fts_query
-from covidqa.index.schema import ANSWER_WEIGHT, FIELDS, chunks, meta, set_meta
-
-# a row's kind, as covidqa.docs.kind_of decides it: its stated kind, else 'faq' with an answer, else 'literature'
-KIND_SQL = ("coalesce(nullif(json_extract({row}.fields, '$.kind'), ''), CASE WHEN "
-            "coalesce(json_extract({row}.fields, '$.answer'), '') != '' THEN 'faq' ELSE 'literature' END)")
+from covidqa.index.schema import ANSWER_WEIGHT, FIELDS, KIND_SQL, chunks, meta, set_meta
 
 
 class StaleVersion(Exception):

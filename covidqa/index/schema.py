@@ -23,6 +23,9 @@ SQL_VARS = 500  # ids per IN (...) query
 # weighted ANSWER_WEIGHT against the text's 1 in BM25: a question's words in an entry's question count more)
 LEXICAL_COLUMNS = "{row}.label, {row}.text, coalesce(json_extract({row}.fields, '$.answer'), '')"
 ANSWER_WEIGHT = 0.5  # measured: benchmarks/RETRIEVAL_RESULTS.md
+# a row's kind, as covidqa.docs.kind_of decides it: its stated kind, else 'faq' with an answer, else 'literature'
+KIND_SQL = ("coalesce(nullif(json_extract({row}.fields, '$.kind'), ''), CASE WHEN "
+            "coalesce(json_extract({row}.fields, '$.answer'), '') != '' THEN 'faq' ELSE 'literature' END)")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (label INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, text TEXT NOT NULL,
                                  fields TEXT NOT NULL);

@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
-from covidqa.docs import DocList, StoredDoc
+from covidqa.docs import DocList, StoredDoc, kind_of
 from covidqa.embedding.encoder import Embedder
 from covidqa.embedding.versions import ModelVersions
 from covidqa.index import hybrid
@@ -118,10 +118,11 @@ class VersionedIndex:
                 log.error('re-embedding failed, still serving v%d: %r', self.version, exc)
             self.drop_idle_embedder(EMBEDDER_IDLE_SECONDS)
 
-    def vectors_for(self, docs) -> Tuple[int, List]:
+    def vectors_for(self, docs, as_documents: bool = False) -> Tuple[int, List]:
         """``(version, vectors)``: the embeddings of ``docs`` in the store's version, re-embedding (from ``text``)
-        those that have none or another ``model_version``. Raises ``ValueError`` naming documents that have
-        neither an embedding nor a text."""
+        those that have none or another ``model_version``: as queries, or ``as_documents`` (a literature passage
+        longer: :meth:`Embedder.embed_documents`). Raises ``ValueError`` naming documents that have neither an
+        embedding nor a text."""
         missing = [d.id for d in docs if d.embedding is None and not d.text]
         if missing:
             raise ValueError(f'documents {missing[:5]} have neither an embedding nor a text')
@@ -129,7 +130,10 @@ class VersionedIndex:
         stale = [i for i, d in enumerate(docs) if d.embedding is None or d.model_version != version]
         vectors = [d.embedding for d in docs]
         if stale:
-            fresh = self.embedder(version).embed_texts([docs[i].text for i in stale])
+            embedder = self.embedder(version)
+            texts = [docs[i].text for i in stale]
+            fresh = embedder.embed_documents(texts, [kind_of(docs[i]) for i in stale]) if as_documents \
+                else embedder.embed_texts(texts)
             for i, vector in zip(stale, fresh):
                 vectors[i] = vector
         return version, vectors
@@ -169,7 +173,7 @@ class VersionedIndex:
             return 0
 
         def attempt():
-            version, vectors = self.vectors_for(docs)
+            version, vectors = self.vectors_for(docs, as_documents=True)
             return self.store.upsert(DocList[StoredDoc]([
                 StoredDoc(id=d.id, model_version=version, embedding=v, **{f: getattr(d, f) for f in fields})
                 for d, v in zip(docs, vectors)]))

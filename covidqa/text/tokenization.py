@@ -12,7 +12,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
@@ -20,6 +20,8 @@ from covidqa.models.loading import load_tokenizer
 from covidqa.paths import PathLike
 
 DEFAULT_MAX_LENGTH = 50  # questions, as in finetuner's CovidQA example
+# a literature passage (~200 tokens) is embedded whole, up to this: its first 50 tokens miss most of what it says
+DEFAULT_PASSAGE_MAX_LENGTH = 256
 
 
 class TextTokenizer:
@@ -45,6 +47,22 @@ class TextTokenizer:
         limit = max_length or self.max_length
         enc = self.tokenizer(list(texts), truncation=True, max_length=limit, padding=False)
         return [np.asarray(ids, dtype=np.int64) for ids in enc['input_ids']]
+
+    def encode_documents(self, texts: Sequence[str], kinds: Sequence[str],
+                         passage_max_length: int = DEFAULT_PASSAGE_MAX_LENGTH,
+                         max_length: Optional[int] = None) -> List[np.ndarray]:
+        """Token ids of stored documents, as :meth:`encode`: a literature passage (``kinds[i] == 'literature'``)
+        truncated to ``passage_max_length`` tokens, any other document (an FAQ entry: its question) to
+        ``max_length`` (default the tokenizer's). Example: ``encode_documents([q, passage], ['faq', 'literature'])``."""
+        if len(kinds) != len(texts):
+            raise ValueError(f'{len(texts)} texts but {len(kinds)} kinds')
+        out: List[Optional[np.ndarray]] = [None] * len(texts)
+        for literature, limit in ((True, passage_max_length), (False, max_length or self.max_length)):
+            positions = [i for i, kind in enumerate(kinds) if (kind == 'literature') == literature]
+            if positions:
+                for i, ids in zip(positions, self.encode([texts[i] for i in positions], max_length=limit)):
+                    out[i] = ids
+        return cast(List[np.ndarray], out)
 
 
 def pad_batch(batch: Sequence[np.ndarray], pad_id: int = 0) -> Tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,9 @@ from server faults, and the access and body checks that run before anything else
 - **Before anything runs** (a middleware): writes without the service token are **401**, bodies over the byte or
   document limits **413** (:mod:`executors.access`), bodies that are not JSON, nest deeper than
   :data:`MAX_JSON_DEPTH` or carry NaN/Infinity **400**, each naming the problem.
-- ``GET /labeler``: the labeler page of :mod:`executors.finetuner`.
+- ``GET /``: the ask page (a question box; the answers highlighted in their passages, with their source and how
+  likely each is right; "no answer"; 👍 / 👎 and "the selected text is the right answer", sent to
+  ``/answer_feedback``). ``GET /labeler``: the labeler page of :mod:`executors.finetuner`.
 """
 import json
 from pathlib import Path
@@ -22,6 +24,8 @@ from executors.gateway.recording import route_and_record
 
 LABELER_DIR = Path(__file__).resolve().parents[1] / 'labeler'
 LABELER_PATH = '/labeler'
+ASK_DIR = Path(__file__).resolve().parents[1] / 'ask'
+ASK_PATH = '/'
 
 
 
@@ -158,15 +162,28 @@ def add_access_checks(app, token):
     return app
 
 
+def _page(directory: Path):
+    from fastapi.responses import HTMLResponse
+
+    # read per request: the page is small, and an edited page shows without a restart
+    html = (directory / 'index.html').read_text(encoding='utf-8')
+    return HTMLResponse(html, headers={'Cache-Control': 'no-store'})
+
+
 def add_labeler_routes(app):
-    """Add ``GET /labeler`` (the page) and ``GET /labeler/`` (redirect) to a FastAPI app; returns the app."""
-    from fastapi.responses import HTMLResponse, RedirectResponse
+    """Add ``GET /`` (the ask page; in place of any route jina put there), ``GET /labeler`` (the labeler page)
+    and ``GET /labeler/`` (redirect) to a FastAPI app; returns the app."""
+    from fastapi.responses import RedirectResponse
+
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, 'path', None) != ASK_PATH]
+
+    @app.get(ASK_PATH, include_in_schema=False)
+    async def _ask_page():
+        return _page(ASK_DIR)
 
     @app.get(LABELER_PATH, include_in_schema=False)
     async def _labeler_page():
-        # read per request: the page is small, and an edited page shows without a restart
-        html = (LABELER_DIR / 'index.html').read_text(encoding='utf-8')
-        return HTMLResponse(html, headers={'Cache-Control': 'no-store'})
+        return _page(LABELER_DIR)
 
     @app.get(LABELER_PATH + '/', include_in_schema=False)
     async def _labeler_slash():

@@ -170,3 +170,88 @@ def test_label_a_round_in_the_browser_and_save_the_model(flow, tmp_path):
     body = http_post(flow, '/search', {'data': [{'id': 'qq', 'text': 'Should I wear a mask?'}],
                                        'parameters': {'limit': 2}})
     assert len(body['data'][0]['matches']) == 2
+
+
+def test_ask_on_the_page_mark_answers_and_the_labels_are_stored_and_exported(flow, tmp_path):
+    from covidqa.feedback.answers import AnswerFeedback
+
+    with urllib.request.urlopen(f'{flow.http_url}/', timeout=30) as response:
+        assert response.status == 200 and b'COVID-19 QA' in response.read()
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={'width': 390, 'height': 844})  # a phone
+            errors, dialogs = [], []
+            page.on('pageerror', lambda exc: errors.append(str(exc)))
+            page.on('dialog', lambda dialog: (dialogs.append(dialog.message), dialog.accept(TOKEN)))
+            page.goto(f'{flow.http_url}/')
+            assert page.get_attribute('a[href="/labeler"]', 'href') == '/labeler'  # the two pages link
+            page.fill('#question', 'How does the virus spread?')  # the keyboard alone: type, Enter
+            page.press('#question', 'Enter')
+            page.wait_for_selector('.answer')
+            card = page.locator('.answer').first
+            shown = card.locator('h2').inner_text()
+            assert card.locator('.passage mark').inner_text() == shown  # highlighted inside its passage
+            confidence = card.locator('.confidence').inner_text()
+            assert '%' in confidence and ('right' in confidence or 'unsure' in confidence), confidence
+            assert card.locator('.source .kind').inner_text() in ('FAQ', 'DOCUMENT', 'document')
+            assert page.evaluate('document.documentElement.scrollWidth') <= 390  # nothing wider than the phone
+            shot(page, tmp_path, 'ask-answered.png')
+
+            card.locator('.right-btn').click()  # 👍: the first write asks for the token, once
+            page.wait_for_selector('.answer >> nth=0 >> .done')
+            assert len(dialogs) == 1 and '/answer_feedback' in dialogs[0]
+            # "the selected text is the right answer": select the passage's first word
+            page.evaluate("""() => {
+                const box = document.querySelector('.answer .passage');
+                const walk = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+                let node = walk.nextNode();
+                while (node && !node.textContent.trim()) node = walk.nextNode();
+                const text = node.textContent, start = text.search(/\\S/);
+                const range = document.createRange();
+                range.setStart(node, start); range.setEnd(node, start + text.slice(start).search(/\\s|$/));
+                const sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(range);
+            }""")
+            selected = page.evaluate('window.getSelection().toString()')
+            card.locator('.mark-btn').click()
+            page.wait_for_function("document.querySelector('.answer .actions span').textContent.includes('right "
+                                   "answer is saved')")
+            assert len(dialogs) == 1 and not errors, (dialogs, errors)
+            shot(page, tmp_path, 'ask-marked.png')
+        finally:
+            browser.close()
+
+    labels = AnswerFeedback(flow.home / 'feedback').labels()
+    assert [label['verdict'] for label in labels] == ['right', 'wrong']
+    assert labels[0]['answer']['answer'] == shown and labels[1]['correction']['text'] == selected.strip()
+    headers = {'Content-Type': 'application/json', 'Authorization': f'Bearer {TOKEN}'}
+
+    def post(endpoint, body):
+        request = urllib.request.Request(f'{flow.http_url}{endpoint}', data=json.dumps(body).encode(),
+                                         headers=headers, method='POST')
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b'{}')
+
+    status, body = post('/export_feedback', {'data': [], 'parameters': {}})
+    assert status == 200, body
+    exported = next(v for k, v in body['parameters']['__results__'].items() if k.startswith('reader'))
+    answers = [a['text'] for d in exported['squad']['data'] for p in d['paragraphs'] for q in p['qas']
+               for a in q['answers']]
+    assert sorted(answers) == sorted([shown, selected.strip()])
+    query_id = labels[0]['query_id']
+    for parameters, message in [
+        ({'verdict': 'wrong', 'correct_context_id': labels[1]['correction']['context_id'], 'correct_start': 0,
+          'correct_end': 10 ** 6}, 'are outside passage'),
+        ({'verdict': 'right', 'answer': 7}, 'answer 7 was not shown'),
+        ({'verdict': 'sure'}, "parameter 'verdict' must be one of"),
+    ]:
+        status, body = post('/answer_feedback', {'data': [{'id': query_id}], 'parameters': parameters})
+        assert status == 400 and message in json.dumps(body['detail']), body
+    status, body = post('/answer_feedback', {'data': [{'id': 'never-answered'}], 'parameters': {'verdict': 'right'}})
+    assert status == 400 and 'was never answered' in json.dumps(body['detail'])
+    status, body = post('/eval_feedback', {'data': [], 'parameters': {}})
+    accuracy = next(v for k, v in body['parameters']['__results__'].items() if k.startswith('reader'))
+    assert (accuracy['labels'], accuracy['right'], accuracy['accuracy']) == (2, 1, 0.5)  # nothing stored was lost

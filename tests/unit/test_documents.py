@@ -21,7 +21,7 @@ from covidqa.data.documents import (
 from covidqa.data.passages import split_article
 from covidqa.data.records import QADataError
 from tests.helpers import REPO, data_file
-from toydata.faq import _doc_id as toydata_faq_id
+from toydata import generate_qa
 
 FIXTURES = REPO / 'tests' / 'fixtures' / 'documents'
 DOCUMENT_FILES = ('guideline.pdf', 'notes.md', 'notes.txt', 'page.html', 'paper.json')
@@ -167,7 +167,10 @@ def test_faq_tables_csv_tsv_and_jsonl(tmp_path):
     assert [e.row for e in table.entries] == [1, 2, 4] and table.columns == ['ID', 'Category', 'Question', 'Answer']
     assert table.problems == [f"{FIXTURES / 'faq.csv'}: row 3 (line 4): empty 'Answer'"]
     entry = table.entries[0]
-    assert entry.id == faq_id(entry.question, entry.answer) == toydata_faq_id(entry.question, entry.answer)
+    assert entry.id == faq_id(entry.question, entry.answer)
+    plain = tmp_path / 'plain.csv'  # toydata's generate_qa and the CLI's loader give an entry one id
+    plain.write_text('question,answer\nDo masks help?,Yes.\nIs it airborne?,It can be.\n')
+    assert list(generate_qa(plain).id) == list(load_documents(plain).docs.id)
 
     tsv = tmp_path / 'faq.tsv'
     tsv.write_text('question\tanswer\ttitle\tsource\tlink\nDo masks help?\tYes, they do.\tMasks\tWHO\thttps://who.int\n'

@@ -46,7 +46,7 @@ def test_an_untrusted_faq_entry_sends_the_question_to_the_literature(reader):
     (first, second) = read_faq_first(counting, questions, contexts, [['faq', 'literature'], ['faq']])
     best = next(a for a in first if not a.is_no_answer)  # trusted or not, the best span is the passage's
     assert best.context_index == 1 and '5.1 days' in best.answer, first
-    assert counting.calls == [[[FAQ_OFF], [FAQ_OFF]], [[FAQ_OFF, PASSAGE]]]  # FAQ first, then all of question 1
+    assert counting.calls == [[[FAQ_OFF], [FAQ_OFF]], [[PASSAGE]]]  # FAQ first, then question 1's literature
     assert second[0].is_no_answer, second  # untrusted, and nothing else to read
 
 

@@ -96,3 +96,20 @@ def test_bad_embedder_config_is_refused(kwargs, message):
 def test_missing_model_directory_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         Embedder(model=tmp_path).load()
+
+
+PASSAGE = ' '.join(['The median incubation period of COVID-19 was estimated at 5.1 days from 181 confirmed cases, '
+                    'and most people who develop symptoms do so within 11.5 days of infection.'] * 8)  # ~300 tokens
+
+
+def test_a_literature_passage_is_embedded_whole_and_everything_else_as_a_query(embedder):
+    tok = embedder.tokenizer
+    ids = tok.encode_documents([TEXTS[2], PASSAGE, PASSAGE], ['faq', 'literature', 'faq'], passage_max_length=256)
+    assert [len(x) for x in ids] == [len(tok.encode([TEXTS[2]])[0]), 256, 50]
+    with pytest.raises(ValueError, match='2 texts but 1 kinds'):
+        tok.encode_documents(TEXTS[:2], ['faq'])
+    # the store's re-embedding (embed_documents) gives the vectors the Flow's tokenizer + embedder gave at /index
+    vectors = embedder.embed_documents([PASSAGE, TEXTS[0]], ['literature', 'faq'])
+    np.testing.assert_allclose(vectors, embedder.embed_ids([tok.encode([PASSAGE], max_length=256)[0],
+                                                            tok.encode([TEXTS[0]])[0]]), atol=1e-5)
+    assert not np.allclose(vectors[0], embedder.embed_texts([PASSAGE])[0], atol=1e-3)  # not its first 50 tokens alone
