@@ -14,7 +14,7 @@ COVIDQA_HOME ?= $(abspath workspace)
 export COVIDQA_HOME
 
 .PHONY: serve test test-fast test-compose compose-file lint venv reader reader-pretrain reader-no-answer reader-ship reader-calibrate embedder embedder-ship browser bench bench-reader bench-abstain \
-	bench-articles bench-corpus bench-retrieval bench-curve bench-feedback bench-scale bench-scale-flow soak soak-kill clean
+	bench-articles bench-cache bench-corpus bench-retrieval bench-curve bench-feedback bench-scale bench-scale-flow soak soak-kill clean
 
 .venv/.installed: requirements.txt pyproject.toml
 	python3 -m venv .venv
@@ -109,6 +109,10 @@ bench-articles: .venv/.installed
 # recall of the right passage, answer EM/F1, latency, indexing throughput (~15 min)
 bench-corpus: .venv/.installed
 	$(PY) benchmarks/bench_corpus.py
+
+# The answer cache's hit rate on community questions asked with a Zipf-like repetition, through the Flow (~3 min)
+bench-cache: .venv/.installed
+	$(PY) benchmarks/bench_cache.py
 
 # The indexer's rankings (dense, BM25, hybrid) on five retrieval tasks, in process (~3 min)
 bench-retrieval: .venv/.installed

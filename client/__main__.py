@@ -21,7 +21,7 @@ import textwrap
 
 from client.quiet import quiet_jina_client, quiet_library_warnings
 from covidqa.index.options import COLLECTIONS
-from covidqa.index.replies import indexer_reply
+from covidqa.index.replies import combine, indexer_reply, shard_replies
 
 
 class UserError(Exception):
@@ -185,13 +185,17 @@ def cmd_index(args):
 
     loaded = read_documents(args)
     docs = loaded.docs
-    # a document indexed before is replaced whole: its old passages go first (a shorter new version leaves none)
-    parents = list(dict.fromkeys(d.parent_id for d in docs if d.parent_id))
-    if parents:
-        _post(args, '/delete', DocList[QADoc]([QADoc(id=p) for p in parents]), {'documents': True})
     started = time.perf_counter()
-    _post(args, '/index', docs)
+    _post(args, '/index', docs)  # the same ids replace
     seconds = time.perf_counter() - started
+    # a document indexed before is replaced whole: what is left of its older version (passages past the new ones,
+    # FAQ rows edited or removed since) goes once the new version is in (never before: nothing is lost midway)
+    parents = list(dict.fromkeys(d.parent_id for d in docs if d.parent_id))
+    for start in range(0, len(parents), args.batch_size):
+        batch = parents[start:start + args.batch_size]
+        chosen = set(batch)
+        _post(args, '/delete', DocList[QADoc]([QADoc(id=p) for p in batch]),
+              {'documents': True, 'keep': [d.id for d in docs if d.parent_id in chosen]})
     print(f'{loaded.summary()}; indexed at {len(docs) / max(seconds, 1e-9):.1f} documents a second')
     problems = f' ({len(loaded.problems)} skipped, named above)' if loaded.problems else ''
     print(f'indexed {len(docs)} documents from {" ".join(args.paths)}{problems}')
@@ -207,9 +211,11 @@ def cmd_count(args):
 def cmd_delete(args):
     from covidqa.docs import DocList, QADoc
 
-    response = _post(args, '/delete', DocList[QADoc]([QADoc(id=i) for i in args.ids]),
-                     {'documents': True} if args.documents else None, return_responses=True)
-    reply = indexer_reply(response[0].parameters.get('__results__', {}))
+    responses = _post(args, '/delete', DocList[QADoc]([QADoc(id=i) for i in args.ids]),
+                      {'documents': True} if args.documents else None, return_responses=True)
+    # one response a --batch-size of ids: their shards' replies together
+    reply = combine([r for response in responses
+                     for r in shard_replies(response.parameters.get('__results__', {}))])
     deleted = reply['deleted']
     print(f'deleted {len(deleted)}: {" ".join(deleted)}')
     if reply['missing']:

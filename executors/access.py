@@ -1,8 +1,9 @@
 """Who may write, and how much one request may carry: the gateway's checks, before any Executor or model runs.
 
 - **A token for writes.** When ``$COVIDQA_TOKEN`` is set, every endpoint but the reads in :data:`OPEN_ENDPOINTS`
-  (``/search``, ``/answer``, ``/count``, ``/status``, ``/qa/status``) needs it: the writes (they change the index, the labels or a
-  model), ``/qa/eval`` and ``/qa/test`` (they read whole files of the service), and any endpoint not listed here.
+  (``/search``, ``/answer``, ``/count``, ``/status``, ``/qa/status``, ``/eval_feedback``) needs it: the writes (they
+  change the index, the labels or a model), ``/qa/eval`` and ``/qa/test`` (they read whole files of the service),
+  ``/export_feedback`` (what people asked), and any endpoint not listed here.
   HTTP header ``Authorization: Bearer <token>``, gRPC metadata ``('authorization', 'Bearer <token>')``. Without the
   variable every endpoint is open, and the gateway serves on 127.0.0.1 only (:func:`bind_host`).
 - **Known endpoints only.** An endpoint outside :data:`ENDPOINTS` is refused with 404 (jina would pass the
@@ -92,7 +93,7 @@ def check_token(endpoint: str, authorization: Optional[str], expected: Optional[
         presented = presented[7:].strip()
     if not presented:
         return Refusal(401, f'{endpoint} needs the service token: send the header "Authorization: Bearer <token>" '
-                            f'(gRPC metadata "authorization"); /search, /answer, /count, /status and /qa/status need none')
+                            f'(gRPC metadata "authorization"); {", ".join(sorted(OPEN_ENDPOINTS))} need none')
     if not hmac.compare_digest(presented.encode(), expected.encode()):
         return Refusal(401, f'{endpoint}: wrong service token')
     return None

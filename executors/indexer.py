@@ -68,8 +68,8 @@ class Indexer(Executor):
     ``TARGET``), ``index`` (``exact`` | ``hnsw``), ``M``, ``ef_construction``, ``ef_search``, ``index_threads`` (HNSW
     build threads), ``snapshot_every`` (HNSW: changes between snapshots), the settings of
     :class:`covidqa.index.options.SearchOptions` (``limit``, ``retrieval``: ``/search``'s ranking, ``bm25_weight``,
-    ``candidates``) and ``answer_retrieval`` (``/answer``'s ranking, default ``hybrid``); per request: the
-    ``limit``, ``retrieval`` and ``bm25_weight`` parameters."""
+    ``candidates``, ``collection``) and ``answer_retrieval`` (``/answer``'s ranking, default ``hybrid``); per
+    request: the ``limit``, ``retrieval``, ``bm25_weight`` and ``collection`` parameters."""
 
     def __init__(self, model: str = DEFAULT_EMBEDDER, pooling: str = 'cls', backend: str = 'torch', index_dir: str = '',
                  versions_dir: str = '', watch_interval: float = 1.0, num_threads: int = 0, index: str = 'exact',
@@ -153,7 +153,10 @@ class Indexer(Executor):
 
     @requests(on='/delete', **RESULTS)
     def delete(self, docs: DocList[QADoc], parameters: dict, **kwargs):
-        whole = bool(DeleteParameters.parse(parameters, '/delete').documents)
+        params = DeleteParameters.parse(parameters, '/delete')
+        whole = bool(params.documents)
+        if params.keep and not whole:
+            raise BadRequest("/delete: parameter 'keep' goes with documents: true")
         if len(docs) == 0:
             raise BadRequest('/delete: send the documents to delete (only their ids are used)')
         ids = _ids(docs, '/delete')
@@ -162,7 +165,7 @@ class Indexer(Executor):
             return {'deleted': deleted, 'missing': missing, 'count': self.store.count(), 'shard': self.shard_id,
                     'shards': self.shards}
         # a document's passages hash to every shard: each deletes those it holds
-        deleted, missing = self.store.delete(ids, documents=True)
+        deleted, missing = self.store.delete(ids, documents=True, keep=params.keep or ())
         return {'deleted': deleted, 'missing': missing, 'documents': [i for i in ids if i not in missing],
                 'count': self.store.count(), 'shard': self.shard_id, 'shards': self.shards}
 

@@ -3,8 +3,8 @@
 With ``shards: N`` and ``polling: ALL`` every shard answers every request and the indexer's head reduces the answers:
 each query carries the matches of all shards (concatenated), and the reply's ``__results__`` keeps one entry per
 shard for ``/index``, ``/update``, ``/delete`` and ``/count`` (``indexer/shard-<i>/rep-<j>``; their sum is
-:func:`covidqa.index.replies.indexer_reply`). This Executor keeps the best ``limit`` matches per query (highest cosine
-first, one entry per id); it binds nothing else, so the gateway sends other requests past it. (jina's ``uses_after`` would see every shard's matches too, but it keeps only one shard's
+:func:`covidqa.index.replies.indexer_reply`). This Executor keeps the best ``limit`` matches per query (highest score
+first, one entry per id; for ``/answer`` with ``collection: auto``, the best ``limit`` of each kind); it binds nothing else, so the gateway sends other requests past it. (jina's ``uses_after`` would see every shard's matches too, but it keeps only one shard's
 ``__results__``: a ``/count`` would count one shard.)
 
 Not needed (and not in flow.yml) with one shard. flow.yml, after the indexer::

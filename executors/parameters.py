@@ -21,7 +21,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Dict, Literal, Optional, Tuple, Type, TypeVar, cast, get_args
+from typing import Annotated, Any, ClassVar, Dict, List, Literal, Optional, Tuple, Type, TypeVar, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
 
@@ -32,6 +32,7 @@ from covidqa.reader.options import ReadOptions
 from executors._common import BadRequest
 
 MAX_WAIT_S = 3600
+MAX_KEEP = 100_000  # DeleteParameters.keep
 T = TypeVar('T', bound='Parameters')
 V = TypeVar('V')
 
@@ -58,6 +59,16 @@ def _text(description: str) -> Any:
     def check(value, info: ValidationInfo):
         if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 1000):
             raise ValueError(f'parameter {info.field_name!r} must be a non-empty id, got {value!r:.80}')
+        return value
+    return declare(check, description)
+
+
+def _ids(description: str) -> Any:
+    def check(value, info: ValidationInfo):
+        if value is not None and (not isinstance(value, list) or len(value) > MAX_KEEP
+                                  or not all(isinstance(v, str) and v for v in value)):
+            raise ValueError(f'parameter {info.field_name!r} must be a list of at most {MAX_KEEP} document ids, '
+                             f'got {str(value)[:80]}')
         return value
     return declare(check, description)
 
@@ -154,7 +165,8 @@ class AnswerParameters(SearchParameters):
 
 
 class NoParameters(Parameters):
-    """``/count``, ``/feedback``, ``/status``: no parameters."""
+    """``/count``, ``/feedback``, ``/status``, ``/qa/status``, ``/export_feedback``, ``/eval_feedback``: no
+    parameters."""
 
     endpoints: ClassVar[Tuple[str, ...]] = ('/count', '/feedback', '/status', '/qa/status', '/export_feedback',
                                             '/eval_feedback')
@@ -166,6 +178,8 @@ class DeleteParameters(Parameters):
     endpoints: ClassVar[Tuple[str, ...]] = ('/delete',)
     documents: Annotated[Optional[bool], flag('the ids are document ids: delete each document with every passage '
                                               'cut from it (parent_id); default false: by document id')] = None
+    keep: Annotated[Optional[List[str]], _ids(f'with documents: the ids of passages to keep (those just indexed: '
+                                              f'what is left of an older version goes); at most {MAX_KEEP:,}')] = None
 
 
 class AnswerFeedbackParameters(Parameters):
@@ -249,7 +263,8 @@ def parameter_table() -> str:
             elif 'enum' in schema:
                 values = ', '.join(f'`{v}`' for v in schema['enum'])
             else:
-                values = {'boolean': 'true / false', 'object': 'object', 'string': 'file name'}.get(
+                values = {'boolean': 'true / false', 'object': 'object', 'array': 'list of ids',
+                          'string': 'file name' if name.endswith('file') else 'text'}.get(
                     next((t.get('type') for t in schema.get('anyOf', [schema]) if t.get('type') != 'null'), ''), '')
             endpoint = ', '.join(f'`{e}`' for e in model.endpoints) if position == 0 else ''
             if position == 0 and inherited:

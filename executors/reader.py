@@ -29,7 +29,7 @@ Endpoints:
   the request returns the job's status (``wait: true``: the training summary and the optional evaluation when it
   ends). The model is saved atomically to ``model_dir`` and served from then on.
 - ``/qa/status``: the background training's ``state`` (idle | running | done | failed), ``seconds``, ``result``
-  (the summary) or ``error``. Results are in ``response.parameters['__results__'][<executor name>]``.
+  (the summary) or ``error``; ``answer_cache``: the remembered answers' ``hits``, ``misses`` and ``entries``. Results are in ``response.parameters['__results__'][<executor name>]``.
 - ``/qa/eval``: ``{'loss', 'exact_match', 'f1', 'count', 'windows', 'seconds'}`` for ``parameters['file']`` or the
   labelled documents, scored with the reader ``/answer`` serves (same backend, e.g. ONNX int8;
   :mod:`covidqa.reader.scoring`); ``/qa/train``'s ``eval_file`` too, with the newly trained reader.
@@ -51,13 +51,15 @@ outside it is refused. Parameters: :mod:`executors.parameters`. Every client err
 ``uses_with``: ``model`` ('' = the trained default reader, else the base model with a warning), ``backend``
 ('torch' | 'onnx' | 'onnx-int8'), ``max_seq_length`` (384), ``doc_stride`` (128), ``max_answer_length`` (64),
 ``top_k`` (1), ``num_threads`` (0 = library default), ``data_dir`` ('' = ``$COVIDQA_HOME/data``), ``feedback_dir``
-(the answer log and labels; '' = ``$COVIDQA_HOME/feedback``), ``model_dir`` (where ``/qa/train`` saves; '' =
+(the answer log and labels; '' = ``$COVIDQA_HOME/feedback``), ``answer_cache`` (answers remembered, default
+4096; 0: none; :mod:`covidqa.reader.cache`), ``model_dir`` (where ``/qa/train`` saves; '' =
 ``$COVIDQA_HOME/models/reader``), and any setting of :class:`covidqa.reader.options.ReadOptions` (defaults
 and bounds there: ``max_seq_length``, ``doc_stride``, ``top_k``, ...; a bad one stops the start naming it).
 """
 import dataclasses
 import threading
 from pathlib import Path
+from typing import List, Optional
 
 from jina import Executor, requests
 
@@ -68,6 +70,7 @@ from covidqa.jobs import TRAIN_READER
 from covidqa.models.loading import BASE_MODEL_NAME
 from covidqa.paths import default_reader_dir, qa_files_dir
 from covidqa.qa.api import QATrainArgs, QATrainArgsError
+from covidqa.reader.cache import DEFAULT_ENTRIES, AnswerCache, cache_key
 from covidqa.reader.faq_first import read_faq_first
 from covidqa.reader.options import REQUEST_OPTIONS, ReadOptions
 from covidqa.reader.reader import ExtractiveReader
@@ -95,7 +98,7 @@ class Reader(Executor):
     """Extractive QA over search matches (``/answer``) and the reader's ``/qa/train``, ``/qa/eval``, ``/qa/test``."""
 
     def __init__(self, model: str = '', backend: str = 'torch', num_threads: int = 0, data_dir: str = '',
-                 model_dir: str = '', feedback_dir: str = '', **kwargs):
+                 model_dir: str = '', feedback_dir: str = '', answer_cache: int = DEFAULT_ENTRIES, **kwargs):
         self.options = ReadOptions.pop_from(kwargs)  # the reading settings of uses_with
         refuse_unknown_settings('Reader', kwargs)
         super().__init__(**kwargs)
@@ -107,6 +110,8 @@ class Reader(Executor):
         self._training = BackgroundJob('qa-train')  # one training at a time, off the request path
         self._closing = threading.Event()  # set on close: a training child process is terminated
         self.feedback = AnswerFeedback(feedback_dir or None)  # the answers given, and people's verdicts on them
+        self.cache = AnswerCache(answer_cache)  # answers of repeated reads (same question, passages, reader)
+        self._generation = 0  # moves with every reader swapped in: the cache's reader key
         self.reader = self._new_reader(model or None)  # ready means ready
 
     def _new_reader(self, model) -> ExtractiveReader:
@@ -132,18 +137,30 @@ class Reader(Executor):
                     for m in doc.matches] for doc in docs]
         kinds = [[kind_of(m) for m in doc.matches] for doc in docs]
         read_options = {name: getattr(params, name) for name in REQUEST_OPTIONS}  # None: the reader's own
-        try:
-            if or_default(params.collection, 'auto') == 'auto':  # an FAQ answer when one is trusted
-                results = read_faq_first(self._served(), [d.text for d in docs], contexts, kinds, ids, titles,
-                                         cosines, **read_options)
-            else:
-                results = self._served().read([d.text for d in docs], contexts, ids, titles, cosines,
-                                              **read_options).answers
-        except ValueError as error:
-            raise BadRequest(f'/answer: {error}') from None
+        faq_first = or_default(params.collection, 'auto') == 'auto'  # an FAQ answer when one is trusted
+        with self._swap_lock:
+            reader, reader_key = self.reader, f'{self.reader.model_path}#{self._generation}'
+        keys = [cache_key(reader_key, d.text, c, i, t, cos, k, read_options, faq_first)
+                for d, c, i, t, cos, k in zip(docs, contexts, ids, titles, cosines, kinds)]
+        results: List[Optional[list]] = [self.cache.get(key) for key in keys]
+        todo = [i for i, found in enumerate(results) if found is None]
+        if todo:
+            pick = lambda rows: [rows[i] for i in todo]  # noqa: E731
+            try:
+                if faq_first:
+                    read = read_faq_first(reader, pick([d.text for d in docs]), pick(contexts), pick(kinds),
+                                          pick(ids), pick(titles), pick(cosines), **read_options)
+                else:
+                    read = reader.read(pick([d.text for d in docs]), pick(contexts), pick(ids), pick(titles),
+                                       pick(cosines), **read_options).answers
+            except ValueError as error:
+                raise BadRequest(f'/answer: {error}') from None
+            for i, fresh in zip(todo, read):
+                results[i] = list(fresh)
+                self.cache.put(keys[i], fresh)
         replies = DocList[AnswerReply]()
         for doc, ctxs, answers in zip(docs, contexts, results):
-            spans = [self._span(a, ctxs, doc.matches, field) for a in answers]
+            spans = [self._span(a, ctxs, doc.matches, field) for a in answers or []]
             matches = [reply_match(m) for m in doc.matches] if params.return_matches else []
             replies.append(AnswerReply(id=doc.id, text=doc.text, model_version=doc.model_version,
                                        answers=DocList[AnswerSpan](spans), matches=DocList[ReplyMatch](matches)))
@@ -298,7 +315,7 @@ class Reader(Executor):
             stop_event=self._closing)
         new_reader = self._new_reader(self.model_dir)
         with self._swap_lock:
-            self.reader = new_reader
+            self.reader, self._generation = new_reader, self._generation + 1
         # the optional evaluation scores what is served from now on (same backend): one model in this process
         scores = evaluate(new_reader, eval_records) if eval_records is not None else None
         summary.update(eval=dataclasses.asdict(scores) if scores else None, model_dir=str(self.model_dir),
@@ -309,7 +326,7 @@ class Reader(Executor):
     def qa_status(self, docs: DocList[QADoc], parameters: dict, **kwargs):
         """The background training: ``state`` (idle | running | done | failed), ``seconds``, ``result``/``error``."""
         NoParameters.parse(parameters, '/qa/status')
-        return self._training.status()
+        return {**self._training.status(), 'answer_cache': self.cache.stats()}
 
     @requests(on='/qa/eval', **RESULTS)
     def qa_eval(self, docs: DocList[QADoc], parameters: dict, **kwargs):

@@ -10,10 +10,10 @@ and does these same checks (:func:`executors._common.prepare_texts`).
 """
 from jina import Executor, requests
 
-from covidqa.docs import DocList, QADoc, kind_of
+from covidqa.docs import KINDS, DocList, QADoc, kind_of
 from covidqa.embedding.options import EmbedOptions
 from covidqa.text.tokenization import TextTokenizer
-from executors._common import prepare_texts, refuse_unknown_settings, settings_of
+from executors._common import BadRequest, prepare_texts, refuse_unknown_settings, settings_of
 from executors.parameters import IndexParameters
 
 
@@ -36,6 +36,10 @@ class Tokenizer(Executor):
 
     def _tokenize(self, endpoint: str, docs: DocList[QADoc], max_length) -> DocList[QADoc]:
         prepare_texts(docs, endpoint)
+        for position, doc in enumerate(docs):
+            if doc.kind is not None and doc.kind not in KINDS:
+                raise BadRequest(f'{endpoint}: document {position} (id={doc.id}) has kind {doc.kind!r}; a kind is '
+                                 f'one of {KINDS} (or left out: an entry with an answer is an FAQ entry)')
         if max_length is not None:  # the request's, for every document
             ids = self.tokenizer.encode(docs.text, max_length=max_length)
         else:  # a literature passage embedded whole (up to passage_max_length), an FAQ entry's question as a query

@@ -698,7 +698,9 @@ def _table_rows(path: Path, text: str) -> Tuple[List[str], List[Tuple[str, int, 
         return columns, rows
     csv.field_size_limit(2 ** 31 - 1)
     try:
-        reader = csv.DictReader(io.StringIO(text, newline=''), delimiter='\t' if path.suffix.lower() == '.tsv' else ',')
+        tsv = path.suffix.lower() == '.tsv'  # tab-separated values have no quoting: a quote is text
+        reader = csv.DictReader(io.StringIO(text, newline=''), delimiter='\t' if tsv else ',',
+                                quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
         header = reader.fieldnames
         if not header:
             raise QADataError(f'{path}: empty file (expected a header row)')

@@ -8,7 +8,8 @@ Two append-only JSON-lines files in the feedback directory (``$COVIDQA_HOME/feed
   and the text of every passage read (``contexts``: id -> text), so that a label can be checked against what was
   shown and a correction against the passage it marks. Written without ``fsync`` (it is on the path of every
   answer: a record lost to a crash only means a later label for it is refused as never answered); the last
-  :data:`MAX_REMEMBERED` answered questions are kept in memory and read back from the file on start.
+  :data:`MAX_REMEMBERED` answered questions are kept in memory and read back from the file on start, and past
+  :data:`MAX_LOG_BYTES` the file is rewritten (atomically) with those alone, so it stays bounded.
 - ``answer_labels.jsonl``, the labels: one line per verdict, ``fsync``'ed before :meth:`AnswerFeedback.add` returns.
 
 A label (:meth:`AnswerFeedback.add`) names the answered question (``query_id``), the answer shown (its position in
@@ -35,6 +36,7 @@ No jina here; :class:`executors.reader.Reader` serves ``/answer_feedback``, ``/e
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -42,12 +44,14 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from covidqa.paths import PathLike, feedback_dir
-from covidqa.runtime.jsonl_log import append_line, read_lines, repair_tail
+from covidqa.runtime.atomic import atomic_write_text
+from covidqa.runtime.jsonl_log import append_line, append_lines, read_lines, repair_tail
 
 ANSWERS_FILE = 'answers.jsonl'
 LABELS_FILE = 'answer_labels.jsonl'
 VERDICTS = ('right', 'wrong')
-MAX_REMEMBERED = 20_000  # answered questions a label can refer to (the newest)
+MAX_REMEMBERED = 2_000  # answered questions a label can refer to (the newest; each ~20 passages, up to ~20 KB)
+MAX_LOG_BYTES = 64 << 20  # past this the answer log is rewritten with the remembered records only
 MAX_LABELS = 1_000_000  # labels kept: a store past it refuses more (bounded on disk)
 
 
@@ -60,12 +64,12 @@ class AnswerFeedback:
     one writing process (the reader)."""
 
     def __init__(self, directory: Optional[PathLike] = None, max_remembered: int = MAX_REMEMBERED,
-                 max_labels: int = MAX_LABELS):
+                 max_labels: int = MAX_LABELS, max_log_bytes: int = MAX_LOG_BYTES):
         self.directory = Path(directory) if directory else feedback_dir()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.answers_path = self.directory / ANSWERS_FILE
         self.labels_path = self.directory / LABELS_FILE
-        self.max_remembered, self.max_labels = max_remembered, max_labels
+        self.max_remembered, self.max_labels, self.max_log_bytes = max_remembered, max_labels, max_log_bytes
         self._lock = threading.Lock()
         self._answered: 'OrderedDict[str, dict]' = OrderedDict()
         for path in (self.answers_path, self.labels_path):
@@ -94,8 +98,12 @@ class AnswerFeedback:
                   'contexts': {str(k): str(v) for k, v in contexts.items() if k is not None},
                   'ts': time.time()}
         with self._lock:
-            append_line(self.answers_path, record, durable=False)
+            size = append_lines(self.answers_path, [record], durable=False)
             self._remember(record)
+            if size > self.max_log_bytes:  # keep what a label can still refer to, drop the rest
+                lines = ''.join(json.dumps(r, ensure_ascii=False, separators=(',', ':')) + '\n'
+                                for r in self._answered.values())
+                atomic_write_text(self.answers_path, lines)
         return record
 
     def answered(self, query_id: str) -> Optional[dict]:
@@ -179,16 +187,19 @@ class AnswerFeedback:
         question of it (see the module docstring). A right verdict on a "no answer" says the passages read hold no
         answer: an unanswerable question for each of them; a wrong "no answer" without a correction teaches
         nothing and is left out."""
-        paragraphs: Dict[str, dict] = {}
+        paragraphs: Dict[tuple, dict] = {}  # (passage id, its text): a passage re-indexed with another text is new
+        count = 0
 
         def question_of(context_id: str, label: dict, answer: Optional[dict]) -> None:
+            nonlocal count
             context = label['contexts'].get(context_id)
             if context is None:
                 return
-            paragraph = paragraphs.setdefault(context_id, {'context': context, 'document_id': context_id, 'qas': []})
-            qa = {'id': f'{label["query_id"]}-{len(paragraph["qas"])}', 'question': label['question'],
-                  'answers': [answer] if answer else [], 'is_impossible': answer is None}
-            paragraph['qas'].append(qa)
+            paragraph = paragraphs.setdefault((context_id, context),
+                                              {'context': context, 'document_id': context_id, 'qas': []})
+            count += 1
+            paragraph['qas'].append({'id': f'{label["query_id"]}-{count}', 'question': label['question'],
+                                     'answers': [answer] if answer else [], 'is_impossible': answer is None})
 
         for label in self.labels():
             given = label['answer']
@@ -205,7 +216,7 @@ class AnswerFeedback:
                 question_of(given['context_id'], label, None)
         return {'version': 'covidqa-answer-feedback',
                 'data': [{'title': context_id, 'paragraphs': [paragraph]}
-                         for context_id, paragraph in paragraphs.items()]}
+                         for (context_id, _), paragraph in paragraphs.items()]}
 
 
 __all__ = ['ANSWERS_FILE', 'LABELS_FILE', 'VERDICTS', 'AnswerFeedback', 'AnswerFeedbackError']

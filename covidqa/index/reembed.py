@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import Any, Callable, Optional, cast
+from typing import Any, Callable, Optional, Sequence, cast
 
 import numpy as np
 
@@ -28,13 +28,18 @@ def missing_vectors(db: sqlite3.Connection, version: int, after: int, upto: int,
                       'v.version = ?) ORDER BY d.label LIMIT ?', (after, upto, version, limit)).fetchall()
 
 
-def embed_rows(embedder: Any, rows) -> np.ndarray:
-    """The vectors of ``rows`` (:func:`missing_vectors`), each embedded as the document it is (a literature
-    passage longer: ``embed_documents``; an embedder with only ``embed_texts`` embeds all alike)."""
-    texts = [text for _, text, _ in rows]
+def embed_stored(embedder: Any, texts: Sequence[str], kinds: Sequence[str]) -> np.ndarray:
+    """The vectors of stored documents ``texts`` of ``kinds``, each embedded as the document it is (a literature
+    passage longer: ``embed_documents`` of :class:`covidqa.embedding.encoder.Embedder`; an embedder with only
+    ``embed_texts`` embeds all alike)."""
     if hasattr(embedder, 'embed_documents'):
-        return np.asarray(embedder.embed_documents(texts, [kind for _, _, kind in rows]), dtype=np.float32)
-    return np.asarray(embedder.embed_texts(texts), dtype=np.float32)
+        return np.asarray(embedder.embed_documents(list(texts), list(kinds)), dtype=np.float32)
+    return np.asarray(embedder.embed_texts(list(texts)), dtype=np.float32)
+
+
+def embed_rows(embedder: Any, rows) -> np.ndarray:
+    """The vectors of ``rows`` (:func:`missing_vectors`): :func:`embed_stored`."""
+    return embed_stored(embedder, [text for _, text, _ in rows], [kind for _, _, kind in rows])
 
 # ``store``: the DocumentStore whose internals this module shares (it imports no store: the store imports it)
 def reembed_store(store: Any, embedder: Any, version: int, batch_size: int,

@@ -85,15 +85,20 @@ def read_docs(db: sqlite3.Connection, column: str, keys: Sequence) -> Dict:
     return out
 
 
-def labels_of_kinds(db: sqlite3.Connection, labels: Sequence[int], kinds: Collection[str]) -> Set[int]:
-    """Those of ``labels`` whose document is of one of ``kinds`` (:data:`KIND_SQL`)."""
-    out: Set[int] = set()
-    wanted = sorted(kinds)
+def kinds_of_labels(db: sqlite3.Connection, labels: Sequence[int]) -> Dict[int, str]:
+    """``label -> kind`` (:data:`KIND_SQL`) of those of ``labels`` still stored."""
+    out: Dict[int, str] = {}
     for part in chunks(list(labels)):
-        out.update(label for (label,) in db.execute(
-            f'SELECT label FROM docs d WHERE label IN ({",".join("?" * len(part))}) '
-            f'AND {KIND_SQL.format(row="d")} IN ({",".join("?" * len(wanted))})', [*part, *wanted]))
+        out.update(db.execute(f'SELECT label, {KIND_SQL.format(row="d")} FROM docs d '
+                              f'WHERE label IN ({",".join("?" * len(part))})', list(part)).fetchall())
     return out
+
+
+def count_of_kinds(db: sqlite3.Connection, kinds: Collection[str]) -> int:
+    """How many stored documents are of one of ``kinds`` (:data:`KIND_SQL`)."""
+    wanted = sorted(kinds)
+    return int(db.execute(f'SELECT count(*) FROM docs d WHERE {KIND_SQL.format(row="d")} '
+                          f'IN ({",".join("?" * len(wanted))})', wanted).fetchone()[0])
 
 
 def ids_of_documents(db: sqlite3.Connection, document_ids: Sequence[str]) -> Tuple[List[str], Set[str]]:

@@ -54,10 +54,11 @@ from covidqa.index.ann import INDEX_KINDS, VectorIndex, load_hnsw, make_index
 from covidqa.index.reembed import reembed_store
 from covidqa.index.rows import (
     StaleVersion,
+    count_of_kinds,
     ids_of_documents,
     kill,
+    kinds_of_labels,
     labels_of,
-    labels_of_kinds,
     lexical_rank,
     read_docs,
     write,
@@ -77,6 +78,7 @@ from covidqa.runtime.locks import file_lock
 
 log = logging.getLogger(__name__)
 KIND_SEARCH_DEPTH = 64  # a dense search for one kind looks at least this deep before it goes deeper
+KINDS_REMEMBERED = 2_000_000  # labels whose kind a store keeps in memory (~100 bytes each)
 
 
 class TextEmbedder(Protocol):
@@ -122,6 +124,8 @@ class DocumentStore:
         self._unsnapshotted = 0
         self._snapshot_thread: Optional[threading.Thread] = None
         self.reembedding = False
+        self._kind_counts: Dict = {}  # {'seq': the change they count up to, (kind, ...): documents}
+        self._label_kinds: Dict[int, str] = {}  # label -> kind, of the labels a search by kind has seen
         with self._lock:
             self._load_ann()
 
@@ -318,18 +322,45 @@ class DocumentStore:
             if queries.shape[1] != self._ann.dim:
                 raise ValueError(f'query vectors have {queries.shape[1]} dimensions, the store {self._ann.dim}')
             size = len(self._ann)
-            reach = depth if kinds is None else min(size, max(4 * depth, KIND_SEARCH_DEPTH))
+            if kinds is None:
+                labels, scores = self._ann.search(queries, depth)
+                return [[(int(a), float(b)) for a, b in zip(row_labels, row_scores)]
+                        for row_labels, row_scores in zip(labels, scores)]
+            available = self._count_of_kinds(kinds)
+            wanted = min(depth, available)  # a rare kind: no more than it has documents
+            # deep enough to hold `depth` of the kind twice over if they were spread evenly; deeper when not
+            reach = min(size, max(KIND_SEARCH_DEPTH, 2 * depth * size // max(1, available)))
             while True:
                 labels, scores = self._ann.search(queries, reach)
-                rows = [[(int(a), float(b)) for a, b in zip(row_labels, row_scores)]
-                        for row_labels, row_scores in zip(labels, scores)]
-                if kinds is None:
-                    return rows
-                allowed = labels_of_kinds(self._db, sorted({label for row in rows for label, _ in row}), kinds)
-                rows = [[(label, score) for label, score in row if label in allowed][:depth] for row in rows]
-                if reach >= size or all(len(row) >= depth for row in rows):
+                kind = self._kinds_of(set(labels.ravel().tolist()))
+                rows = []
+                for row_labels, row_scores in zip(labels, scores):
+                    keep = np.fromiter((kind.get(label) in kinds for label in row_labels.tolist()), bool,
+                                       len(row_labels))
+                    rows.append([(int(a), float(b)) for a, b in zip(row_labels[keep][:depth], row_scores[keep][:depth])])
+                if reach >= size or all(len(row) >= wanted for row in rows):
                     return rows
                 reach = min(size, 4 * reach)
+
+    def _kinds_of(self, labels) -> Dict[int, str]:
+        """``label -> kind`` of ``labels`` (under the lock). Remembered: a label's document never changes (a
+        replaced document gets a new label); forgotten past :data:`KINDS_REMEMBERED` labels."""
+        unknown = [label for label in labels if label not in self._label_kinds]
+        if unknown:
+            if len(self._label_kinds) + len(unknown) > KINDS_REMEMBERED:
+                self._label_kinds = {}
+            self._label_kinds.update(kinds_of_labels(self._db, sorted(unknown)))
+        return self._label_kinds
+
+    def _count_of_kinds(self, kinds: Collection[str]) -> int:
+        """How many stored documents are of ``kinds`` (under the lock; counted again after every write)."""
+        seq = self._meta(self._db)['seq']
+        key = tuple(sorted(kinds))
+        if self._kind_counts.get('seq') != seq:
+            self._kind_counts = {'seq': seq}
+        if key not in self._kind_counts:
+            self._kind_counts[key] = count_of_kinds(self._db, key)
+        return self._kind_counts[key]
 
     def lexical(self, texts: Sequence[str], depth: int,
                 kinds: Optional[Collection[str]] = None) -> List[List[Tuple[int, float]]]:
@@ -371,9 +402,11 @@ class DocumentStore:
             self._catch_up()
             return new
 
-    def delete(self, ids: Sequence[str], documents: bool = False) -> Tuple[List[str], List[str]]:
+    def delete(self, ids: Sequence[str], documents: bool = False,
+               keep: Sequence[str] = ()) -> Tuple[List[str], List[str]]:
         """Delete by id; with ``documents``, ``ids`` are document ids: every stored document with that id or cut
-        from it (``parent_id``: all the passages of a document) goes, in one transaction. Returns ``(deleted,
+        from it (``parent_id``: all the passages of a document) goes, in one transaction, but those in ``keep``
+        (the passages of a new version, indexed first: what is left of the old one goes). Returns ``(deleted,
         missing)``: the ids deleted, and those of ``ids`` that matched nothing (not an error here).
 
         Example: ``store.delete(['cord-123'], documents=True)`` -> ``(['cord-123:0', 'cord-123:1'], [])``."""
@@ -382,6 +415,9 @@ class DocumentStore:
             self._db.execute('BEGIN IMMEDIATE')
             try:
                 wanted, matched = ids_of_documents(self._db, given) if documents else (given, set())
+                if keep:
+                    kept = set(keep)
+                    wanted = [i for i in wanted if i not in kept]
                 found = labels_of(self._db, wanted)
                 if found:
                     meta = self._meta(self._db)

@@ -31,6 +31,7 @@ from covidqa.docs import DocList, StoredDoc, kind_of
 from covidqa.embedding.encoder import Embedder
 from covidqa.embedding.versions import ModelVersions
 from covidqa.index import hybrid
+from covidqa.index.reembed import embed_stored
 from covidqa.index.store import DocumentStore, StaleVersion
 from covidqa.paths import PathLike
 
@@ -132,7 +133,7 @@ class VersionedIndex:
         if stale:
             embedder = self.embedder(version)
             texts = [docs[i].text for i in stale]
-            fresh = embedder.embed_documents(texts, [kind_of(docs[i]) for i in stale]) if as_documents \
+            fresh = embed_stored(embedder, texts, [kind_of(docs[i]) for i in stale]) if as_documents \
                 else embedder.embed_texts(texts)
             for i, vector in zip(stale, fresh):
                 vectors[i] = vector

@@ -1,6 +1,7 @@
 """The whole Flow, started with `jina flow --uses flow.yml` on 127.0.0.1 ports, queried over gRPC and HTTP."""
 import csv
 import json
+import shutil
 import string
 import subprocess
 import sys
@@ -427,12 +428,18 @@ def test_cli_client(flow, faq_docs):
 DOCUMENTS = REPO / 'tests' / 'fixtures' / 'documents'  # one small file of each format, made by hand
 
 
-def test_documents_of_every_format_are_indexed_answered_reindexed_in_place_and_deleted_whole(flow, faq_docs):
+def test_documents_of_every_format_are_indexed_answered_reindexed_in_place_and_deleted_whole(flow, faq_docs,
+                                                                                            tmp_path):
     run = lambda *args: subprocess.run(  # noqa: E731
         [sys.executable, '-m', 'client', '--port', str(flow.grpc_port), *args],
         cwd=REPO, capture_output=True, text=True, timeout=300)
+    documents = tmp_path / 'documents'  # a copy: the test edits a file
+    shutil.copytree(DOCUMENTS, documents)
     client, before = flow.client(), count(flow)
-    out = run('index', str(DOCUMENTS), '--question-column', 'Question', '--answer-column', 'Answer')
+    with pytest.raises(BadServer) as error:  # a kind is one of two
+        client.post('/index', DocList[QADoc]([QADoc(id='k', text='What is it?', answer='A virus.', kind='FAQ')]))
+    assert "has kind 'FAQ'; a kind is one of ('faq', 'literature')" in error_text(error) and count(flow) == before
+    out = run('index', str(documents), '--question-column', 'Question', '--answer-column', 'Answer')
     try:
         assert out.returncode == 0, out.stderr
         # the damaged PDF and the FAQ row without an answer are named and skipped; the rest is indexed
@@ -475,9 +482,17 @@ def test_documents_of_every_format_are_indexed_answered_reindexed_in_place_and_d
         found = search(flow, ['What are the most common symptoms of COVID-19?'], limit=3)[0].matches
         assert found[0].kind == 'faq' and found[0].answer.startswith('Fever, a dry cough')
 
-        # indexing the same files again replaces, never duplicates
-        again = run('index', str(DOCUMENTS), '--question-column', 'Question', '--answer-column', 'Answer')
+        # indexing the same files again replaces, never duplicates; an FAQ row edited since leaves no stale entry
+        again = run('index', str(documents), '--question-column', 'Question', '--answer-column', 'Answer')
         assert again.returncode == 0 and count(flow) - before == 14, again.stderr
+        table = documents / 'faq.csv'
+        table.write_text(table.read_text().replace('the most common symptoms of COVID-19."', 'the commonest."'))
+        edited = run('index', str(table), '--question-column', 'Question', '--answer-column', 'Answer')
+        assert edited.returncode == 0 and count(flow) - before == 14, edited.stderr
+        found = search(flow, ['What are the most common symptoms of COVID-19?'], limit=3)[0].matches
+        assert found[0].answer.endswith('are the commonest.'), found[0]
+        assert not any(m.answer and m.answer.endswith('symptoms of COVID-19.') and m.kind == 'faq' and
+                       m.source == 'faq.csv' for m in found)
         # a whole document goes with every passage cut from it
         paper = '3f2c1d0e9b8a7f6e5d4c3b2a19087f6e5d4c3b2a'  # the CORD-19 paper_id
         out = run('delete', '--documents', paper, 'no-such-document')
@@ -487,9 +502,39 @@ def test_documents_of_every_format_are_indexed_answered_reindexed_in_place_and_d
         reply, _ = ask('How long is the incubation period of COVID-19?', collection='literature')
         assert all(m.parent_id != paper for m in reply.matches)
     finally:  # the other tests of this module see the FAQ alone again
-        ids = [d.id for d in load_documents([DOCUMENTS], question_column='Question', answer_column='Answer').docs]
+        ids = [d.id for d in load_documents([documents], question_column='Question', answer_column='Answer').docs]
         client.post('/delete', DocList[QADoc]([QADoc(id=i) for i in ids]))
     assert count(flow) == before
+
+
+def test_a_repeated_question_is_answered_from_memory_until_what_it_reads_changes(flow):
+    client = flow.client()
+    question = 'Can my cat catch the coronavirus from me?'
+
+    def cache_stats():
+        status = client.post('/qa/status', DocList[QADoc](), return_responses=True)[0].parameters['__results__']
+        return next(v for k, v in status.items() if k.startswith('reader'))['answer_cache']
+
+    def ask(text=question):
+        return client.post('/answer', DocList[QADoc]([QADoc(text=text)]), parameters={'top_k': 2, 'limit': 5},
+                           return_type=DocList[AnswerReply])[0].answers
+
+    first, before = ask(), cache_stats()
+    again = ask('  can my CAT catch the coronavirus   from me? ')  # the same question, as the reader reads it
+    after = cache_stats()
+    assert (after['hits'], after['misses']) == (before['hits'] + 1, before['misses'])
+    assert [(a.answer, a.score, a.context_id) for a in again] == [(a.answer, a.score, a.context_id) for a in first]
+    # a new document that is retrieved changes what is read: read again, and the new passage can answer
+    doc = QADoc(id='cache-cat', text='Can cats catch the coronavirus from their owners?',
+                answer='Cats can catch it from their owners, rarely, and then show mild signs.')
+    client.post('/index', DocList[QADoc]([doc]))
+    try:
+        ask()
+        assert cache_stats()['misses'] == after['misses'] + 1
+    finally:
+        client.post('/delete', DocList[QADoc]([QADoc(id='cache-cat')]))
+    ask()  # deleted: what is read changed back, and that read is the one remembered from before
+    assert cache_stats()['hits'] == after['hits'] + 1
 
 
 def reader_result(response) -> dict:

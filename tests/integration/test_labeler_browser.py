@@ -201,6 +201,10 @@ def test_ask_on_the_page_mark_answers_and_the_labels_are_stored_and_exported(flo
             card.locator('.right-btn').click()  # 👍: the first write asks for the token, once
             page.wait_for_selector('.answer >> nth=0 >> .done')
             assert len(dialogs) == 1 and '/answer_feedback' in dialogs[0]
+            assert card.locator('.right-btn').is_disabled()  # one verdict an answer: a double click sends one
+            page.press('#question', 'Enter')  # asked again: a new reply, to mark its first answer
+            page.wait_for_function("document.querySelector('.answer') && !document.querySelector('.answer .done')")
+            card = page.locator('.answer').first
             # "the selected text is the right answer": select the passage's first word
             page.evaluate("""() => {
                 const box = document.querySelector('.answer .passage');

@@ -66,9 +66,11 @@ def test_labels_survive_a_restart_and_export_as_squad_the_reader_reads(tmp_path)
         AnswerFeedback(tmp_path, max_labels=3).add('q1', verdict='right')
 
 
-def test_only_the_newest_answered_questions_can_be_labelled(tmp_path):
-    feedback = AnswerFeedback(tmp_path, max_remembered=2)
-    for i in range(3):
+def test_only_the_newest_answered_questions_can_be_labelled_and_the_log_stays_bounded(tmp_path):
+    feedback = AnswerFeedback(tmp_path, max_remembered=2, max_log_bytes=2000)
+    for i in range(30):
         feedback.record(f'q{i}', 'question', [{'answer': 'a', 'start': 0, 'end': 1, 'context_id': 'c'}], {'c': 'a b'})
-    assert feedback.answered('q0') is None and feedback.answered('q2') is not None
-    assert AnswerFeedback(tmp_path, max_remembered=2).answered('q0') is None
+        assert feedback.answers_path.stat().st_size <= 2000 + 400  # rewritten with the remembered two past it
+    assert feedback.answered('q0') is None and feedback.answered('q29') is not None
+    again = AnswerFeedback(tmp_path, max_remembered=2)
+    assert again.answered('q27') is None and again.answered('q28') and again.answered('q29')

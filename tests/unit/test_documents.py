@@ -286,8 +286,8 @@ def test_faq_entries_become_faq_docs_and_the_bad_row_is_named_and_skipped():
     assert loaded.faq_tables == 1 == loaded.documents and loaded.faq_entries == 3 == len(loaded.docs)
     assert loaded.problems == [f"{FIXTURES / 'faq.csv'}: row 3 (line 4): empty 'Answer'"]
     doc = loaded.docs[0]
-    assert (doc.kind, doc.text, doc.source, doc.parent_id) == (
-        'faq', 'What are the most common symptoms of COVID-19?', 'faq.csv', None)
+    assert (doc.kind, doc.text, doc.source, doc.parent_id) == (  # the table is the entries' document
+        'faq', 'What are the most common symptoms of COVID-19?', 'faq.csv', file_document_id(FIXTURES / 'faq.csv'))
     assert doc.answer.startswith('Fever, a dry cough') and doc.id == faq_id(doc.text, doc.answer)
     with pytest.raises(QADataError, match=r'faq.csv: row 3 \(line 4\)'):
         load_documents(FIXTURES / 'faq.csv', question_column='Question', answer_column='Answer', strict=True)
@@ -369,3 +369,11 @@ def test_the_deepset_faq_and_the_covid_qa_dev_articles():
     assert_exact_passages(loaded, texts, 1000)
     passages = loaded.docs
     assert any(q.offset_start < p.offset_end for p, q in zip(passages, passages[1:]) if p.parent_id == q.parent_id)
+
+
+def test_a_tsv_quote_is_text_not_quoting(tmp_path):
+    tsv = tmp_path / 'faq.tsv'
+    tsv.write_text('question\tanswer\nIs it "novel"?\t"Novel" means new.\nWhat now?\tWash your hands.\n')
+    entries = read_faq_table(tsv).entries
+    assert [(e.question, e.answer) for e in entries] == [('Is it "novel"?', '"Novel" means new.'),
+                                                         ('What now?', 'Wash your hands.')]
