@@ -71,7 +71,7 @@ Serving COVID-19 QA on 127.0.0.1
   gRPC : 127.0.0.1:{flow.grpc_port}     python -m client ask "How does the virus spread?"
   HTTP : {flow.http_url}    curl -s -XPOST {flow.http_url}/answer -H 'Content-Type: application/json' \\
                                    -d '{{"data":[{{"text":"How does the virus spread?"}}]}}'
-  API  : {flow.http_url}/docs     Labeler: {flow.http_url}/labeler
+  Ask  : {flow.http_url}/         Labeler: {flow.http_url}/labeler     API: {flow.http_url}/docs
 Press Ctrl-C to stop.''', flush=True)
         if args.no_wait:
             return 0

@@ -11,7 +11,7 @@
 What becomes of them:
 
 - an FAQ entry -> ``QADoc(id=faq_id(question, answer), text=question, answer=answer, title, source (the table's
-  ``source`` column, else the file name), url, parent_id=the table's document id, kind='faq')``; the same question and answer read twice are one entry
+  ``source`` column, else the file name), url, kind='faq')``; the same question and answer read twice are one entry
   (counted in ``duplicates``);
 - a document -> its passages (:func:`split_document`): every section on its own (a passage never crosses a
   section), cut by :func:`covidqa.data.passages.split_article` into passages of at most ``max_chars`` characters
@@ -166,14 +166,13 @@ def split_document(document: SourceDocument, *, max_chars: int = DEFAULT_MAX_CHA
 
 def faq_docs(table: FAQTable) -> DocList[QADoc]:
     """The entries of an FAQ table as ``kind='faq'`` :class:`QADoc` s (``text`` the question; ``source`` the
-    table's ``source`` column, else the file name; ``parent_id`` the table's document id,
-    :func:`covidqa.data.formats.file_document_id`, so that indexing the table again replaces it whole: an edited or
-    removed row leaves no stale entry), in table order."""
-    table_id = file_document_id(table.path)
+    table's ``source`` column, else the file name), in table order. An entry's id is its question and answer
+    (:func:`covidqa.data.formats.faq_id`): indexing the table again replaces the same entries; an edited row is
+    a new entry, and the old one stays until it is deleted by id."""
     return DocList[QADoc]([
         QADoc(id=entry.id,  # type: ignore[arg-type]  # docarray's ID type takes a str
               text=entry.question, answer=entry.answer, title=entry.title,
-              source=entry.source or table.path.name, url=entry.url, kind='faq', parent_id=table_id)
+              source=entry.source or table.path.name, url=entry.url, kind='faq')
         for entry in table.entries])
 
 

@@ -286,8 +286,8 @@ def test_faq_entries_become_faq_docs_and_the_bad_row_is_named_and_skipped():
     assert loaded.faq_tables == 1 == loaded.documents and loaded.faq_entries == 3 == len(loaded.docs)
     assert loaded.problems == [f"{FIXTURES / 'faq.csv'}: row 3 (line 4): empty 'Answer'"]
     doc = loaded.docs[0]
-    assert (doc.kind, doc.text, doc.source, doc.parent_id) == (  # the table is the entries' document
-        'faq', 'What are the most common symptoms of COVID-19?', 'faq.csv', file_document_id(FIXTURES / 'faq.csv'))
+    assert (doc.kind, doc.text, doc.source, doc.parent_id) == (
+        'faq', 'What are the most common symptoms of COVID-19?', 'faq.csv', None)
     assert doc.answer.startswith('Fever, a dry cough') and doc.id == faq_id(doc.text, doc.answer)
     with pytest.raises(QADataError, match=r'faq.csv: row 3 \(line 4\)'):
         load_documents(FIXTURES / 'faq.csv', question_column='Question', answer_column='Answer', strict=True)
