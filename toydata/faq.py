@@ -31,7 +31,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Union
 
-from covidqa.data.formats import faq_id
+from covidqa.data.formats import URL_COLUMNS, faq_id
 from covidqa.data.records import QADataError
 from covidqa.docs import DocList, QADoc
 from covidqa.paths import FAQ_FILE, data_dir
@@ -39,7 +39,6 @@ from covidqa.runtime.atomic import atomic_path
 
 PathLike = Union[str, os.PathLike]
 DEFAULT_FAQ_URL = 'https://raw.githubusercontent.com/deepset-ai/COVID-QA/master/data/faqs/faq_covidbert.csv'
-URL_COLUMNS = ('url', 'link')
 
 
 

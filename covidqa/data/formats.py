@@ -69,6 +69,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
+from covidqa.data.passages import trim_span
 from covidqa.data.records import QADataError, read_squad_json
 
 __all__ = [
@@ -200,14 +201,6 @@ def _first_line(text: str) -> Optional[str]:
     return None
 
 
-def _trimmed(text: str, start: int, end: int) -> Optional[Tuple[int, int]]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return (start, end) if end > start else None
-
-
 class _TextBuilder:
     """Builds a document's text from blocks (separated by a blank line) and records its sections."""
 
@@ -262,7 +255,7 @@ class _TextBuilder:
 
 
 def _whole_text_section(text: str) -> Tuple[Section, ...]:
-    span = _trimmed(text, 0, len(text))
+    span = trim_span(text, 0, len(text))
     return (Section(None, span[0], span[1]),) if span else ()
 
 

@@ -53,6 +53,7 @@ __all__ = [
     'split_article',
     'split_articles',
     'passages_holding',
+    'trim_span',
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -159,7 +160,8 @@ def read_squad_articles(path: PathLike) -> List[Article]:
 
 
 # --------------------------------------------------------------------------------------------------- splitting
-def _trim(text: str, start: int, end: int) -> Optional[Tuple[int, int]]:
+def trim_span(text: str, start: int, end: int) -> Optional[Tuple[int, int]]:
+    """``[start, end)`` of ``text`` without its leading and trailing whitespace; ``None`` when nothing is left."""
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
@@ -205,14 +207,14 @@ def _units(text: str, max_size: int, size: Callable[[str], int]) -> List[Tuple[i
     """Lines, with over-long lines cut into sentences and over-long sentences at word ends; all trimmed."""
     units = []
     for line in _LINE.finditer(text):
-        span = _trim(text, line.start(), line.end())
+        span = trim_span(text, line.start(), line.end())
         if span is None:
             continue
         if size(text[span[0]:span[1]]) <= max_size:
             units.append(span)
             continue
         for a, b in sentence_bounds(text[span[0]:span[1]]):
-            sentence = _trim(text, span[0] + a, span[0] + b)
+            sentence = trim_span(text, span[0] + a, span[0] + b)
             if sentence is not None:
                 units.extend(_cut_words(text, sentence[0], sentence[1], max_size, size))
     return units
@@ -266,7 +268,7 @@ def _sentence_starts(text: str) -> List[int]:
     starts = []
     for line in _LINE.finditer(text):
         for a, b in sentence_bounds(line.group()):
-            span = _trim(text, line.start() + a, line.start() + b)
+            span = trim_span(text, line.start() + a, line.start() + b)
             if span is not None:
                 starts.append(span[0])
     return starts
